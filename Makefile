@@ -1,0 +1,38 @@
+# Stockade: `make run` starts the service, `make test` runs every test. Both install what they need.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := python3 python3-venv python3-dev gcc libc6-dev make libseccomp2 bubblewrap \
+	iproute2 nftables redis-server hyperfine
+
+.PHONY: all deps run test test-unit test-privileged lint bench clean
+
+all: test
+
+$(VENV)/.deps: pyproject.toml
+	deploy/ensure-packages.sh $(APT_PACKAGES)
+	/usr/bin/python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+deps: $(VENV)/.deps
+	@deploy/ensure-packages.sh $(APT_PACKAGES)
+
+lint: deps
+	$(VENV)/bin/ruff check sandbox service worker tests bench
+	$(VENV)/bin/ruff format --check sandbox service worker tests bench
+	$(VENV)/bin/mypy
+
+test: deps lint
+	$(PY) -m pytest -q -rs tests
+	$(PY) -m tests.leftovers
+
+run: deps
+	$(VENV)/bin/stockade --help
+
+bench: deps
+	$(PY) bench/box.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

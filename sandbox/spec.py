@@ -1,0 +1,131 @@
+"""BoxSpec and Limits: the frozen, JSON-serialisable description of one box."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-box limits. Units are in the field names; defaults suit a judge."""
+
+    cpu_time_s: float = 5.0
+    wall_time_s: float = 10.0
+    memory_bytes: int = 256 * MIB
+    pids: int = 64
+    output_bytes: int = 1 * MIB
+    fsize_bytes: int = 64 * MIB
+    scratch_bytes: int = 64 * MIB
+    scratch_inodes: int = 16384
+    nofile: int = 256
+    # None: the stack may grow up to the memory limit, as on Codeforces and isolate's default.
+    stack_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class FileIn:
+    """A file placed in the box before the program starts."""
+
+    path: str
+    content: bytes
+    mode: int = 0o644
+
+
+@dataclass(frozen=True)
+class BoxSpec:
+    """Everything one box needs: program, files, limits, root file system, profile, network."""
+
+    argv: tuple[str, ...]
+    files: tuple[FileIn, ...] = ()
+    stdin: bytes = b""
+    env: tuple[tuple[str, str], ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    rootfs: str = "host"
+    profile: str = "run"
+    network: bool = False
+    # Box paths read back after the run (regular files only, never through a symlink).
+    collect: tuple[str, ...] = ()
+    collect_max_bytes: int = 64 * MIB
+
+    def to_json(self) -> str:
+        return json.dumps(_encode(dataclasses.asdict(self)), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> BoxSpec:
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BoxSpec:
+        d = dict(data)
+        d["argv"] = tuple(d["argv"])
+        d["files"] = tuple(
+            FileIn(f["path"], base64.b64decode(f["content"]), int(f.get("mode", 0o644)))
+            for f in d.get("files", ())
+        )
+        d["stdin"] = base64.b64decode(d.get("stdin", ""))
+        d["env"] = tuple((str(k), str(v)) for k, v in d.get("env", ()))
+        d["limits"] = Limits(**d.get("limits", {}))
+        d["collect"] = tuple(d.get("collect", ()))
+        return cls(**d)
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encode(v) for v in value]
+    return value
+
+
+def box_path(path: str) -> str:
+    """Absolute, normalised path inside the box; relative paths are relative to /box."""
+    full = posixpath.normpath(posixpath.join("/box", path))
+    return full
+
+
+def validate(spec: BoxSpec) -> list[str]:
+    """Every rule the spec breaks, as 'field: rule' sentences (empty when valid)."""
+    errors: list[str] = []
+    lim = spec.limits
+    if not spec.argv or not spec.argv[0]:
+        errors.append("argv: needs at least the program name")
+    if any("\0" in a for a in spec.argv):
+        errors.append("argv: must not contain NUL bytes")
+    checks: list[tuple[str, float, float]] = [
+        ("cpu_time_s", lim.cpu_time_s, 0.001),
+        ("wall_time_s", lim.wall_time_s, 0.001),
+        ("memory_bytes", lim.memory_bytes, 4 * MIB),
+        ("pids", lim.pids, 1),
+        ("output_bytes", lim.output_bytes, 0),
+        ("fsize_bytes", lim.fsize_bytes, 0),
+        ("scratch_bytes", lim.scratch_bytes, 64 * KIB),
+        ("scratch_inodes", lim.scratch_inodes, 64),
+        ("nofile", lim.nofile, 8),
+    ]
+    for name, value, low in checks:
+        if value < low:
+            errors.append(f"limits.{name}: must be at least {low}, got {value}")
+    if lim.stack_bytes is not None and lim.stack_bytes < 64 * KIB:
+        errors.append(f"limits.stack_bytes: must be at least {64 * KIB}, got {lim.stack_bytes}")
+    for f in spec.files:
+        p = box_path(f.path)
+        if not (p.startswith("/box/") or p.startswith("/tmp/")):
+            errors.append(f"files: {f.path!r} must resolve inside /box or /tmp")
+    for key, _ in spec.env:
+        if not key or "=" in key or "\0" in key:
+            errors.append(f"env: {key!r} is not a valid variable name")
+    for c in spec.collect:
+        if not box_path(c).startswith("/box/"):
+            errors.append(f"collect: {c!r} must resolve inside /box")
+    return errors

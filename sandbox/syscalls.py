@@ -1,0 +1,128 @@
+"""ctypes wrappers for the syscalls Python 3.11 lacks: unshare, setns, mount, pivot_root, prctl."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+from sandbox.errors import SandboxError
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+# <linux/sched.h>
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
+
+# <sys/mount.h>
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MNT_DETACH = 2
+
+# <linux/prctl.h>
+PR_SET_PDEATHSIG = 1
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+PR_SET_DUMPABLE = 4
+
+SYS_pivot_root = 155  # x86_64
+SYS_setns = 308
+SYS_unshare = 272
+
+_libc.mount.argtypes = [
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_ulong,
+    ctypes.c_char_p,
+]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+_libc.syscall.restype = ctypes.c_long
+
+
+def _check(ret: int, step: str, call: str) -> int:
+    if ret < 0:
+        raise SandboxError(step, call, ctypes.get_errno())
+    return ret
+
+
+def _b(s: str | bytes | None) -> bytes | None:
+    if s is None or isinstance(s, bytes):
+        return s
+    return s.encode()
+
+
+def unshare(flags: int, step: str = "unshare") -> None:
+    _check(_libc.unshare(flags), step, f"unshare({flags:#x})")
+
+
+def setns(fd: int, nstype: int, step: str = "setns") -> None:
+    _check(_libc.setns(fd, nstype), step, f"setns({fd}, {nstype:#x})")
+
+
+def mount(
+    source: str | bytes | None,
+    target: str | bytes,
+    fstype: str | bytes | None,
+    flags: int = 0,
+    data: str | bytes | None = None,
+    step: str = "mount",
+) -> None:
+    ret = _libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data))
+    if ret < 0:
+        src = source.decode() if isinstance(source, bytes) else source
+        tgt = target.decode() if isinstance(target, bytes) else target
+        raise SandboxError(step, f"mount({src}, {tgt}, {fstype}, {flags:#x})", ctypes.get_errno())
+
+
+def umount2(target: str | bytes, flags: int, step: str = "umount") -> None:
+    _check(_libc.umount2(_b(target), flags), step, f"umount2({target!r}, {flags})")
+
+
+def pivot_root(new_root: str, put_old: str, step: str = "pivot_root") -> None:
+    ret = _libc.syscall(SYS_pivot_root, _b(new_root), _b(put_old))
+    _check(ret, step, f"pivot_root({new_root}, {put_old})")
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, step: str = "prctl") -> int:
+    return _check(_libc.prctl(option, arg2, arg3, 0, 0), step, f"prctl({option}, {arg2})")
+
+
+def prctl_ptr(option: int, arg2: int, ptr: ctypes._Pointer, step: str) -> None:  # type: ignore[type-arg]
+    fn = _libc.prctl
+    ret = fn(option, arg2, ctypes.cast(ptr, ctypes.c_void_p).value or 0, 0, 0)
+    _check(ret, step, f"prctl({option}, {arg2}, ptr)")
+
+
+def sethostname(name: str, step: str = "uts") -> None:
+    raw = name.encode()
+    _check(_libc.sethostname(raw, len(raw)), step, f"sethostname({name})")
+
+
+def errno_error(step: str, call: str, err: OSError) -> SandboxError:
+    return SandboxError(step, call, err.errno or 0)
+
+
+def ns_fd(pid: int | str, kind: str) -> int:
+    return os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
