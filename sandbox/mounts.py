@@ -1,0 +1,123 @@
+"""Mount plans as pure data, and the thin layer that applies them (see mount(2), pivot_root(2))."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from sandbox import syscalls as sc
+from sandbox.errors import SandboxError
+
+# Every mount in a box is nosuid and nodev (device nodes are separate binds of host nodes).
+SAFE = sc.MS_NOSUID | sc.MS_NODEV
+
+
+@dataclass(frozen=True)
+class Mkdir:
+    path: str
+    mode: int = 0o755
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class Symlink:
+    target: str
+    path: str
+
+
+@dataclass(frozen=True)
+class WriteFile:
+    path: str
+    content: bytes
+    mode: int = 0o644
+
+
+@dataclass(frozen=True)
+class Bind:
+    """Bind `source` (a host path while building a template) onto `path`."""
+
+    source: str
+    path: str
+    readonly: bool = True
+    flags: int = SAFE
+    is_file: bool = False
+
+
+@dataclass(frozen=True)
+class Tmpfs:
+    path: str
+    options: str
+    flags: int = SAFE
+
+
+@dataclass(frozen=True)
+class Proc:
+    path: str
+
+
+@dataclass(frozen=True)
+class Remount:
+    """Change the flags of the mount at `path` (for example, make the template root read-only)."""
+
+    path: str
+    flags: int
+    bind: bool = True
+
+
+Op = Mkdir | Symlink | WriteFile | Bind | Tmpfs | Proc | Remount
+
+
+def _at(root: str, path: str) -> str:
+    return root + path if root != "/" else path
+
+
+def apply(ops: list[Op] | tuple[Op, ...], root: str, step: str) -> None:
+    """Carry out a plan with every path taken under `root` (the mount point being built)."""
+    for op in ops:
+        try:
+            _apply_one(op, root, step)
+        except OSError as e:
+            raise SandboxError(step, f"{type(op).__name__.lower()}({op.path})", e.errno or 0) from e
+
+
+def _apply_one(op: Op, root: str, step: str) -> None:
+    if isinstance(op, Mkdir):
+        target = _at(root, op.path)
+        os.mkdir(target, op.mode)
+        os.chmod(target, op.mode)  # mkdir honours the umask; chmod does not
+        if op.uid or op.gid:
+            os.chown(target, op.uid, op.gid)
+    elif isinstance(op, Symlink):
+        os.symlink(op.target, _at(root, op.path))
+    elif isinstance(op, WriteFile):
+        fd = os.open(_at(root, op.path), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, op.mode)
+        try:
+            os.write(fd, op.content)
+            os.fchmod(fd, op.mode)
+        finally:
+            os.close(fd)
+    elif isinstance(op, Bind):
+        target = _at(root, op.path)
+        sc.mount(op.source, target, None, sc.MS_BIND | sc.MS_REC, None, step=step)
+        # MS_BIND ignores the other flags on the first call; read-only, nosuid and nodev
+        # only take effect through a second, remounting call (mount(2), "Creating a bind mount").
+        flags = sc.MS_BIND | sc.MS_REMOUNT | op.flags | (sc.MS_RDONLY if op.readonly else 0)
+        sc.mount(None, target, None, flags, None, step=step)
+    elif isinstance(op, Tmpfs):
+        sc.mount("tmpfs", _at(root, op.path), "tmpfs", op.flags, op.options, step=step)
+    elif isinstance(op, Proc):
+        flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+        sc.mount("proc", _at(root, op.path), "proc", flags, None, step=step)
+    else:
+        flags = op.flags | sc.MS_REMOUNT | (sc.MS_BIND if op.bind else 0)
+        sc.mount(None, _at(root, op.path), None, flags, None, step=step)
+
+
+def enter_root(new_root: str, step: str = "pivot_root") -> None:
+    """Make `new_root` the root and detach the old one; pivot_root(".", ".") needs no put_old dir."""
+    os.chdir(new_root)
+    sc.pivot_root(".", ".", step=step)
+    # The old root is now stacked under the new one at "/"; detach it lazily.
+    sc.umount2(".", sc.MNT_DETACH, step=step)
+    os.chdir("/")
