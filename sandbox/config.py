@@ -16,7 +16,7 @@ class HostConfig:
     first_uid: int = 60000
     slots: int = 64
     profiles_dir: str = str(PROFILES_DIR)
-    netns_pool: int = 4
+    warm_inits: int = 2
     box_path: str = "/usr/local/bin:/usr/bin:/bin"
 
     @classmethod
@@ -29,5 +29,5 @@ class HostConfig:
             first_uid=int(env.get("STOCKADE_FIRST_UID", base.first_uid)),
             slots=int(env.get("STOCKADE_SLOTS", base.slots)),
             profiles_dir=env.get("STOCKADE_PROFILES_DIR", base.profiles_dir),
-            netns_pool=int(env.get("STOCKADE_NETNS_POOL", base.netns_pool)),
+            warm_inits=int(env.get("STOCKADE_WARM_INITS", base.warm_inits)),
         )

@@ -1,28 +1,30 @@
-"""Parent side of clone: prepare a box, fork its init, watch limits, collect, tear down."""
+"""Parent side: prepare a box, hand its plan to a warm init, watch limits, collect, tear down."""
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
 import select
 import signal
 import struct
-import threading
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from sandbox import caps, cgroups, rlimits, rootfs, seccomp
-from sandbox import syscalls as sc
-from sandbox.child import ChildPlan, run_init
+from sandbox.child import ChildPlan, send_plan
 from sandbox.config import HostConfig
 from sandbox.errors import SandboxError, SpecError
-from sandbox.network import GrantedNetwork, NetConfig, NetnsPool, ensure_firewall
+from sandbox.mounts import Op
+from sandbox.network import GrantedNetwork, NetConfig, ensure_firewall
+from sandbox.reaper import Reaper
 from sandbox.result import BoxResult, Observed, Status, classify
 from sandbox.slots import Slot, SlotPool
 from sandbox.spec import BoxSpec, box_path, validate
 from sandbox.templates import TemplateCache
+from sandbox.warm import WarmBox, WarmPool
+from sandbox.zygote import Zygote
 
 _READ_CHUNK = 1 << 16
 _CPUS = os.cpu_count() or 1
@@ -30,49 +32,53 @@ _CPUS = os.cpu_count() or 1
 
 @dataclass
 class _Run:
-    """What one box holds while it runs; closed in one place whatever happens."""
+    """What one box holds while it runs; released in one place whatever happens."""
 
     fds: list[int] = field(default_factory=list)
-    cgroup: cgroups.BoxCgroup | None = None
+    warm: WarmBox | None = None
     slot: Slot | None = None
     network: GrantedNetwork | None = None
-    pid: int = 0
 
 
 class Launcher:
-    """Long-lived: compiled seccomp filters, cgroup roots, templates, a netns pool and the
-    slot pool are prepared once, so the warm path only does per-box work."""
+    """Long-lived: compiled seccomp filters, cgroup roots, templates, warm inits and the slot
+    pool are prepared once or in the background, so the hot path only does per-box work."""
 
     def __init__(self, config: HostConfig | None = None) -> None:
         self.config = config or HostConfig.from_env()
-        run_dir = self.config.run_dir
-        os.makedirs(run_dir, mode=0o700, exist_ok=True)
-        self.slots = SlotPool(os.path.join(run_dir, "slots"), self.config.first_uid, self.config.slots)
+        os.makedirs(self.config.run_dir, mode=0o700, exist_ok=True)
+        self.slots = SlotPool(
+            os.path.join(self.config.run_dir, "slots"), self.config.first_uid, self.config.slots
+        )
         self.cgroups = cgroups.probe()
-        self.templates = TemplateCache(os.path.join(run_dir, "stage"))
-        self.netns = NetnsPool(self.config.netns_pool)
+        self.templates = TemplateCache(os.path.join(self.config.run_dir, "stage"))
+        self.zygote = Zygote()
+        self.warm = WarmPool(self.zygote, self.cgroups, self.config.warm_inits)
+        self.reaper = Reaper()
         self.net_config = NetConfig()
         self._net_ready = False
         self._last_cap = caps.last_cap()
         self._proc_ops = tuple(rootfs.proc_plan_for_host())
-        self._self_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-        self._seq = 0
-        self._lock = threading.Lock()
         for name in ("run", "compile"):
             seccomp.filter_for(name, self.config.profiles_dir)
 
     def close(self) -> None:
-        self.netns.close()
+        self.warm.close()
+        self.reaper.close()
+        self.zygote.close()
         self.templates.close()
         self.cgroups.close()
         self.slots.close()
-        os.close(self._self_pidns)
 
     def __enter__(self) -> Launcher:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def settle(self, timeout_s: float = 10.0) -> bool:
+        """Wait until every finished box's init and cgroup are gone."""
+        return self.reaper.settle(timeout_s)
 
     def run(self, spec: BoxSpec) -> BoxResult:
         problems = validate(spec)
@@ -92,38 +98,26 @@ class Launcher:
         box.slot = slot = self.slots.acquire()
         user = rootfs.BoxUser(slot.uid, slot.gid)
         template_fd = self.templates.get(spec.rootfs, user)
-        with self._lock:
-            self._seq += 1
-            name = f"{os.getpid()}-{slot.index}-{self._seq}"
-        box.cgroup = cg = self.cgroups.create(name, cgroups.CgroupLimits(lim.memory_bytes, lim.pids))
         flt = seccomp.filter_for(spec.profile, self.config.profiles_dir)
-        netns_fd = -1 if spec.network else self.netns.take()
-        if netns_fd >= 0:
-            box.fds.append(netns_fd)
+        box.warm = warm = self.warm.take()
+        cg = warm.cgroup
+        cg.set_limits(cgroups.CgroupLimits(lim.memory_bytes, lim.pids))
         stdin_fd = _sealed_memfd(spec.stdin)
         box.fds.append(stdin_fd)
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        rep_r, rep_w = os.pipe()
-        res_r, res_w = os.pipe()
-        box.fds += [out_r, out_w, err_r, err_w, rep_r, rep_w, res_r, res_w]
-        sync_r = sync_w = -1
-        if spec.network:
-            sync_r, sync_w = os.pipe()
-            box.fds += [sync_r, sync_w]
+        out_r, out_w = _pipe(box)
+        err_r, err_w = _pipe(box)
+        rep_r, rep_w = _pipe(box)
+        res_r, res_w = _pipe(box)
+        sync_r, sync_w = _pipe(box) if spec.network else (-1, -1)
         plan = ChildPlan(
             template_fd=template_fd,
-            netns_fd=netns_fd,
-            net_granted=spec.network,
             sync_r=sync_r,
             hostname=rootfs.HOSTNAME,
             user=user,
-            box_ops=tuple(rootfs.scratch_plan(lim.scratch_bytes, lim.scratch_inodes, user))
-            + self._proc_ops,
+            box_ops=_box_ops(lim.scratch_bytes, lim.scratch_inodes, user, self._proc_ops),
             files=tuple((box_path(f.path), f.content, f.mode) for f in spec.files),
             rlimits=tuple(rlimits.plan(lim)),
-            cgroup_fds=tuple(cg.join_fds()),
-            seccomp_install=flt.install,
+            seccomp_bpf=flt.bpf,
             last_cap=self._last_cap,
             argv=spec.argv,
             env=_box_env(spec, self.config.box_path),
@@ -135,19 +129,16 @@ class Launcher:
             collect=tuple(box_path(p) for p in spec.collect),
             collect_max_bytes=spec.collect_max_bytes,
         )
-        box.pid = pid = _fork_into_new_pidns(self._self_pidns)
-        if pid == 0:
-            run_init(plan)
-        for fd in (out_w, err_w, rep_w, res_w, sync_r):
+        with warm.init.sock:
+            send_plan(warm.init.sock, plan)
+        for fd in (out_w, err_w, rep_w, res_w, sync_r, stdin_fd):
             if fd >= 0:
                 _close_owned(box, fd)
         if spec.network:
-            self._attach_network(box, slot, pid, sync_w)
-        watch = _Watch(spec, cg, pid, started, out_r, err_r, res_r)
+            self._attach_network(box, slot, warm.init.pid, sync_w)
+        watch = _Watch(spec, cg, warm.init.pidfd, started, out_r, err_r, res_r)
         watch.loop()
-        _, wait_status = os.waitpid(pid, 0)
-        box.pid = 0
-        return self._result(spec, cg, watch, wait_status, _read_report(rep_r), started)
+        return self._result(spec, cg, watch, _read_report(rep_r), started)
 
     def _attach_network(self, box: _Run, slot: Slot, pid: int, sync_w: int) -> None:
         if not self._net_ready:
@@ -161,27 +152,32 @@ class Launcher:
         spec: BoxSpec,
         cg: cgroups.BoxCgroup,
         watch: _Watch,
-        init_status: int,
         report: dict[str, str],
         started: float,
     ) -> BoxResult:
         if report.get("kind") == "setup":
             return _failed(report["message"], started)
         header, files = watch.decode_result()
-        program_status = header.get("status") if header else None
-        wall = float(header["wall"]) if header else time.monotonic() - started
-        if program_status is None and not (watch.killed_for or report):
-            return _failed(f"init: exited with status {init_status} before the program ended", started)
+        exec_error = report.get("message", "") if report.get("kind") == "exec" else ""
+        if header is None and not watch.killed_for and not exec_error:
+            if cg.oom_killed():
+                header = {}  # the kernel's OOM killer chose init: the box used too much memory
+            else:
+                return _failed("init: ended before the program did", started)
+        header = header or {}
+        status_raw = header.get("status")
+        wall = float(header.get("wall", time.monotonic() - started))  # type: ignore[arg-type]
+        init_cpu = float(header.get("init_cpu", 0.0))  # type: ignore[arg-type]
         obs = Observed(
-            wait_status=program_status,
-            cpu_time_s=cg.cpu_time_s(),
+            wait_status=status_raw if isinstance(status_raw, int) else None,
+            cpu_time_s=max(cg.cpu_time_s() - init_cpu, 0.0),
             wall_time_s=wall,
             oom_killed=cg.oom_killed(),
             output_exceeded=watch.killed_for == "output",
             wall_exceeded=watch.killed_for == "wall",
             cpu_limit_s=spec.limits.cpu_time_s,
             wall_limit_s=spec.limits.wall_time_s,
-            exec_error=report.get("message", "") if report.get("kind") == "exec" else "",
+            exec_error=exec_error,
         )
         status, code, sig, message = classify(obs)
         return BoxResult(
@@ -189,7 +185,7 @@ class Launcher:
             exit_code=code,
             signal=sig,
             time=obs.cpu_time_s,
-            wall_time=wall if header else time.monotonic() - started,
+            wall_time=wall,
             memory=cg.memory_peak_bytes(),
             stdout=bytes(watch.out),
             stderr=bytes(watch.err),
@@ -198,14 +194,15 @@ class Launcher:
         )
 
     def _teardown(self, box: _Run) -> None:
-        if box.pid:
-            # Killing a pid namespace's init kills every process in it (pid_namespaces(7)).
-            _kill(box.pid)
-            os.waitpid(box.pid, 0)
-        if box.cgroup is not None:
-            box.cgroup.destroy()
-        if box.network is not None:
-            box.network.detach()
+        if box.warm is not None:
+            init = box.warm.init
+            init.sock.close()  # a box that failed before its plan went: init exits at EOF
+            if box.network is not None:
+                # Kill first: the veth must be gone before the slot is handed out again.
+                _kill(init.pidfd)
+                select.select([init.pidfd], [], [], 5.0)
+                box.network.detach()
+            self.reaper.submit(init.pidfd, box.warm.cgroup)
         for fd in box.fds:
             os.close(fd)
         box.fds.clear()
@@ -214,19 +211,21 @@ class Launcher:
 
 
 class _Watch:
-    """The launcher's wait: pipes drained, output capped, CPU and wall limits enforced."""
+    """The launcher's wait: pipes drained, output capped, CPU and wall limits enforced.
+    The box is over when all three pipes reach EOF: init closes the result pipe only when
+    it exits, after it killed whatever the program left behind."""
 
     def __init__(
         self,
         spec: BoxSpec,
         cg: cgroups.BoxCgroup,
-        pid: int,
+        pidfd: int,
         started: float,
         out_r: int,
         err_r: int,
         res_r: int,
     ) -> None:
-        self.spec, self.cg, self.pid = spec, cg, pid
+        self.spec, self.cg, self.pidfd = spec, cg, pidfd
         self.deadline = started + spec.limits.wall_time_s
         self.out = bytearray()
         self.err = bytearray()
@@ -236,45 +235,34 @@ class _Watch:
 
     def loop(self) -> None:
         lim = self.spec.limits
-        pidfd = os.pidfd_open(self.pid)
         poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
         for fd in self._fds:
             poller.register(fd, select.POLLIN)
         open_fds = set(self._fds)
-        init_done = False
-        try:
-            while open_fds or not init_done:
-                now = time.monotonic()
-                if now >= self.deadline and not init_done:
-                    self._kill("wall")
-                    self.deadline = now + 1.0  # reaped within it; then stop waiting on pipes
-                elif now >= self.deadline:
-                    break
-                timeout = self.deadline - now
-                if not init_done and not self.killed_for:
-                    used = self.cg.cpu_time_s()
-                    if used >= lim.cpu_time_s:
-                        self._kill("cpu")
-                        continue
-                    # The soonest the CPU limit can be reached with every core busy.
-                    timeout = min(timeout, max((lim.cpu_time_s - used) / _CPUS, 0.005))
-                for fd, _ in poller.poll(timeout * 1000):
-                    if fd == pidfd:
-                        init_done = True
-                        poller.unregister(pidfd)
-                        continue
-                    if not self._drain(fd):
-                        poller.unregister(fd)
-                        open_fds.discard(fd)
-        finally:
-            os.close(pidfd)
+        give_up = float("inf")
+        while open_fds:
+            now = time.monotonic()
+            if now >= give_up:
+                raise SandboxError("watch", "poll", 0, "the box did not end after SIGKILL")
+            if now >= self.deadline and not self.killed_for:
+                self._kill("wall")
+            if self.killed_for and give_up == float("inf"):
+                give_up = now + 5.0
+            timeout = max(self.deadline - now, 0.0) if not self.killed_for else give_up - now
+            if not self.killed_for:
+                used = self.cg.cpu_time_s()
+                if used >= lim.cpu_time_s:
+                    self._kill("cpu")
+                    continue
+                # The soonest the CPU limit can be reached with every core busy.
+                timeout = min(timeout, max((lim.cpu_time_s - used) / _CPUS, 0.005))
+            for fd, _ in poller.poll(timeout * 1000 + 1):
+                if not self._drain(fd):
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
 
     def _drain(self, fd: int) -> bool:
-        try:
-            chunk = os.read(fd, _READ_CHUNK)
-        except BlockingIOError:
-            return True
+        chunk = os.read(fd, _READ_CHUNK)
         if not chunk:
             return False
         buf = self._fds[fd]
@@ -283,15 +271,15 @@ class _Watch:
             return True
         room = self.spec.limits.output_bytes - len(self.out) - len(self.err)
         buf += chunk[: max(room, 0)]
-        if len(chunk) > room and not self.killed_for:
+        if len(chunk) > room:
             self._kill("output")
         return True
 
     def _kill(self, why: str) -> None:
         if not self.killed_for:
             self.killed_for = why
-        _kill(self.pid)
-        self.cg.kill_all()
+            # Killing a pid namespace's init kills every process in it (pid_namespaces(7)).
+            _kill(self.pidfd)
 
     def decode_result(self) -> tuple[dict[str, object] | None, dict[str, bytes]]:
         raw = bytes(self.res)
@@ -308,25 +296,25 @@ class _Watch:
         return header, files
 
 
-def _fork_into_new_pidns(self_pidns: int) -> int:
-    """fork() with the child as pid 1 of a new pid namespace. unshare(CLONE_NEWPID) only
-    changes this thread's pid_for_children, which setns restores right after the fork."""
-    sc.unshare(sc.CLONE_NEWPID, step="pid namespace")
-    try:
-        pid = os.fork()
-    except OSError as e:
-        sc.setns(self_pidns, sc.CLONE_NEWPID, step="pid namespace")
-        raise SandboxError("fork", "fork()", e.errno or 0) from e
-    if pid != 0:
-        sc.setns(self_pidns, sc.CLONE_NEWPID, step="pid namespace")
-    return pid
+@lru_cache(maxsize=256)
+def _box_ops(
+    scratch_bytes: int, scratch_inodes: int, user: rootfs.BoxUser, proc_ops: tuple[Op, ...]
+) -> tuple[Op, ...]:
+    return tuple(rootfs.scratch_plan(scratch_bytes, scratch_inodes, user)) + proc_ops
 
 
-def _kill(pid: int) -> None:
+def _kill(pidfd: int) -> None:
+    """pidfd_send_signal(2): no race with pid reuse; the box's init is not our child."""
     try:
-        os.kill(pid, signal.SIGKILL)
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def _pipe(box: _Run) -> tuple[int, int]:
+    r, w = os.pipe()
+    box.fds += [r, w]
+    return r, w
 
 
 def _close_owned(box: _Run, fd: int) -> None:
@@ -341,21 +329,13 @@ def _sealed_memfd(data: bytes) -> int:
     while view:
         view = view[os.write(fd, view) :]
     os.lseek(fd, 0, os.SEEK_SET)
-    fcntl.fcntl(
-        fd,
-        fcntl.F_ADD_SEALS,
-        fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL,
-    )
+    seals = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
     return fd
 
 
 def _read_report(fd: int) -> dict[str, str]:
-    try:
-        raw = os.read(fd, 65536)
-    except OSError as e:
-        if e.errno == errno.EAGAIN:
-            return {}
-        raise
+    raw = os.read(fd, 65536)
     if not raw:
         return {}
     try:

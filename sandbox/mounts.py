@@ -41,7 +41,8 @@ class Bind:
     path: str
     readonly: bool = True
     flags: int = SAFE
-    is_file: bool = False
+    # A bind keeps the source mount's flags; a second call is needed only to change them.
+    remount: bool = True
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,7 @@ def apply(ops: list[Op] | tuple[Op, ...], root: str, step: str) -> None:
 def _apply_one(op: Op, root: str, step: str) -> None:
     if isinstance(op, Mkdir):
         target = _at(root, op.path)
-        os.mkdir(target, op.mode)
-        os.chmod(target, op.mode)  # mkdir honours the umask; chmod does not
+        os.mkdir(target, op.mode)  # callers run with umask 0
         if op.uid or op.gid:
             os.chown(target, op.uid, op.gid)
     elif isinstance(op, Symlink):
@@ -94,12 +94,13 @@ def _apply_one(op: Op, root: str, step: str) -> None:
         fd = os.open(_at(root, op.path), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, op.mode)
         try:
             os.write(fd, op.content)
-            os.fchmod(fd, op.mode)
         finally:
             os.close(fd)
     elif isinstance(op, Bind):
         target = _at(root, op.path)
         sc.mount(op.source, target, None, sc.MS_BIND | sc.MS_REC, None, step=step)
+        if not op.remount:
+            return
         # MS_BIND ignores the other flags on the first call; read-only, nosuid and nodev
         # only take effect through a second, remounting call (mount(2), "Creating a bind mount").
         flags = sc.MS_BIND | sc.MS_REMOUNT | op.flags | (sc.MS_RDONLY if op.readonly else 0)

@@ -10,6 +10,8 @@ from sandbox import syscalls as sc
 
 # The read-only content of `--rootfs host`: these host paths and nothing else of the host.
 HOST_PATHS = ("/usr", "/bin", "/lib", "/lib64", "/etc/alternatives")
+# The dynamic linker's cache: without it every exec probes dozens of library paths.
+HOST_FILES = ("/etc/ld.so.cache",)
 DEVICES = ("null", "zero", "full", "random", "urandom")
 SCRATCH_DIR = "/.scratch"
 HOSTNAME = "stockade"
@@ -65,6 +67,11 @@ def host_layer(host_root: str = "/") -> list[m.Op]:
         elif os.path.isdir(src):
             ops.append(m.Mkdir(path))
             ops.append(m.Bind(src, path))
+    for path in HOST_FILES:
+        src = os.path.join(host_root, path.lstrip("/"))
+        if os.path.isfile(src):
+            ops.append(m.WriteFile(path, b""))
+            ops.append(m.Bind(src, path))
     return ops
 
 
@@ -107,9 +114,9 @@ def scratch_plan(scratch_bytes: int, scratch_inodes: int, user: BoxUser) -> list
         m.Mkdir(f"{s}/box", 0o755, user.uid, user.gid),
         m.Mkdir(f"{s}/tmp", 0o1777),
         m.Mkdir(f"{s}/shm", 0o1777),
-        m.Bind(f"{s}/box", "/box", readonly=False),
-        m.Bind(f"{s}/tmp", "/tmp", readonly=False),
-        m.Bind(f"{s}/shm", "/dev/shm", readonly=False),
+        m.Bind(f"{s}/box", "/box", readonly=False, remount=False),
+        m.Bind(f"{s}/tmp", "/tmp", readonly=False, remount=False),
+        m.Bind(f"{s}/shm", "/dev/shm", readonly=False, remount=False),
     ]
 
 
@@ -117,7 +124,8 @@ def proc_plan(masked_files: tuple[str, ...], readonly_dirs: tuple[str, ...]) -> 
     """A fresh /proc for the box's pid namespace with the sensitive entries masked."""
     ops: list[m.Op] = [m.Proc("/proc")]
     for path in masked_files:
-        ops.append(m.Bind("/dev/null", path, readonly=True, flags=m.SAFE | sc.MS_NOEXEC))
+        # /dev/null's own mount is writable, and writes to it vanish: one call is enough.
+        ops.append(m.Bind("/dev/null", path, remount=False))
     for path in readonly_dirs:
         ops.append(m.Bind(path, path, readonly=True, flags=m.SAFE | sc.MS_NOEXEC))
     return ops

@@ -327,9 +327,13 @@ _cache_lock = threading.Lock()
 def filter_for(name: str, profiles_dir: Path | str | None = None) -> CompiledFilter:
     """The compiled filter for a profile, built once per process: compiling takes a few
     milliseconds, installing a fraction of one."""
-    path = profile_path(name, profiles_dir)
+    key = (name, str(profiles_dir))
+    flt = _cache.get(key)
+    if flt is not None:
+        return flt
     with _cache_lock:
-        flt = _cache.get((name, str(path)))
+        flt = _cache.get(key)
         if flt is None:
-            flt = _cache[(name, str(path))] = compile_filter(load_profile(str(path)), name)
+            path = profile_path(name, profiles_dir)
+            flt = _cache[key] = compile_filter(load_profile(str(path)), name)
         return flt

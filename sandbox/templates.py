@@ -26,6 +26,7 @@ def build_template(stage_dir: str, ops: list[m.Op]) -> int:
         os.close(ready_r)
         os.close(go_w)
         try:
+            os.umask(0)
             sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL, step="template")
             sc.unshare(sc.CLONE_NEWNS, step="template: namespace")
             # Private first: nothing mounted here may propagate back to the host.

@@ -55,18 +55,16 @@ class BaseCgroup(ABC):
 
     def set_limits(self, limits: CgroupLimits) -> None:
         """Write the limits (create() does it first; a warm box made with placeholder
-        limits gets its own here). Only changed values are written."""
+        limits gets its own here). Only changed values are written, and each file stays
+        open, so the box's own limits cost one pwrite each on the hot path."""
         for path, value in self._plan(limits, self._limits):
-            fd = self._blank.fds.pop(path, None)  # opened ahead by the pool, used once
+            fd = self._blank.fds.get(path)
             if fd is None:
-                write_file(path, value)
-                continue
+                fd = self._blank.fds[path] = _open(path, O_WRITE)
             try:
-                os.write(fd, value)
+                os.pwrite(fd, value, 0)
             except OSError as e:
                 raise fail(f"write({path}, {value.decode()})", e) from e
-            finally:
-                os.close(fd)
         self._limits = limits
 
     @abstractmethod
