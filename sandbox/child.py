@@ -1,11 +1,12 @@
 """Child side of clone: the box's init (pid 1), which builds the box and spawns the program.
 
-init runs in a process cloned from the zygote and only makes syscalls. It drops to the box's
-uid, capabilities and seccomp filter *before* it spawns the program, so the program inherits
-all of it through posix_spawn (vfork + execve, no second Python fork), and init itself is
-as confined as the program while it waits. As pid 1 of the namespace it ignores every signal
-sent from inside (pid_namespaces(7)), and it is not dumpable, so the program can neither
-signal nor ptrace it."""
+init is cloned from the zygote ahead of time and prepares in two stages. Warm (no request
+yet): join the box's cgroup, clone the slot's template mounts, mount the scratch layer and
+/proc, then drop to the box's uid with empty capability sets, no_new_privs and the seccomp
+filter. Hot (the plan has come): place the files, set rlimits and posix_spawn the program
+(vfork and execve, no second Python fork). The program inherits all of it. As pid 1 of the namespace,
+init ignores every signal sent from inside (pid_namespaces(7)), and it is not dumpable, so
+the program can neither signal nor ptrace it."""
 
 from __future__ import annotations
 
@@ -31,25 +32,30 @@ from sandbox.rootfs import BoxUser
 
 INIT_SETUP_FAILED = 121
 _MAX_FDS = 32
-_FD_FIELDS = ("template_fd", "sync_r", "stdin_fd", "stdout_w", "stderr_w", "report_w", "result_w")
+_PLAN_FDS = ("sync_r", "stdin_fd", "stdout_w", "stderr_w", "report_w", "result_w")
 # Signals the zygote or Python set to SIG_IGN survive execve; the program gets them as default.
 _DEFAULT_SIGNALS = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
 
 
 @dataclass(frozen=True)
-class ChildPlan:
-    """Everything init needs, prepared by the launcher. Pickled to the zygote, whose copies
-    of the file descriptors replace the launcher's numbers (with_fds)."""
+class Prep:
+    """What a warm init needs before any request: its slot's identity and mounts."""
 
-    template_fd: int
-    sync_r: int  # -1 unless the launcher must attach a veth before the program starts
-    hostname: str
     user: BoxUser
+    hostname: str
     box_ops: tuple[mounts.Op, ...]
+    last_cap: int
+    seccomp_bpf: bytes
+
+
+@dataclass(frozen=True)
+class ChildPlan:
+    """One request, pickled to its warm init; init's copies of the file descriptors replace
+    the launcher's numbers (with_fds)."""
+
+    sync_r: int  # -1 unless the launcher must attach a veth before the program starts
     files: tuple[tuple[str, bytes, int], ...]
     rlimits: tuple[tuple[int, int, int], ...]
-    seccomp_bpf: bytes
-    last_cap: int
     argv: tuple[str, ...]
     env: dict[str, str]
     stdin_fd: int
@@ -61,73 +67,46 @@ class ChildPlan:
     collect_max_bytes: int
 
     def fd_list(self) -> list[int]:
-        return [getattr(self, f) for f in _FD_FIELDS if getattr(self, f) >= 0]
+        return [getattr(self, f) for f in _PLAN_FDS if getattr(self, f) >= 0]
 
     def with_fds(self, fds: list[int]) -> ChildPlan:
         it = iter(fds)
-        changes = {f: next(it) for f in _FD_FIELDS if getattr(self, f) >= 0}
+        changes = {f: next(it) for f in _PLAN_FDS if getattr(self, f) >= 0}
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
-def report(fd: int, kind: str, message: str) -> None:
-    try:
-        os.write(fd, json.dumps({"kind": kind, "message": message}).encode())
-    except OSError:
-        pass
+# --- the launcher's side of the conversation ---
 
 
-def run_warm(sock: socket.socket) -> NoReturn:
-    """A box's init cloned ahead of time, in fresh pid, uts, ipc and net namespaces, waiting
-    for its plan. Everything that does not depend on the plan is done before it arrives."""
-    try:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the zygote ignores it to auto-reap
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.umask(0)
-        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL, step="init")
-        bring_up_loopback()
-        cpu_at_join = _join_cgroup(sock)
-        plan = receive_plan(sock)
-    except (EOFError, OSError, SandboxError):
-        os._exit(0)  # the launcher closed the pool before using this init
-    sock.close()
-    run_init(plan, cpu_at_join)
+def send_prep(sock: socket.socket, prep: Prep, template_fd: int, cgroup_fds: list[int]) -> None:
+    _send(sock, prep, [template_fd, *cgroup_fds])
 
 
-def send_join(sock: socket.socket, fds: list[int]) -> None:
-    socket.send_fds(sock, [b"J"], fds)
-
-
-def _join_cgroup(sock: socket.socket) -> float:
-    msg, fds, _, _ = socket.recv_fds(sock, 1, _MAX_FDS, socket.MSG_CMSG_CLOEXEC)
-    if msg != b"J":
-        raise EOFError
-    join_in_child(fds)
-    for fd in fds:
-        os.close(fd)
-    # After joining, so the namespace's root is the box's own cgroup.
-    sc.unshare(sc.CLONE_NEWCGROUP, step="cgroup namespace")
-    return _own_cpu_s()
-
-
-def _own_cpu_s() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
+def await_ready(sock: socket.socket) -> None:
+    """Block until the warm init is prepared; its failure comes back as a SandboxError."""
+    raw = sock.recv(65536)
+    if raw != b"R":
+        detail = json.loads(raw).get("message", "") if raw else "warm init died while preparing"
+        raise SandboxError("warm box", "prepare", 0, detail)
 
 
 def send_plan(sock: socket.socket, plan: ChildPlan) -> None:
-    payload = pickle.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL)
-    socket.send_fds(sock, [struct.pack("<I", len(payload))], plan.fd_list())
+    _send(sock, plan, plan.fd_list())
+
+
+def _send(sock: socket.socket, obj: object, fds: list[int]) -> None:
+    payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    socket.send_fds(sock, [struct.pack("<I", len(payload))], fds)
     sock.sendall(payload)
 
 
-def receive_plan(sock: socket.socket) -> ChildPlan:
+def _receive(sock: socket.socket) -> tuple[object, list[int]]:
     head, fds, _, _ = socket.recv_fds(sock, 4, _MAX_FDS, socket.MSG_CMSG_CLOEXEC)
     if not head:
         raise EOFError
     head += _recv_exact(sock, 4 - len(head))
     (size,) = struct.unpack("<I", head)
-    plan: ChildPlan = pickle.loads(_recv_exact(sock, size))
-    return plan.with_fds(fds)
+    return pickle.loads(_recv_exact(sock, size)), fds
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
@@ -138,6 +117,86 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
             raise EOFError
         buf += chunk
     return bytes(buf)
+
+
+# --- init ---
+
+
+def report(fd: int, kind: str, message: str) -> None:
+    try:
+        os.write(fd, json.dumps({"kind": kind, "message": message}).encode())
+    except OSError:
+        pass
+
+
+def run_warm(sock: socket.socket) -> NoReturn:
+    """Entry point of a freshly cloned init, in new pid, uts, ipc and net namespaces."""
+    try:
+        prep, fds = _receive(sock)
+        assert isinstance(prep, Prep)
+        cpu_at_join = _prepare(prep, fds[0], fds[1:])
+        sock.sendall(b"R")
+    except (EOFError, ConnectionError):
+        os._exit(0)  # the launcher closed the pool before using this init
+    except SandboxError as e:
+        _refuse(sock, e.describe())
+    except BaseException as e:  # a bug here must still reach the launcher, never hang
+        _refuse(sock, f"warm init: {type(e).__name__}: {e}")
+    try:
+        plan, fds = _receive(sock)
+    except (EOFError, ConnectionError):
+        os._exit(0)
+    assert isinstance(plan, ChildPlan)
+    sock.close()
+    run_init(plan.with_fds(fds), cpu_at_join)
+
+
+def _refuse(sock: socket.socket, message: str) -> NoReturn:
+    try:
+        sock.sendall(json.dumps({"message": message}).encode())
+    finally:
+        os._exit(INIT_SETUP_FAILED)
+
+
+def _prepare(prep: Prep, template_fd: int, cgroup_fds: list[int]) -> float:
+    """Everything that does not depend on the request. Order matters: cgroup before the
+    cgroup namespace (its root is then the box's cgroup); setns into the template before
+    unshare (setns resets root and cwd to the template's, unshare makes the box's copy);
+    /proc is mounted by this process, pid 1 of the new pid namespace; the bounding set is
+    dropped while CAP_SETPCAP is still held, then the uid; no_new_privs before seccomp."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the zygote ignores it to auto-reap
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.umask(0)
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL, step="init")
+    join_in_child(cgroup_fds)
+    for fd in cgroup_fds:
+        os.close(fd)
+    sc.unshare(sc.CLONE_NEWCGROUP, step="cgroup namespace")
+    cpu_at_join = _own_cpu_s()
+    bring_up_loopback()
+    sc.setns(template_fd, sc.CLONE_NEWNS, step="mount namespace")
+    os.close(template_fd)
+    sc.unshare(sc.CLONE_NEWNS, step="mount namespace")
+    sc.sethostname(prep.hostname)
+    mounts.apply(prep.box_ops, "/", step="mounts")
+    os.chdir("/box")
+    user = prep.user
+    os.setgroups([])
+    os.setresgid(user.gid, user.gid, user.gid)
+    caps.drop_bounding_in_child(prep.last_cap)
+    os.setresuid(user.uid, user.uid, user.uid)
+    caps.clear_all_in_child()
+    sc.prctl(sc.PR_SET_DUMPABLE, 0, step="dumpable")
+    sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1, step="no_new_privs")
+    # Last: after it, only what the profile allows works, for init and the program alike.
+    # What init still does (files, rlimits, posix_spawn, wait, read, write) any profile allows.
+    seccomp.install(prep.seccomp_bpf)
+    return cpu_at_join
+
+
+def _own_cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
 
 
 def run_init(plan: ChildPlan, cpu_at_join: float) -> NoReturn:
@@ -154,8 +213,10 @@ def run_init(plan: ChildPlan, cpu_at_join: float) -> NoReturn:
 
 
 def _init(plan: ChildPlan, cpu_at_join: float) -> None:
-    _build_box(plan)
-    _confine_self(plan)
+    _place_files(plan)
+    if plan.sync_r >= 0 and os.read(plan.sync_r, 1) != b"1":
+        raise SandboxError("network", "read(sync)", 0, "the launcher did not attach the network")
+    rlimits.apply_in_child(list(plan.rlimits))
     start = time.monotonic()
     try:
         pid = os.posix_spawnp(
@@ -195,59 +256,21 @@ def _init(plan: ChildPlan, cpu_at_join: float) -> None:
     os.close(plan.report_w)
 
 
-def _build_box(plan: ChildPlan) -> None:
-    """As root: the box's own mounts, network, hostname and files."""
-    # setns resets root and cwd to the template's; the copy made by unshare is the box's own.
-    sc.setns(plan.template_fd, sc.CLONE_NEWNS, step="mount namespace")
-    sc.unshare(sc.CLONE_NEWNS, step="mount namespace")
-    sc.sethostname(plan.hostname)
-    # /proc must be mounted by a process inside the new pid namespace: this one is its pid 1.
-    mounts.apply(plan.box_ops, "/", step="mounts")
-    _place_files(plan)
-    if plan.sync_r >= 0 and os.read(plan.sync_r, 1) != b"1":
-        raise SandboxError("network", "read(sync)", 0, "the launcher did not attach the network")
-
-
-def _confine_self(plan: ChildPlan) -> None:
-    """Everything the program must inherit, applied to init itself (its cgroup it joined while
-    warm). Order matters: bounding set before setuid (needs CAP_SETPCAP); no_new_privs
-    before seccomp (seccomp(2)); seccomp last."""
-    rlimits.apply_in_child(list(plan.rlimits))
-    os.chdir("/box")
-    os.setgroups([])
-    os.setresgid(plan.user.gid, plan.user.gid, plan.user.gid)
-    caps.drop_bounding_in_child(plan.last_cap)
-    os.setresuid(plan.user.uid, plan.user.uid, plan.user.uid)
-    caps.clear_all_in_child()
-    sc.prctl(sc.PR_SET_DUMPABLE, 0, step="dumpable")
-    sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1, step="no_new_privs")
-    seccomp.install(plan.seccomp_bpf)
-
-
 def _place_files(plan: ChildPlan) -> None:
+    """init already runs as the box's user, so the files are the program's own."""
     for path, content, mode in plan.files:
-        parent = os.path.dirname(path)
         try:
-            if not os.path.isdir(parent):
-                _makedirs_owned(parent, plan.user)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(path, flags, mode)
             try:
                 view = memoryview(content)
                 while view:
                     view = view[os.write(fd, view) :]
-                os.fchown(fd, plan.user.uid, plan.user.gid)
             finally:
                 os.close(fd)
         except OSError as e:
             raise SandboxError("files", f"write({path})", e.errno or 0) from e
-
-
-def _makedirs_owned(path: str, user: BoxUser) -> None:
-    parent = os.path.dirname(path)
-    if not os.path.isdir(parent):
-        _makedirs_owned(parent, user)
-    os.mkdir(path, 0o755)
-    os.chown(path, user.uid, user.gid)
 
 
 def _wait_for(pid: int) -> int:
@@ -276,7 +299,8 @@ def _send_result(
             blobs.append(data)
         else:
             sizes[path] = data
-    raw = json.dumps({"status": status, "wall": wall, "init_cpu": init_cpu, "files": sizes}).encode()
+    header = {"status": status, "wall": wall, "init_cpu": init_cpu, "files": sizes}
+    raw = json.dumps(header).encode()
     for chunk in (struct.pack("<I", len(raw)) + raw, *blobs):
         view = memoryview(chunk)
         while view:

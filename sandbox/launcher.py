@@ -8,12 +8,13 @@ import os
 import select
 import signal
 import struct
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from sandbox import caps, cgroups, rlimits, rootfs, seccomp
-from sandbox.child import ChildPlan, send_plan
+from sandbox.child import ChildPlan, Prep, await_ready, send_plan, send_prep
 from sandbox.config import HostConfig
 from sandbox.errors import SandboxError, SpecError
 from sandbox.mounts import Op
@@ -23,10 +24,13 @@ from sandbox.result import BoxResult, Observed, Status, classify
 from sandbox.slots import Slot, SlotPool
 from sandbox.spec import BoxSpec, box_path, validate
 from sandbox.templates import TemplateCache
-from sandbox.warm import WarmBox, WarmPool
+from sandbox.spec import Limits
+from sandbox.warm import WarmBox, WarmKey, WarmPool
 from sandbox.zygote import Zygote
 
 _READ_CHUNK = 1 << 16
+# Placeholder limits while a box waits warm: tight, so an idle init can hold nothing.
+_IDLE = cgroups.CgroupLimits(memory_bytes=64 << 20, pids=1)
 _CPUS = os.cpu_count() or 1
 
 
@@ -36,7 +40,6 @@ class _Run:
 
     fds: list[int] = field(default_factory=list)
     warm: WarmBox | None = None
-    slot: Slot | None = None
     network: GrantedNetwork | None = None
 
 
@@ -53,14 +56,25 @@ class Launcher:
         self.cgroups = cgroups.probe()
         self.templates = TemplateCache(os.path.join(self.config.run_dir, "stage"))
         self.zygote = Zygote()
-        self.warm = WarmPool(self.zygote, self.cgroups, self.config.warm_inits)
         self.reaper = Reaper()
         self.net_config = NetConfig()
         self._net_ready = False
         self._last_cap = caps.last_cap()
         self._proc_ops = tuple(rootfs.proc_plan_for_host())
+        self._seq = 0
+        self._seq_lock = threading.Lock()
         for name in ("run", "compile"):
             seccomp.filter_for(name, self.config.profiles_dir)
+        d = Limits()
+        # A judge runs one compile box and many run boxes per submission.
+        self.warm = WarmPool(
+            self._make_warm,
+            self._discard_warm,
+            {
+                WarmKey("host", d.scratch_bytes, d.scratch_inodes, "run"): self.config.warm_inits,
+                WarmKey("host", d.scratch_bytes, d.scratch_inodes, "compile"): 1,
+            },
+        )
 
     def close(self) -> None:
         self.warm.close()
@@ -80,6 +94,39 @@ class Launcher:
         """Wait until every finished box's init and cgroup are gone."""
         return self.reaper.settle(timeout_s)
 
+    def _make_warm(self, key: WarmKey) -> WarmBox:
+        """Slot, template, cgroup and a prepared init: everything but the request."""
+        slot = self.slots.acquire()
+        cg: cgroups.BoxCgroup | None = None
+        try:
+            user = rootfs.BoxUser(slot.uid, slot.gid)
+            template_fd = self.templates.get(key.rootfs, user)
+            with self._seq_lock:
+                self._seq += 1
+                name = f"{os.getpid()}-{self._seq}"
+            cg = self.cgroups.create(name, _IDLE)
+            init = self.zygote.request()
+            try:
+                ops = _box_ops(key.scratch_bytes, key.scratch_inodes, user, self._proc_ops)
+                flt = seccomp.filter_for(key.profile, self.config.profiles_dir)
+                prep = Prep(user, rootfs.HOSTNAME, ops, self._last_cap, flt.bpf)
+                send_prep(init.sock, prep, template_fd, cg.join_fds())
+                await_ready(init.sock)
+            except BaseException:
+                init.discard()
+                raise
+            return WarmBox(key, init, cg, slot)
+        except BaseException:
+            if cg is not None:
+                cg.destroy()
+            self.slots.release(slot)
+            raise
+
+    def _discard_warm(self, box: WarmBox) -> None:
+        box.init.sock.close()  # EOF: the init exits without running anything
+        self.reaper.submit(box.init.pidfd, box.cgroup)
+        self.slots.release(box.slot)
+
     def run(self, spec: BoxSpec) -> BoxResult:
         problems = validate(spec)
         if problems:
@@ -95,11 +142,8 @@ class Launcher:
 
     def _run(self, spec: BoxSpec, box: _Run, started: float) -> BoxResult:
         lim = spec.limits
-        box.slot = slot = self.slots.acquire()
-        user = rootfs.BoxUser(slot.uid, slot.gid)
-        template_fd = self.templates.get(spec.rootfs, user)
-        flt = seccomp.filter_for(spec.profile, self.config.profiles_dir)
-        box.warm = warm = self.warm.take()
+        key = WarmKey(spec.rootfs, lim.scratch_bytes, lim.scratch_inodes, spec.profile)
+        box.warm = warm = self.warm.take(key)
         cg = warm.cgroup
         cg.set_limits(cgroups.CgroupLimits(lim.memory_bytes, lim.pids))
         stdin_fd = _sealed_memfd(spec.stdin)
@@ -110,15 +154,9 @@ class Launcher:
         res_r, res_w = _pipe(box)
         sync_r, sync_w = _pipe(box) if spec.network else (-1, -1)
         plan = ChildPlan(
-            template_fd=template_fd,
             sync_r=sync_r,
-            hostname=rootfs.HOSTNAME,
-            user=user,
-            box_ops=_box_ops(lim.scratch_bytes, lim.scratch_inodes, user, self._proc_ops),
             files=tuple((box_path(f.path), f.content, f.mode) for f in spec.files),
             rlimits=tuple(rlimits.plan(lim)),
-            seccomp_bpf=flt.bpf,
-            last_cap=self._last_cap,
             argv=spec.argv,
             env=_box_env(spec, self.config.box_path),
             stdin_fd=stdin_fd,
@@ -135,7 +173,7 @@ class Launcher:
             if fd >= 0:
                 _close_owned(box, fd)
         if spec.network:
-            self._attach_network(box, slot, warm.init.pid, sync_w)
+            self._attach_network(box, warm.slot, warm.init.pid, sync_w)
         watch = _Watch(spec, cg, warm.init.pidfd, started, out_r, err_r, res_r)
         watch.loop()
         return self._result(spec, cg, watch, _read_report(rep_r), started)
@@ -203,11 +241,10 @@ class Launcher:
                 select.select([init.pidfd], [], [], 5.0)
                 box.network.detach()
             self.reaper.submit(init.pidfd, box.warm.cgroup)
+            self.slots.release(box.warm.slot)
         for fd in box.fds:
             os.close(fd)
         box.fds.clear()
-        if box.slot is not None:
-            self.slots.release(box.slot)
 
 
 class _Watch:

@@ -1,99 +1,104 @@
-"""Warm boxes: inits cloned ahead of time, each already in a fresh cgroup of its own.
+"""Warm boxes: inits cloned and prepared ahead of time, each with its own fresh cgroup.
 
 Moving a process into a v1 cgroup waits for an RCU grace period (cgroup_threadgroup_rwsem),
-which costs 1 to 20 ms on a busy host. A thread pays that here, off the hot path: each warm
-init joins a cgroup made for it alone and then waits for its plan. A box still gets fresh
-namespaces and a fresh cgroup; they were only made a moment earlier."""
+1 to 20 ms on a busy host, and building a box's mounts and identity takes most of a
+millisecond more. A thread pays for both here, off the hot path. A box still gets fresh
+namespaces, a fresh cgroup and a fresh scratch layer; they were only made a moment earlier."""
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sandbox import cgroups
-from sandbox.child import send_join
 from sandbox.errors import SandboxError
-from sandbox.zygote import WarmInit, Zygote
+from sandbox.slots import Slot
+from sandbox.zygote import WarmInit
 
-# Placeholder limits until the box's own are written; tight, so an idle init holds nothing.
-_IDLE = cgroups.CgroupLimits(memory_bytes=64 << 20, pids=1)
+
+@dataclass(frozen=True)
+class WarmKey:
+    """What a prepared box is prepared for: root file system, scratch layer, seccomp profile."""
+
+    rootfs: str
+    scratch_bytes: int
+    scratch_inodes: int
+    profile: str
 
 
 @dataclass
 class WarmBox:
+    key: WarmKey
     init: WarmInit
     cgroup: cgroups.BoxCgroup
-
-    def discard(self) -> None:
-        self.init.discard()
-        self.cgroup.destroy()
+    slot: Slot
 
 
 class WarmPool:
-    """Keeps `size` warm boxes ready; take() never waits for a grace period unless empty."""
+    """Keeps sizes[key] boxes ready for each key. take() with another key, or when that
+    key's boxes are all taken, prepares one on the caller's thread."""
 
-    def __init__(self, zygote: Zygote, manager: cgroups.CgroupManager, size: int) -> None:
-        self._zygote = zygote
-        self._manager = manager
-        self._size = max(0, size)
-        self._ready: deque[WarmBox] = deque()
+    def __init__(
+        self,
+        make: Callable[[WarmKey], WarmBox],
+        discard: Callable[[WarmBox], None],
+        sizes: dict[WarmKey, int],
+    ) -> None:
+        self._make = make
+        self._discard = discard
+        self._sizes = {k: n for k, n in sizes.items() if n > 0}
+        self._ready: dict[WarmKey, deque[WarmBox]] = {k: deque() for k in self._sizes}
         self._cond = threading.Condition()
         self._closed = False
-        self._seq = 0
-        self._error: SandboxError | None = None
+        self.error: SandboxError | None = None
         self._thread = threading.Thread(target=self._fill, name="stockade-warm", daemon=True)
-        if self._size:
+        if self._sizes:
             self._thread.start()
 
-    def take(self) -> WarmBox:
+    def take(self, key: WarmKey) -> WarmBox:
         with self._cond:
-            if self._ready:
-                box = self._ready.popleft()
-                self._cond.notify()
+            ready = self._ready.get(key)
+            if ready:
+                box = ready.popleft()
+                self._cond.notify_all()
                 return box
-        return self._make()
+        return self._make(key)
 
-    def wait_full(self, timeout_s: float = 5.0) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: len(self._ready) >= self._size, timeout_s)
+    def _missing(self) -> WarmKey | None:
+        for key, size in self._sizes.items():
+            if len(self._ready[key]) < size:
+                return key
+        return None
 
-    def _make(self) -> WarmBox:
+    def wait_full(self, timeout_s: float = 10.0) -> bool:
         with self._cond:
-            self._seq += 1
-            name = f"{os.getpid()}-{self._seq}"
-        cg = self._manager.create(name, _IDLE)
-        try:
-            init = self._zygote.request()
-        except BaseException:
-            cg.destroy()
-            raise
-        try:
-            send_join(init.sock, cg.join_fds())
-        except OSError as e:
-            init.discard()
-            cg.destroy()
-            raise SandboxError("warm box", "sendmsg(cgroup fds)", e.errno or 0) from e
-        return WarmBox(init, cg)
+            return self._cond.wait_for(
+                lambda: self._missing() is None or self.error is not None, timeout_s
+            )
 
     def _fill(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._closed or len(self._ready) < self._size)
-                if self._closed:
+                self._cond.wait_for(lambda: self._closed or self._missing() is not None)
+                key = self._missing()
+                if self._closed or key is None:
                     return
             try:
-                box = self._make()
+                box = self._make(key)
             except SandboxError as e:
-                self._error = e
-                return  # take() then makes one itself and raises the error where it is seen
+                with self._cond:
+                    self.error = e  # take() then prepares on its own thread and reports it
+                    self._cond.notify_all()
+                return
             with self._cond:
-                if self._closed:
-                    box.discard()
-                    return
-                self._ready.append(box)
-                self._cond.notify_all()
+                if not self._closed:
+                    self._ready[key].append(box)
+                    self._cond.notify_all()
+                    continue
+            self._discard(box)
+            return
 
     def close(self) -> None:
         with self._cond:
@@ -101,5 +106,6 @@ class WarmPool:
             self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
-        while self._ready:
-            self._ready.popleft().discard()
+        for ready in self._ready.values():
+            while ready:
+                self._discard(ready.popleft())
