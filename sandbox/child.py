@@ -1,12 +1,12 @@
 """Child side of clone: the box's init (pid 1), which builds the box and spawns the program.
 
-init is cloned from the zygote ahead of time and prepares in two stages. Warm (no request
-yet): join the box's cgroup, clone the slot's template mounts, mount the scratch layer and
+init is cloned from the zygote ahead of time and prepares in two stages. Warm (no
+request yet): join the box's cgroup, clone the slot's template mounts, mount the scratch layer and
 /proc, then drop to the box's uid with empty capability sets, no_new_privs and the seccomp
 filter. Hot (the plan has come): place the files, set rlimits and posix_spawn the program
-(vfork and execve, no second Python fork). The program inherits all of it. As pid 1 of the namespace,
-init ignores every signal sent from inside (pid_namespaces(7)), and it is not dumpable, so
-the program can neither signal nor ptrace it."""
+(vfork and execve, no second Python fork). The program inherits all of it. As pid 1 of the
+namespace, init ignores every signal sent from inside (pid_namespaces(7)), and it is not
+dumpable, so the program can neither signal nor ptrace it."""
 
 from __future__ import annotations
 

@@ -73,8 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--wall-time", type=_seconds, default=d.wall_time_s, help="wall seconds (10)")
     run.add_argument("--mem", type=_size, default=d.memory_bytes, help="memory with swap (256M)")
     run.add_argument("--pids", type=_count, default=d.pids, help="processes and threads (64)")
-    run.add_argument("--output-limit", type=_size, default=d.output_bytes, help="stdout+stderr (1M)")
-    run.add_argument("--fsize", type=_size, default=d.fsize_bytes, help="largest file written (64M)")
+    run.add_argument(
+        "--output-limit", type=_size, default=d.output_bytes, help="stdout+stderr (1M)"
+    )
+    run.add_argument(
+        "--fsize", type=_size, default=d.fsize_bytes, help="largest file written (64M)"
+    )
     run.add_argument("--scratch", type=_size, default=d.scratch_bytes, help="writable tmpfs (64M)")
     run.add_argument("--stack", type=_size, default=None, help="stack size (default: --mem)")
     run.add_argument("--net", action="store_true", help="grant outbound networking (NAT only)")

@@ -24,7 +24,9 @@ def read_regular_beneath(path: str, max_bytes: int) -> bytes | str:
             os.close(fd)
             fd = nfd
         try:
-            ffd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
+            ffd = os.open(
+                parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd
+            )
         except OSError as e:
             return f"{path}: {e.strerror}"
     finally:

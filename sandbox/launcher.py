@@ -22,9 +22,8 @@ from sandbox.network import GrantedNetwork, NetConfig, ensure_firewall
 from sandbox.reaper import Reaper
 from sandbox.result import BoxResult, Observed, Status, classify
 from sandbox.slots import Slot, SlotPool
-from sandbox.spec import BoxSpec, box_path, validate
+from sandbox.spec import BoxSpec, Limits, box_path, validate
 from sandbox.templates import TemplateCache
-from sandbox.spec import Limits
 from sandbox.warm import WarmBox, WarmKey, WarmPool
 from sandbox.zygote import Zygote
 

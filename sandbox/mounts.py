@@ -91,7 +91,9 @@ def _apply_one(op: Op, root: str, step: str) -> None:
     elif isinstance(op, Symlink):
         os.symlink(op.target, _at(root, op.path))
     elif isinstance(op, WriteFile):
-        fd = os.open(_at(root, op.path), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, op.mode)
+        fd = os.open(
+            _at(root, op.path), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, op.mode
+        )
         try:
             os.write(fd, op.content)
         finally:
@@ -116,7 +118,8 @@ def _apply_one(op: Op, root: str, step: str) -> None:
 
 
 def enter_root(new_root: str, step: str = "pivot_root") -> None:
-    """Make `new_root` the root and detach the old one; pivot_root(".", ".") needs no put_old dir."""
+    """Make `new_root` the root and detach the old one (pivot_root(".", ".") needs no
+    put_old directory: pivot_root(2), NOTES)."""
     os.chdir(new_root)
     sc.pivot_root(".", ".", step=step)
     # The old root is now stacked under the new one at "/"; detach it lazily.

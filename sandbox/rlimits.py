@@ -33,4 +33,6 @@ def apply_in_child(items: list[tuple[int, int, int]]) -> None:
         try:
             resource.setrlimit(res, (soft, hard))
         except (OSError, ValueError) as e:
-            raise SandboxError("rlimits", f"setrlimit({res}, {soft}, {hard})", getattr(e, "errno", 0) or 0) from e
+            raise SandboxError(
+                "rlimits", f"setrlimit({res}, {soft}, {hard})", getattr(e, "errno", 0) or 0
+            ) from e

@@ -24,7 +24,9 @@ class SlotPool:
         self.first_uid = first_uid
         self.count = count
         self._fds = [
-            os.open(os.path.join(lock_dir, f"{i}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            os.open(
+                os.path.join(lock_dir, f"{i}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
             for i in range(count)
         ]
         self._busy: set[int] = set()

@@ -56,7 +56,13 @@ _libc.mount.argtypes = [
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
-_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.prctl.argtypes = [
+    ctypes.c_int,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+]
 _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.syscall.restype = ctypes.c_long
 
@@ -93,7 +99,8 @@ def mount(
     if ret < 0:
         src = source.decode() if isinstance(source, bytes) else source
         tgt = target.decode() if isinstance(target, bytes) else target
-        raise SandboxError(step, f"mount({src}, {tgt}, {fstype}, {flags:#x})", ctypes.get_errno())
+        fs = fstype.decode() if isinstance(fstype, bytes) else fstype
+        raise SandboxError(step, f"mount({src}, {tgt}, {fs}, {flags:#x})", ctypes.get_errno())
 
 
 def umount2(target: str | bytes, flags: int, step: str = "umount") -> None:

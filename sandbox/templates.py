@@ -30,7 +30,9 @@ def build_template(stage_dir: str, ops: list[m.Op]) -> int:
             sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL, step="template")
             sc.unshare(sc.CLONE_NEWNS, step="template: namespace")
             # Private first: nothing mounted here may propagate back to the host.
-            sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE, None, step="template: make private")
+            sc.mount(
+                None, "/", None, sc.MS_REC | sc.MS_PRIVATE, None, step="template: make private"
+            )
             m.apply(ops, stage_dir, step="template")
             m.enter_root(stage_dir, step="template: pivot_root")
             os.write(ready_w, b"{}")

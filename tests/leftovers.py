@@ -24,7 +24,11 @@ def stray_cgroups() -> list[str]:
             if root.endswith("unified"):
                 base = os.path.join(root, "stockade")
             if os.path.isdir(base):
-                found += [os.path.join(base, d) for d in os.listdir(base) if os.path.isdir(os.path.join(base, d))]
+                found += [
+                    os.path.join(base, d)
+                    for d in os.listdir(base)
+                    if os.path.isdir(os.path.join(base, d))
+                ]
     return sorted(set(found))
 
 
@@ -44,7 +48,9 @@ def stray_processes() -> list[str]:
 
 def stray_links() -> list[str]:
     try:
-        out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=False).stdout
+        out = subprocess.run(
+            ["ip", "-o", "link"], capture_output=True, text=True, check=False
+        ).stdout
     except FileNotFoundError:
         return []
     return [line for line in out.splitlines() if ": sbx" in line]

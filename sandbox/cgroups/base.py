@@ -16,7 +16,6 @@ from sandbox.cgroups.fs import (
     open_read,
     pread_small,
     rmdir_all,
-    write_file,
 )
 from sandbox.cgroups.manager import CgroupLimits, check_name
 from sandbox.cgroups.pool import Blank, BlankPool, discard
