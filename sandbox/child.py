@@ -11,6 +11,7 @@ dumpable, so the program can neither signal nor ptrace it."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import pickle
@@ -233,7 +234,7 @@ def _init(plan: ChildPlan, cpu_at_join: float) -> None:
             setsigmask=(),
         )
     except OSError as e:
-        report(plan.report_w, "exec", f"execve({plan.argv[0]}): {e.strerror}")
+        report(plan.report_w, "exec", exec_message(plan.argv[0], e))
         return
     # Only the program may hold the write ends: the launcher's EOF means it is done.
     os.close(plan.stdout_w)
@@ -254,6 +255,16 @@ def _init(plan: ChildPlan, cpu_at_join: float) -> None:
     # takes a while (its pages were copied from the zygote).
     os.close(plan.result_w)
     os.close(plan.report_w)
+
+
+def exec_message(program: str, err: OSError) -> str:
+    """What a shell would say, plus the syscall and errno for whoever debugs it."""
+    name = errno.errorcode.get(err.errno or 0, str(err.errno))
+    if err.errno == errno.ENOENT:
+        return f"{program}: command not found (execve: {name})"
+    if err.errno == errno.EACCES:
+        return f"{program}: permission denied, not an executable file (execve: {name})"
+    return f"{program}: cannot execute: {err.strerror} (execve: {name})"
 
 
 def _place_files(plan: ChildPlan) -> None:

@@ -128,6 +128,10 @@ class Launcher:
 
     def run(self, spec: BoxSpec) -> BoxResult:
         problems = validate(spec)
+        try:
+            seccomp.filter_for(spec.profile, self.config.profiles_dir)
+        except (OSError, ValueError) as e:
+            problems.append(f"profile: no usable seccomp profile {spec.profile!r} ({e})")
         if problems:
             raise SpecError(problems)
         box = _Run()

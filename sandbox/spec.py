@@ -6,9 +6,11 @@ import base64
 import dataclasses
 import json
 import posixpath
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
@@ -125,6 +127,9 @@ def validate(spec: BoxSpec) -> list[str]:
     for key, _ in spec.env:
         if not key or "=" in key or "\0" in key:
             errors.append(f"env: {key!r} is not a valid variable name")
+    for name, value in (("profile", spec.profile), ("rootfs", spec.rootfs)):
+        if not _NAME.match(value):
+            errors.append(f"{name}: {value!r} must be a plain name (letters, digits, . _ -)")
     for c in spec.collect:
         if not box_path(c).startswith("/box/"):
             errors.append(f"collect: {c!r} must resolve inside /box")

@@ -66,6 +66,11 @@ class WarmPool:
                 return box
         return self._make(key)
 
+    def pids(self) -> set[int]:
+        """The inits waiting warm (host pid namespace)."""
+        with self._cond:
+            return {box.init.pid for ready in self._ready.values() for box in ready}
+
     def _missing(self) -> WarmKey | None:
         for key, size in self._sizes.items():
             if len(self._ready[key]) < size:

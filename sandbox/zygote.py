@@ -100,6 +100,10 @@ class Zygote:
         )
         theirs.close()
 
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
     def request(self) -> WarmInit:
         with self._lock:
             self._sock.sendall(struct.pack("<I", 0))
