@@ -65,12 +65,12 @@ def test_setup_failure_is_xx_naming_step_and_syscall(launcher: Launcher) -> None
 
 
 def test_unknown_profile_is_a_spec_error_naming_the_field(launcher: Launcher) -> None:
-    with pytest.raises(SpecError, match="profile: no usable seccomp profile 'nope'"):
+    with pytest.raises(SpecError, match=r"profile: no usable seccomp profile 'nope'"):
         launcher.run(BoxSpec(argv=("/bin/true",), profile="nope"))
 
 
 def test_profile_must_be_a_name_not_a_path(launcher: Launcher) -> None:
-    with pytest.raises(SpecError, match="profile: '/etc/x.json' must be a plain name"):
+    with pytest.raises(SpecError, match=r"profile: '/etc/x\.json' must be a plain name"):
         launcher.run(BoxSpec(argv=("/bin/true",), profile="/etc/x.json"))
 
 

@@ -69,9 +69,8 @@ def _links() -> list[str]:
     return [line for line in out.splitlines() if ": sbx" in line]
 
 
-def test_box_without_network_has_only_lo(
-    launcher: Launcher, internet: list[str], host_listener: int
-) -> None:
+@pytest.mark.usefixtures("internet")
+def test_box_without_network_has_only_lo(launcher: Launcher, host_listener: int) -> None:
     out = _probe(launcher, False, [(INET_IP, 80), ("127.0.0.1", host_listener)])
     assert out["ifs"] == ["lo"]
     results = out["results"]
@@ -81,9 +80,8 @@ def test_box_without_network_has_only_lo(
     assert results[f"127.0.0.1:{host_listener}"] == "ECONNREFUSED"
 
 
-def test_box_with_network_reaches_only_the_internet(
-    launcher: Launcher, internet: list[str], host_listener: int
-) -> None:
+@pytest.mark.usefixtures("internet")
+def test_box_with_network_reaches_only_the_internet(launcher: Launcher, host_listener: int) -> None:
     before = _links()
     targets = [(INET_IP, 80), ("127.0.0.1", host_listener), *((ip, 80) for ip in BLOCKED)]
     out = _probe(launcher, True, targets)
