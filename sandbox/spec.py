@@ -127,9 +127,9 @@ def validate(spec: BoxSpec) -> list[str]:
     for key, _ in spec.env:
         if not key or "=" in key or "\0" in key:
             errors.append(f"env: {key!r} is not a valid variable name")
-    for name, value in (("profile", spec.profile), ("rootfs", spec.rootfs)):
-        if not _NAME.match(value):
-            errors.append(f"{name}: {value!r} must be a plain name (letters, digits, . _ -)")
+    for field_name, text in (("profile", spec.profile), ("rootfs", spec.rootfs)):
+        if not _NAME.match(text):
+            errors.append(f"{field_name}: {text!r} must be a plain name (letters, digits, . _ -)")
     for c in spec.collect:
         if not box_path(c).startswith("/box/"):
             errors.append(f"collect: {c!r} must resolve inside /box")
