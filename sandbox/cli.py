@@ -4,21 +4,44 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import signal
 import stat
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
-from sandbox.errors import SpecError
+from sandbox.errors import SandboxError, SpecError
 from sandbox.result import BoxResult, Status
 from sandbox.sizes import parse_size
-from sandbox.spec import BoxSpec, FileIn, Limits
+from sandbox.spec import BoxSpec, FileIn, Limits, validate
 
 # Exit codes of `stockade run` without --json, for statuses that are not the program's own.
+EXIT_USAGE = 2  # as argparse
+EXIT_NOT_FOUND = 127  # as a shell's "command not found"
 EXIT_TIMEOUT = 124  # as timeout(1)
 EXIT_SANDBOX = 125  # as docker run's own failures
 EXIT_MEMORY = 137
 EXIT_OUTPUT = 153
+
+# The flag behind each field that validate() names (a SpecError's "field: rule" sentences).
+FIELD_FLAGS = {
+    "argv": "PROGRAM",
+    "limits.cpu_time_s": "--time",
+    "limits.wall_time_s": "--wall-time",
+    "limits.memory_bytes": "--mem",
+    "limits.pids": "--pids",
+    "limits.output_bytes": "--output-limit",
+    "limits.fsize_bytes": "--fsize",
+    "limits.scratch_bytes": "--scratch",
+    "limits.stack_bytes": "--stack",
+    "files": "--file",
+    "env": "--env",
+    "profile": "--profile",
+    "rootfs": "--rootfs",
+    "network": "--net",
+}
 
 
 def _size(text: str) -> int:
@@ -33,8 +56,8 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0 seconds")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number above 0 seconds")
     return value
 
 
@@ -63,11 +86,28 @@ def _file(text: str) -> FileIn:
         raise argparse.ArgumentTypeError(f"cannot read {host}: {e.strerror}") from None
 
 
+def _stdin(text: str) -> bytes:
+    try:
+        if text == "-":
+            return sys.stdin.buffer.read()
+        with open(text, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"cannot read {text}: {e.strerror}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stockade", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="stockade", description=__doc__, allow_abbrev=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     d = Limits()
-    run = sub.add_parser("run", help="run one program in a fresh box")
+    run = sub.add_parser(
+        "run",
+        help="run one program in a fresh box",
+        description="Run PROGRAM in a fresh box. Without --json its output passes through "
+        "and the exit status mirrors the program's (128+N for signal N).",
+        allow_abbrev=False,
+    )
+    run.set_defaults(run_parser=run)
     run.add_argument("--json", action="store_true", help="print the result as one JSON object")
     run.add_argument("--time", type=_seconds, default=d.cpu_time_s, help="CPU seconds (5)")
     run.add_argument("--wall-time", type=_seconds, default=d.wall_time_s, help="wall seconds (10)")
@@ -84,9 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--net", action="store_true", help="grant outbound networking (NAT only)")
     run.add_argument("--file", type=_file, action="append", default=[], metavar="HOST:BOX")
     run.add_argument("--env", type=_env, action="append", default=[], metavar="KEY=VALUE")
-    run.add_argument("--stdin", type=argparse.FileType("rb"), default=None, metavar="FILE")
+    run.add_argument("--stdin", type=_stdin, default=b"", metavar="FILE", help="'-': our stdin")
     run.add_argument("--rootfs", default="host", help="host, or an image name")
     run.add_argument("--profile", default="run", help="seccomp profile name (run, compile)")
+    # REMAINDER: everything from the first positional on is the program's, options included.
     run.add_argument("program", nargs=argparse.REMAINDER, help="-- PROGRAM [ARGS...]")
     return parser
 
@@ -95,11 +136,10 @@ def spec_from_args(args: argparse.Namespace) -> BoxSpec:
     program = list(args.program)
     if program and program[0] == "--":
         program = program[1:]
-    stdin = args.stdin.read() if args.stdin is not None else b""
     return BoxSpec(
         argv=tuple(program),
         files=tuple(args.file),
-        stdin=stdin,
+        stdin=args.stdin,
         env=tuple(args.env),
         limits=Limits(
             cpu_time_s=args.time,
@@ -115,6 +155,16 @@ def spec_from_args(args: argparse.Namespace) -> BoxSpec:
         profile=args.profile,
         network=args.net,
     )
+
+
+def usage_message(problems: Sequence[str]) -> str:
+    """validate()'s 'field: rule' sentences, each prefixed with the flag that sets the field."""
+    out = []
+    for problem in problems:
+        field = problem.partition(":")[0]
+        flag = FIELD_FLAGS.get(field)
+        out.append(f"argument {flag}: {problem}" if flag else problem)
+    return "; ".join(out)
 
 
 def exit_code_for(result: BoxResult) -> int:
@@ -134,35 +184,66 @@ def exit_code_for(result: BoxResult) -> int:
     return EXIT_SANDBOX
 
 
-def cmd_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from sandbox.api import run
+def _says_why(result: BoxResult) -> bool:
+    """Whether the verdict needs a line of its own on stderr: every status but the program's
+    own exit, and a program that never ran (a shell's 127)."""
+    return result.status not in (Status.OK, Status.RE) or result.exit_code == EXIT_NOT_FOUND
 
-    spec = spec_from_args(args)
-    if not spec.argv:
-        parser.error("run: a program is required after --")
-    try:
-        result = run(spec)
-    except SpecError as e:
-        parser.error("; ".join(e.problems))
-    if args.json:
-        print(json.dumps(result.to_dict()))
-        return 0 if result.status is not Status.XX else EXIT_SANDBOX
+
+def print_result(result: BoxResult, as_json: bool) -> int:
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+        sys.stdout.flush()
+        return EXIT_SANDBOX if result.status is Status.XX else 0
     sys.stdout.buffer.write(result.stdout)
     sys.stdout.flush()
     sys.stderr.buffer.write(result.stderr)
-    if result.status not in (Status.OK, Status.RE):
+    if _says_why(result):
         sys.stderr.write(f"stockade: {result.status}: {result.message}\n")
     sys.stderr.flush()
     return exit_code_for(result)
 
 
+def _interrupted(signum: int, frame: FrameType | None) -> None:
+    # Unwinds through the launcher's teardown and close, so the box and its cgroup go too.
+    raise SystemExit(128 + signum)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    parser: argparse.ArgumentParser = args.run_parser
+    spec = spec_from_args(args)
+    if not spec.argv:
+        parser.error("a program is required: stockade run [OPTIONS] -- PROGRAM [ARGS...]")
+    # Checked before any box machinery starts: a usage error costs no zygote.
+    if problems := validate(spec):
+        parser.error(usage_message(problems))
+    from sandbox.launcher import Launcher  # the box's own imports only when a box runs
+
+    signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        with Launcher() as launcher:
+            result = launcher.run(spec)
+            return print_result(result, args.json)
+    except SpecError as e:
+        parser.error(usage_message(e.problems))
+    except (SandboxError, OSError) as e:
+        print(f"stockade: the box could not start: {e}", file=sys.stderr)
+        return EXIT_SANDBOX
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "run":
-        return cmd_run(parser, args)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+    except BrokenPipeError:
+        # The reader went away (stockade run ... | head): not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":
