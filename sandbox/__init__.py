@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+# Not typing.TYPE_CHECKING: importing typing would put a megabyte more into the zygote, whose
+# pages every box's init copies. mypy honours a module constant of this name as well.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from sandbox.api import default_launcher, run
-    from sandbox.errors import SandboxError, SpecError
-    from sandbox.launcher import Launcher
-    from sandbox.result import BoxResult, Status
-    from sandbox.spec import BoxSpec, FileIn, Limits
+    from sandbox.api import default_launcher as default_launcher
+    from sandbox.api import run as run
+    from sandbox.errors import SandboxError as SandboxError
+    from sandbox.errors import SpecError as SpecError
+    from sandbox.launcher import Launcher as Launcher
+    from sandbox.result import BoxResult as BoxResult
+    from sandbox.result import Status as Status
+    from sandbox.spec import BoxSpec as BoxSpec
+    from sandbox.spec import FileIn as FileIn
+    from sandbox.spec import Limits as Limits
 
 # Imported lazily so that the zygote (python -m sandbox.zygote) loads only what it uses.
 _EXPORTS = {
@@ -29,7 +36,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'sandbox' has no attribute {name!r}")

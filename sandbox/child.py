@@ -21,15 +21,20 @@ import socket
 import struct
 import time
 from dataclasses import dataclass
-from typing import NoReturn
 
-from sandbox import caps, mounts, rlimits, seccomp
+# Only small modules: the zygote imports this one, and each of its pages is copied into
+# every init that touches it.
+from sandbox import bpf, caps, mounts, rlimits
 from sandbox import syscalls as sc
-from sandbox.cgroups import join_in_child
 from sandbox.errors import SandboxError
 from sandbox.files import read_regular_beneath
-from sandbox.network import bring_up_loopback
+from sandbox.netdev import bring_up_loopback
 from sandbox.rootfs import BoxUser
+
+# Not typing.TYPE_CHECKING: typing costs the zygote a megabyte (see sandbox/__init__.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 INIT_SETUP_FAILED = 121
 _MAX_FDS = 32
@@ -169,8 +174,12 @@ def _prepare(prep: Prep, template_fd: int, cgroup_fds: list[int]) -> float:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.umask(0)
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL, step="init")
-    join_in_child(cgroup_fds)
     for fd in cgroup_fds:
+        # Writing "0" to cgroup.procs moves the writer (cgroup-v1/cgroups.rst, cgroup-v2.rst).
+        try:
+            os.write(fd, b"0")
+        except OSError as e:
+            raise SandboxError("cgroup", "write(cgroup.procs, 0)", e.errno or 0) from e
         os.close(fd)
     sc.unshare(sc.CLONE_NEWCGROUP, step="cgroup namespace")
     cpu_at_join = _own_cpu_s()
@@ -191,7 +200,7 @@ def _prepare(prep: Prep, template_fd: int, cgroup_fds: list[int]) -> float:
     sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1, step="no_new_privs")
     # Last: after it, only what the profile allows works, for init and the program alike.
     # What init still does (files, rlimits, posix_spawn, wait, read, write) any profile allows.
-    seccomp.install(prep.seccomp_bpf)
+    bpf.load(prep.seccomp_bpf)
     return cpu_at_join
 
 

@@ -67,7 +67,8 @@ class Launcher:
         d = Limits()
         # A judge runs one compile box and many run boxes per submission.
         self.warm = WarmPool(
-            self._make_warm,
+            self._start_warm,
+            self._finish_warm,
             self._discard_warm,
             {
                 WarmKey("host", d.scratch_bytes, d.scratch_inodes, "run"): self.config.warm_inits,
@@ -93,8 +94,9 @@ class Launcher:
         """Wait until every finished box's init and cgroup are gone."""
         return self.reaper.settle(timeout_s)
 
-    def _make_warm(self, key: WarmKey) -> WarmBox:
-        """Slot, template, cgroup and a prepared init: everything but the request."""
+    def _start_warm(self, key: WarmKey) -> WarmBox:
+        """Slot, template, cgroup, an init and its preparation under way (not awaited:
+        several boxes prepare at once, and their cgroup joins share grace periods)."""
         slot = self.slots.acquire()
         cg: cgroups.BoxCgroup | None = None
         try:
@@ -110,7 +112,6 @@ class Launcher:
                 flt = seccomp.filter_for(key.profile, self.config.profiles_dir)
                 prep = Prep(user, rootfs.HOSTNAME, ops, self._last_cap, flt.bpf)
                 send_prep(init.sock, prep, template_fd, cg.join_fds())
-                await_ready(init.sock)
             except BaseException:
                 init.discard()
                 raise
@@ -119,6 +120,14 @@ class Launcher:
             if cg is not None:
                 cg.destroy()
             self.slots.release(slot)
+            raise
+
+    def _finish_warm(self, box: WarmBox) -> None:
+        """Wait for the init to report itself prepared; on failure give everything back."""
+        try:
+            await_ready(box.init.sock)
+        except BaseException:
+            self._discard_warm(box)
             raise
 
     def _discard_warm(self, box: WarmBox) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import ipaddress
 import socket
 import struct
 
@@ -26,6 +25,13 @@ _IFLA_INFO_KIND, _IFLA_INFO_DATA, _VETH_INFO_PEER = 1, 2, 1
 _IFINFOMSG = bytes(16)  # struct ifinfomsg: AF_UNSPEC, no index, no flag change
 
 
+def bring_up_loopback() -> None:
+    """Child side: set lo UP in the caller's fresh netns, which starts with lo down
+    (network_namespaces(7)). One ioctl pair, no subprocess: this is the hot path."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        link_up(s, "lo")
+
+
 def link_up(s: socket.socket, ifname: str) -> None:
     """Set IFF_UP on ifname in the netns of socket s (an ioctl acts on its socket's netns)."""
     name = ifname.encode()
@@ -40,7 +46,7 @@ def set_ipv4(s: socket.socket, ifname: str, ip: str, prefix: int) -> None:
     """Address, then mask, then up: IPv4 installs the prefix route only for an up device, so
     the classful mask SIOCSIFADDR implies (10.x -> /8) never becomes a route."""
     name = ifname.encode()
-    mask = str(ipaddress.IPv4Network(f"0.0.0.0/{prefix}").netmask)
+    mask = socket.inet_ntoa(struct.pack("!I", (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF))
     _ioctl(s, _SIOCSIFADDR, _IFREQ_ADDR.pack(name, _sockaddr_in(ip)), f"SIOCSIFADDR({ifname})")
     _ioctl(s, _SIOCSIFNETMASK, _IFREQ_ADDR.pack(name, _sockaddr_in(mask)), "SIOCSIFNETMASK")
     link_up(s, ifname)

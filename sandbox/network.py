@@ -22,6 +22,7 @@ from sandbox import syscalls as sc
 from sandbox.errors import SandboxError
 from sandbox.netdev import (
     add_default_route,
+    bring_up_loopback,
     create_veth,
     delete_link,
     link_up,
@@ -58,13 +59,6 @@ _T = TypeVar("_T")
 
 
 # --- loopback and the netns pool (the default, no-network box) ---
-
-
-def bring_up_loopback() -> None:
-    """Child side: set lo UP in the caller's fresh netns, which starts with lo down
-    (network_namespaces(7)). One ioctl pair, no subprocess: this is the hot path."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        link_up(s, "lo")
 
 
 class NetnsPool:

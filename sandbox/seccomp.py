@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import tempfile
@@ -12,6 +11,7 @@ from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
+from sandbox.bpf import Program
 from sandbox.errors import SandboxError
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,6 @@ RET_ERRNO = 0x00050000
 RET_ALLOW = 0x7FFF0000
 EPERM = 1
 MAX_ERRNO = 4095  # the kernel only turns -1..-4095 into errno (include/linux/err.h)
-BPF_MAXINSNS = 4096  # a longer program is refused with EINVAL (seccomp(2))
 # OCI's SCMP_ACT_KILL kills one *thread* and leaves the rest of a judged program running
 # half-dead; a sandbox wants the whole process gone, so here it means KILL_PROCESS.
 _ACTIONS = {
@@ -235,45 +234,16 @@ def load_profile(name_or_path: str, profiles_dir: Path | str | None = None) -> d
 # ---- thin part: libseccomp builds the BPF, prctl loads it ----------------------------------
 
 
-class _SockFprog(ctypes.Structure):  # struct sock_fprog, <linux/filter.h>
-    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_prctl = _libc.prctl
-_prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
-_prctl.restype = ctypes.c_int
-PR_SET_SECCOMP = 22  # <linux/prctl.h>
-SECCOMP_MODE_FILTER = 2  # <linux/seccomp.h>
-
-
-class CompiledFilter:
-    """A BPF program and the struct sock_fprog pointing at it, built once in the parent so
-    that install() in the child is a single prctl: no parsing, no allocation."""
+class CompiledFilter(Program):
+    """A profile's BPF, built once in the parent; install() in the child is one prctl."""
 
     def __init__(self, name: str, bpf: bytes, warnings: tuple[str, ...] = ()) -> None:
-        count, rest = divmod(len(bpf), 8)  # struct sock_filter is 8 bytes
-        if rest or not 0 < count <= BPF_MAXINSNS:
-            raise SandboxError("seccomp", "load BPF", detail=f"{name}: {len(bpf)} bytes")
-        self.name = name
-        self.bpf = bytes(bpf)
+        super().__init__(name, bpf)
         self.warnings = warnings
-        self.instructions = count
-        # 8-byte aligned copy: the kernel reads each sock_filter's 32-bit k in place.
-        self._insns = (ctypes.c_uint64 * count).from_buffer_copy(self.bpf)
-        self._prog = _SockFprog(count, ctypes.addressof(self._insns))
-        self._prog_addr = ctypes.addressof(self._prog)
-
-    def install(self) -> None:
-        """Child side, after fork, just before execve. The caller must already have set
-        no_new_privs (or hold CAP_SYS_ADMIN), else the kernel says EACCES (seccomp(2)).
-        The filter then holds across execve and for every descendant."""
-        if _prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, self._prog_addr, 0, 0) != 0:
-            raise SandboxError("seccomp", "prctl(PR_SET_SECCOMP)", ctypes.get_errno())
 
 
 def install(bpf: bytes | CompiledFilter) -> None:
-    """Load a filter into the calling thread (see CompiledFilter.install)."""
+    """Load a filter into the calling thread (see sandbox.bpf.Program)."""
     (bpf if isinstance(bpf, CompiledFilter) else CompiledFilter("<bytes>", bpf)).install()
 
 

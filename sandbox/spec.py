@@ -8,7 +8,11 @@ import json
 import posixpath
 import re
 from dataclasses import dataclass, field
-from typing import Any
+
+# Not typing.TYPE_CHECKING: typing costs the zygote a megabyte (see sandbox/__init__.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 KIB = 1024

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 from sandbox.errors import SandboxError
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# Named directly: ctypes.util.find_library would import subprocess and shutil into the zygote.
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
 # <linux/sched.h>
 CLONE_NEWNS = 0x00020000
@@ -67,10 +67,8 @@ _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.syscall.restype = ctypes.c_long
 
 
-def _check(ret: int, step: str, call: str) -> int:
-    if ret < 0:
-        raise SandboxError(step, call, ctypes.get_errno())
-    return ret
+def _fail(step: str, call: str) -> SandboxError:
+    return SandboxError(step, call, ctypes.get_errno())
 
 
 def _b(s: str | bytes | None) -> bytes | None:
@@ -79,12 +77,17 @@ def _b(s: str | bytes | None) -> bytes | None:
     return s.encode()
 
 
+# Each wrapper formats its error text only on failure: these run in every box's init.
+
+
 def unshare(flags: int, step: str = "unshare") -> None:
-    _check(_libc.unshare(flags), step, f"unshare({flags:#x})")
+    if _libc.unshare(flags) < 0:
+        raise _fail(step, f"unshare({flags:#x})")
 
 
 def setns(fd: int, nstype: int, step: str = "setns") -> None:
-    _check(_libc.setns(fd, nstype), step, f"setns({fd}, {nstype:#x})")
+    if _libc.setns(fd, nstype) < 0:
+        raise _fail(step, f"setns({fd}, {nstype:#x})")
 
 
 def mount(
@@ -104,27 +107,32 @@ def mount(
 
 
 def umount2(target: str | bytes, flags: int, step: str = "umount") -> None:
-    _check(_libc.umount2(_b(target), flags), step, f"umount2({target!r}, {flags})")
+    if _libc.umount2(_b(target), flags) < 0:
+        raise _fail(step, f"umount2({target!r}, {flags})")
 
 
 def pivot_root(new_root: str, put_old: str, step: str = "pivot_root") -> None:
-    ret = _libc.syscall(SYS_pivot_root, _b(new_root), _b(put_old))
-    _check(ret, step, f"pivot_root({new_root}, {put_old})")
+    if _libc.syscall(SYS_pivot_root, _b(new_root), _b(put_old)) < 0:
+        raise _fail(step, f"pivot_root({new_root}, {put_old})")
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, step: str = "prctl") -> int:
-    return _check(_libc.prctl(option, arg2, arg3, 0, 0), step, f"prctl({option}, {arg2})")
+    ret: int = _libc.prctl(option, arg2, arg3, 0, 0)
+    if ret < 0:
+        raise _fail(step, f"prctl({option}, {arg2})")
+    return ret
 
 
 def prctl_ptr(option: int, arg2: int, ptr: ctypes._Pointer, step: str) -> None:  # type: ignore[type-arg]
     fn = _libc.prctl
-    ret = fn(option, arg2, ctypes.cast(ptr, ctypes.c_void_p).value or 0, 0, 0)
-    _check(ret, step, f"prctl({option}, {arg2}, ptr)")
+    if fn(option, arg2, ctypes.cast(ptr, ctypes.c_void_p).value or 0, 0, 0) < 0:
+        raise _fail(step, f"prctl({option}, {arg2}, ptr)")
 
 
 def sethostname(name: str, step: str = "uts") -> None:
     raw = name.encode()
-    _check(_libc.sethostname(raw, len(raw)), step, f"sethostname({name})")
+    if _libc.sethostname(raw, len(raw)) < 0:
+        raise _fail(step, f"sethostname({name})")
 
 
 def errno_error(step: str, call: str, err: OSError) -> SandboxError:

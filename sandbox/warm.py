@@ -17,6 +17,8 @@ from sandbox.errors import SandboxError
 from sandbox.slots import Slot
 from sandbox.zygote import WarmInit
 
+_WAIT_PENDING_S = 0.5
+
 
 @dataclass(frozen=True)
 class WarmKey:
@@ -42,14 +44,17 @@ class WarmPool:
 
     def __init__(
         self,
-        make: Callable[[WarmKey], WarmBox],
+        start: Callable[[WarmKey], WarmBox],
+        finish: Callable[[WarmBox], None],
         discard: Callable[[WarmBox], None],
         sizes: dict[WarmKey, int],
     ) -> None:
-        self._make = make
+        self._start = start
+        self._finish = finish
         self._discard = discard
         self._sizes = {k: n for k, n in sizes.items() if n > 0}
         self._ready: dict[WarmKey, deque[WarmBox]] = {k: deque() for k in self._sizes}
+        self._pending: dict[WarmKey, int] = dict.fromkeys(self._sizes, 0)
         self._cond = threading.Condition()
         self._closed = False
         self.error: SandboxError | None = None
@@ -60,50 +65,84 @@ class WarmPool:
     def take(self, key: WarmKey) -> WarmBox:
         with self._cond:
             ready = self._ready.get(key)
+            # One being prepared is nearer ready than one not started: wait for it a while.
+            if ready is not None and not ready and self._pending[key]:
+                self._cond.wait_for(lambda: bool(ready) or self._closed, _WAIT_PENDING_S)
             if ready:
                 box = ready.popleft()
                 self._cond.notify_all()
                 return box
-        return self._make(key)
+        box = self._start(key)
+        self._finish(box)
+        return box
 
     def pids(self) -> set[int]:
         """The inits waiting warm (host pid namespace)."""
         with self._cond:
             return {box.init.pid for ready in self._ready.values() for box in ready}
 
-    def _missing(self) -> WarmKey | None:
-        for key, size in self._sizes.items():
-            if len(self._ready[key]) < size:
-                return key
-        return None
+    def _missing(self) -> list[WarmKey]:
+        return [
+            key
+            for key, size in self._sizes.items()
+            for _ in range(size - len(self._ready[key]) - self._pending[key])
+        ]
 
     def wait_full(self, timeout_s: float = 10.0) -> bool:
         with self._cond:
             return self._cond.wait_for(
-                lambda: self._missing() is None or self.error is not None, timeout_s
+                lambda: (
+                    (not self._missing() and not any(self._pending.values()))
+                    or self.error is not None
+                ),
+                timeout_s,
             )
 
     def _fill(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._closed or self._missing() is not None)
-                key = self._missing()
-                if self._closed or key is None:
+                self._cond.wait_for(lambda: self._closed or bool(self._missing()))
+                if self._closed:
                     return
+                keys = self._missing()
+                for key in keys:
+                    self._pending[key] += 1
             try:
-                box = self._make(key)
+                self._prepare_all(keys)
             except SandboxError as e:
                 with self._cond:
                     self.error = e  # take() then prepares on its own thread and reports it
                     self._cond.notify_all()
                 return
+
+    def _prepare_all(self, keys: list[WarmKey]) -> None:
+        """Start every missing box, then finish them in order."""
+        started: list[WarmBox] = []
+        try:
+            for key in keys:
+                started.append(self._start(key))
+        finally:
             with self._cond:
-                if not self._closed:
-                    self._ready[key].append(box)
-                    self._cond.notify_all()
-                    continue
-            self._discard(box)
-            return
+                for key in keys[len(started) :]:
+                    self._pending[key] -= 1
+                self._cond.notify_all()
+        error: SandboxError | None = None
+        for box in started:
+            try:
+                self._finish(box)  # on failure it gives the box's parts back itself
+                ok = True
+            except SandboxError as e:
+                error, ok = error or e, False
+            with self._cond:
+                self._pending[box.key] -= 1
+                keep = ok and not self._closed
+                if keep:
+                    self._ready[box.key].append(box)
+                self._cond.notify_all()
+            if ok and not keep:
+                self._discard(box)
+        if error is not None:
+            raise error
 
     def close(self) -> None:
         with self._cond:
