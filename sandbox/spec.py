@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import math
 import posixpath
 import re
 from dataclasses import dataclass, field
@@ -120,7 +121,9 @@ def validate(spec: BoxSpec) -> list[str]:
         ("nofile", lim.nofile, 8),
     ]
     for name, value, low in checks:
-        if value < low:
+        if not math.isfinite(value):
+            errors.append(f"limits.{name}: must be a finite number, got {value}")
+        elif value < low:
             errors.append(f"limits.{name}: must be at least {low}, got {value}")
     if lim.stack_bytes is not None and lim.stack_bytes < 64 * KIB:
         errors.append(f"limits.stack_bytes: must be at least {64 * KIB}, got {lim.stack_bytes}")

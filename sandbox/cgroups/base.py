@@ -62,6 +62,8 @@ class BaseCgroup(ABC):
                 fd = self._blank.fds[path] = _open(path, O_WRITE)
             try:
                 os.pwrite(fd, value, 0)
+                # A no-op on cgroupfs; in a fake tree of plain files it drops a longer old value.
+                os.ftruncate(fd, len(value))
             except OSError as e:
                 raise fail(f"write({path}, {value.decode()})", e) from e
         self._limits = limits
