@@ -166,3 +166,20 @@ def test_non_finite_time_from_json_is_refused() -> None:
     text = BoxSpec(argv=("/bin/true",)).to_json().replace('"cpu_time_s": 5.0', '"cpu_time_s": NaN')
     spec = BoxSpec.from_json(text)
     assert validate(spec), "a NaN CPU limit passed validation"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("cpu_time_s", 1e300),
+        ("memory_bytes", 1 << 64),
+        ("fsize_bytes", 1 << 64),
+        ("stack_bytes", 1 << 64),
+        ("pids", 10**20),
+    ],
+)
+def test_limits_beyond_the_kernels_range_are_refused(field: str, value: float) -> None:
+    """setrlimit(2) and cgroup files take at most a 64-bit value; past that the box can only
+    fail (XX) in the middle of its setup instead of answering with the field and the rule."""
+    problems = _problems(**{field: value})
+    assert any(p.startswith(f"limits.{field}: ") for p in problems), problems
