@@ -201,6 +201,42 @@ def test_a_signal_ends_the_run_and_its_box(sig: signal.Signals) -> None:
     assert not _sleepers(marker)
 
 
+def test_a_killed_cli_does_not_leave_its_box_running() -> None:
+    """SIGKILL gives the CLI no chance to clean up (a worker killed by the OOM killer, say).
+    The box must still end: nothing else enforces its wall time once the launcher is gone."""
+    marker = "33.9"
+    p = subprocess.Popen([STOCKADE, "run", "--wall-time", "60", "--", "/bin/sleep", marker])
+    try:
+        deadline = time.monotonic() + 10
+        while not _sleepers(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _sleepers(marker), "the box never started"
+        p.kill()
+        p.wait()
+        deadline = time.monotonic() + 5
+        while _sleepers(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _sleepers(marker), "the box outlived its killed launcher by 5 s"
+    finally:
+        p.kill()
+        p.wait()
+        _clean_after_killed_launcher(p.pid, marker)
+
+
+def _clean_after_killed_launcher(launcher_pid: int, marker: str) -> None:
+    """Whatever the failure above left: the box's program (ours, by pid), then the killed
+    launcher's empty cgroups (named <launcher pid>-<n>), so later tests start clean."""
+    for pid in _sleepers(marker):
+        os.kill(int(pid), signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    for d in Path("/sys/fs/cgroup").glob(f"*/stockade/{launcher_pid}-*"):
+        while d.exists() and time.monotonic() < deadline:
+            try:
+                d.rmdir()
+            except OSError:
+                time.sleep(0.05)  # EBUSY until the box's init has exited
+
+
 def _sleepers(marker: str) -> list[str]:
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
