@@ -10,6 +10,7 @@ dumpable, so the program can neither signal nor ptrace it."""
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import errno
 import json
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from sandbox import bpf, caps, mounts, rlimits
 from sandbox import syscalls as sc
 from sandbox.errors import SandboxError
+from sandbox.fdpass import recv_fds, send_fds
 from sandbox.files import read_regular_beneath
 from sandbox.netdev import bring_up_loopback
 from sandbox.rootfs import BoxUser
@@ -102,12 +104,12 @@ def send_plan(sock: socket.socket, plan: ChildPlan) -> None:
 
 def _send(sock: socket.socket, obj: object, fds: list[int]) -> None:
     payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    socket.send_fds(sock, [struct.pack("<I", len(payload))], fds)
+    send_fds(sock, struct.pack("<I", len(payload)), fds)
     sock.sendall(payload)
 
 
 def _receive(sock: socket.socket) -> tuple[object, list[int]]:
-    head, fds, _, _ = socket.recv_fds(sock, 4, _MAX_FDS, socket.MSG_CMSG_CLOEXEC)
+    head, fds = recv_fds(sock, 4, _MAX_FDS)
     if not head:
         raise EOFError
     head += _recv_exact(sock, 4 - len(head))
@@ -135,9 +137,23 @@ def report(fd: int, kind: str, message: str) -> None:
         pass
 
 
+def retitle(title: bytes) -> None:
+    """Overwrite this process's argv in place, so /proc/<pid>/cmdline (as seen from inside a
+    box) names no host path. proc(5): arg_start and arg_end are fields 48
+    and 49 of /proc/self/stat; prctl(PR_SET_NAME) sets comm."""
+    with open("/proc/self/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    start, end = int(fields[45]), int(fields[46])
+    text = title[: end - start - 1]
+    ctypes.memset(start, 0, end - start)
+    ctypes.memmove(start, text, len(text))
+    sc.prctl_name(text[:15])
+
+
 def run_warm(sock: socket.socket) -> NoReturn:
     """Entry point of a freshly cloned init, in new pid, uts, ipc and net namespaces."""
     try:
+        retitle(b"stockade-init")
         prep, fds = _receive(sock)
         assert isinstance(prep, Prep)
         cpu_at_join = _prepare(prep, fds[0], fds[1:])

@@ -141,6 +141,9 @@ class Launcher:
             seccomp.filter_for(spec.profile, self.config.profiles_dir)
         except (OSError, ValueError) as e:
             problems.append(f"profile: no usable seccomp profile {spec.profile!r} ({e})")
+        if not self.templates.knows(spec.rootfs):
+            known = ", ".join(self.templates.names())
+            problems.append(f"rootfs: no image named {spec.rootfs!r} (known: {known})")
         if problems:
             raise SpecError(problems)
         box = _Run()

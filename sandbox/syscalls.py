@@ -129,6 +129,12 @@ def prctl_ptr(option: int, arg2: int, ptr: ctypes._Pointer, step: str) -> None: 
         raise _fail(step, f"prctl({option}, {arg2}, ptr)")
 
 
+def prctl_name(name: bytes) -> None:
+    """prctl(PR_SET_NAME): the comm shown by ps and /proc/<pid>/comm (15 bytes at most)."""
+    buf = ctypes.create_string_buffer(name[:15])
+    _libc.prctl(15, ctypes.addressof(buf), 0, 0, 0)
+
+
 def sethostname(name: str, step: str = "uts") -> None:
     raw = name.encode()
     if _libc.sethostname(raw, len(raw)) < 0:

@@ -65,6 +65,12 @@ class TemplateCache:
         self._fds: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
 
+    def names(self) -> list[str]:
+        return ["host"]
+
+    def knows(self, rootfs: str) -> bool:
+        return rootfs in self.names()
+
     def get(self, rootfs: str, user: BoxUser) -> int:
         key = (rootfs, user.uid)
         fd = self._fds.get(key)

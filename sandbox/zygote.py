@@ -20,8 +20,9 @@ import threading
 from dataclasses import dataclass
 
 from sandbox import syscalls as sc
-from sandbox.child import run_warm
+from sandbox.child import retitle, run_warm
 from sandbox.errors import SandboxError
+from sandbox.fdpass import recv_fds, send_fds
 
 CLONE_PIDFD = 0x00001000
 SYS_clone = 56
@@ -66,7 +67,7 @@ def serve(sock: socket.socket) -> None:
                 sock.close()
                 ours.close()
                 run_warm(theirs)
-            socket.send_fds(sock, [struct.pack("<iI", pid, 0)], [pidfd, ours.fileno()])
+            send_fds(sock, struct.pack("<iI", pid, 0), [pidfd, ours.fileno()])
             os.close(pidfd)
         ours.close()
         theirs.close()
@@ -100,6 +101,7 @@ class Zygote:
             [sys.executable, "-S", "-m", "sandbox.zygote", str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
             env={"PATH": "/usr/bin:/bin", "PYTHONPATH": root},
         )
         theirs.close()
@@ -111,7 +113,7 @@ class Zygote:
     def request(self) -> WarmInit:
         with self._lock:
             self._sock.sendall(struct.pack("<I", 0))
-            msg, fds, _, _ = socket.recv_fds(self._sock, 8, 2, socket.MSG_CMSG_CLOEXEC)
+            msg, fds = recv_fds(self._sock, 8, 2)
             if len(msg) < 8:
                 raise SandboxError("zygote", "recvmsg", 0, "the zygote process is gone")
             pid, extra = struct.unpack("<iI", msg)
@@ -129,6 +131,7 @@ class Zygote:
 
 
 def main() -> None:
+    retitle(b"stockade-zygote")
     sock = socket.socket(fileno=int(sys.argv[1]))
     os.set_inheritable(sock.fileno(), False)
     # No PDEATHSIG: it fires when the launcher's *thread* ends. EOF on the socket is the signal.
