@@ -211,6 +211,9 @@ def _prepare(prep: Prep, template_fd: int, cgroup_fds: list[int]) -> float:
     os.setresgid(user.gid, user.gid, user.gid)
     caps.drop_bounding_in_child(prep.last_cap)
     os.setresuid(user.uid, user.uid, user.uid)
+    # A credential change clears the parent-death signal (prctl(2)): set it again, or a
+    # killed launcher (and so zygote) would leave this box running with no wall limit.
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL, step="init")
     caps.clear_all_in_child()
     sc.prctl(sc.PR_SET_DUMPABLE, 0, step="dumpable")
     sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1, step="no_new_privs")

@@ -40,6 +40,7 @@ class _Run:
     fds: list[int] = field(default_factory=list)
     warm: WarmBox | None = None
     network: GrantedNetwork | None = None
+    finished: bool = False  # init sent its result: nothing of the box runs any more
 
 
 class Launcher:
@@ -53,6 +54,8 @@ class Launcher:
             os.path.join(self.config.run_dir, "slots"), self.config.first_uid, self.config.slots
         )
         self.cgroups = cgroups.probe()
+        # Box cgroups are named <launcher pid>-<n>: those of a launcher that was killed go now.
+        self.cgroups.sweep_stale()
         self.templates = TemplateCache(os.path.join(self.config.run_dir, "stage"))
         self.zygote = Zygote()
         self.reaper = Reaper()
@@ -191,6 +194,7 @@ class Launcher:
             self._attach_network(box, warm.slot, warm.init.pid, sync_w)
         watch = _Watch(spec, cg, warm.init.pidfd, started, out_r, err_r, res_r)
         watch.loop()
+        box.finished = True
         return self._result(spec, cg, watch, _read_report(rep_r), started)
 
     def _attach_network(self, box: _Run, slot: Slot, pid: int, sync_w: int) -> None:
@@ -210,7 +214,7 @@ class Launcher:
     ) -> BoxResult:
         if report.get("kind") == "setup":
             return _failed(report["message"], started)
-        header, files = watch.decode_result()
+        header, files, refused = watch.decode_result()
         exec_error = report.get("message", "") if report.get("kind") == "exec" else ""
         if header is None and not watch.killed_for and not exec_error:
             if cg.oom_killed():
@@ -244,12 +248,15 @@ class Launcher:
             stderr=bytes(watch.err),
             message=message,
             files=files,
+            files_refused=refused,
         )
 
     def _teardown(self, box: _Run) -> None:
         if box.warm is not None:
             init = box.warm.init
             init.sock.close()  # a box that failed before its plan went: init exits at EOF
+            if not box.finished:
+                _kill(init.pidfd)  # left early (an exception, a signal): end the program now
             if box.network is not None:
                 # Kill first: the veth must be gone before the slot is handed out again.
                 _kill(init.pidfd)
@@ -333,19 +340,25 @@ class _Watch:
             # Killing a pid namespace's init kills every process in it (pid_namespaces(7)).
             _kill(self.pidfd)
 
-    def decode_result(self) -> tuple[dict[str, object] | None, dict[str, bytes]]:
+    def decode_result(
+        self,
+    ) -> tuple[dict[str, object] | None, dict[str, bytes], dict[str, str]]:
+        """init's record: header, the collected files, and why others were refused."""
         raw = bytes(self.res)
         if len(raw) < 4:
-            return None, {}
+            return None, {}, {}
         (n,) = struct.unpack("<I", raw[:4])
         header = json.loads(raw[4 : 4 + n])
         files: dict[str, bytes] = {}
+        refused: dict[str, str] = {}
         pos = 4 + n
         for path, size in header.get("files", {}).items():
             if isinstance(size, int):
                 files[path] = raw[pos : pos + size]
                 pos += size
-        return header, files
+            else:
+                refused[path] = str(size)
+        return header, files, refused
 
 
 @lru_cache(maxsize=256)

@@ -33,7 +33,10 @@ class BoxResult:
     stdout: bytes
     stderr: bytes
     message: str
+    # Collected files by box path, and for each one not collected the reason (a symlink,
+    # not a regular file, over the size cap, missing).
     files: dict[str, bytes] = dataclasses.field(default_factory=dict)
+    files_refused: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {

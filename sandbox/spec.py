@@ -19,6 +19,8 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
+MAX_BYTES = 1 << 50  # 1 PiB: far above any box, far below the kernel's 64-bit limits
+DAY_S = 86400.0
 
 
 @dataclass(frozen=True)
@@ -109,24 +111,30 @@ def validate(spec: BoxSpec) -> list[str]:
         errors.append("argv: needs at least the program name")
     if any("\0" in a for a in spec.argv):
         errors.append("argv: must not contain NUL bytes")
-    checks: list[tuple[str, float, float]] = [
-        ("cpu_time_s", lim.cpu_time_s, 0.001),
-        ("wall_time_s", lim.wall_time_s, 0.001),
-        ("memory_bytes", lim.memory_bytes, 4 * MIB),
-        ("pids", lim.pids, 1),
-        ("output_bytes", lim.output_bytes, 0),
-        ("fsize_bytes", lim.fsize_bytes, 0),
-        ("scratch_bytes", lim.scratch_bytes, 64 * KIB),
-        ("scratch_inodes", lim.scratch_inodes, 64),
-        ("nofile", lim.nofile, 8),
+    # (field, value, lowest, highest): the highest keeps every value inside what the
+    # kernel takes (64-bit rlimits, pid_max, nr_open) and what a judge could mean.
+    checks: list[tuple[str, float, float, float]] = [
+        ("cpu_time_s", lim.cpu_time_s, 0.001, DAY_S),
+        ("wall_time_s", lim.wall_time_s, 0.001, DAY_S),
+        ("memory_bytes", lim.memory_bytes, 4 * MIB, MAX_BYTES),
+        ("pids", lim.pids, 1, 4 * 1024 * 1024),
+        ("output_bytes", lim.output_bytes, 0, MAX_BYTES),
+        ("fsize_bytes", lim.fsize_bytes, 0, MAX_BYTES),
+        ("scratch_bytes", lim.scratch_bytes, 64 * KIB, MAX_BYTES),
+        ("scratch_inodes", lim.scratch_inodes, 64, 1 << 31),
+        ("nofile", lim.nofile, 8, 1 << 20),
     ]
-    for name, value, low in checks:
-        if not math.isfinite(value):
+    if lim.stack_bytes is not None:
+        checks.append(("stack_bytes", lim.stack_bytes, 64 * KIB, MAX_BYTES))
+    for name, value, low, high in checks:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            errors.append(f"limits.{name}: must be a number, got {value!r}")
+        elif isinstance(value, float) and not math.isfinite(value):
             errors.append(f"limits.{name}: must be a finite number, got {value}")
         elif value < low:
             errors.append(f"limits.{name}: must be at least {low}, got {value}")
-    if lim.stack_bytes is not None and lim.stack_bytes < 64 * KIB:
-        errors.append(f"limits.stack_bytes: must be at least {64 * KIB}, got {lim.stack_bytes}")
+        elif value > high:
+            errors.append(f"limits.{name}: must be at most {high}, got {value}")
     for f in spec.files:
         p = box_path(f.path)
         if not (p.startswith("/box/") or p.startswith("/tmp/")):

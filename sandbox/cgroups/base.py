@@ -185,6 +185,24 @@ class BaseManager(ABC):
         self._live[blank.dir_name] = cg
         return cg
 
+    def sweep_stale(self) -> list[str]:
+        """Remove the box cgroups of launchers that died without cleaning up (named
+        <pid>-<n> with that pid gone). rmdir refuses a cgroup that still holds a task, so a
+        live box is never lost; another live launcher's cgroups are not even tried."""
+        removed: list[str] = []
+        parents = {os.path.dirname(p) for p in self._dirs_for("x").values()}
+        for parent in sorted(parents):
+            for name in os.listdir(parent):
+                owner, dash, seq = name.partition("-")
+                if not (dash and owner.isdigit() and seq.isdigit()) or _alive(int(owner)):
+                    continue
+                try:
+                    self._ops.rmdir(os.path.join(parent, name))
+                except OSError:
+                    continue
+                removed.append(os.path.join(parent, name))
+        return removed
+
     def close(self) -> None:
         """Destroy boxes still alive and empty the pool. The stockade/ nodes stay: other
         launchers on the host share them."""
@@ -206,6 +224,16 @@ class BaseManager(ABC):
 
     def _forget(self, dir_name: str) -> None:
         self._live.pop(dir_name, None)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def _open(path: str, flags: int) -> int:
