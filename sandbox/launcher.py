@@ -33,6 +33,14 @@ _IDLE = cgroups.CgroupLimits(memory_bytes=64 << 20, pids=1)
 _CPUS = os.cpu_count() or 1
 
 
+@dataclass(frozen=True)
+class Stdio:
+    """The caller's own fds for the program's stdin and stdout; -1 means the default."""
+
+    stdin_fd: int = -1
+    stdout_fd: int = -1
+
+
 @dataclass
 class _Run:
     """What one box holds while it runs; released in one place whatever happens."""
@@ -138,7 +146,10 @@ class Launcher:
         self.reaper.submit(box.init.pidfd, box.cgroup)
         self.slots.release(box.slot)
 
-    def run(self, spec: BoxSpec) -> BoxResult:
+    def run(self, spec: BoxSpec, stdio: Stdio | None = None) -> BoxResult:
+        """Run one box. `stdio` connects the program to pipes of the caller's instead of
+        spec.stdin and the captured stdout (an interactor and its program, for one); the
+        caller keeps its fds, the box gets duplicates."""
         problems = validate(spec)
         try:
             seccomp.filter_for(spec.profile, self.config.profiles_dir)
@@ -152,21 +163,25 @@ class Launcher:
         box = _Run()
         started = time.monotonic()
         try:
-            return self._run(spec, box, started)
+            return self._run(spec, box, started, stdio or Stdio())
         except SandboxError as e:
             return _failed(e.describe(), started)
         finally:
             self._teardown(box)
 
-    def _run(self, spec: BoxSpec, box: _Run, started: float) -> BoxResult:
+    def _run(self, spec: BoxSpec, box: _Run, started: float, stdio: Stdio) -> BoxResult:
         lim = spec.limits
         key = WarmKey(spec.rootfs, lim.scratch_bytes, lim.scratch_inodes, spec.profile)
         box.warm = warm = self.warm.take(key)
         cg = warm.cgroup
         cg.set_limits(cgroups.CgroupLimits(lim.memory_bytes, lim.pids))
-        stdin_fd = _sealed_memfd(spec.stdin)
+        stdin_fd = _sealed_memfd(spec.stdin) if stdio.stdin_fd < 0 else os.dup(stdio.stdin_fd)
         box.fds.append(stdin_fd)
         out_r, out_w = _pipe(box)
+        if stdio.stdout_fd >= 0:
+            os.dup2(stdio.stdout_fd, out_w)  # the program writes to the caller's pipe
+            _close_owned(box, out_r)
+            out_r = -1
         err_r, err_w = _pipe(box)
         rep_r, rep_w = _pipe(box)
         res_r, res_w = _pipe(box)
@@ -291,6 +306,7 @@ class _Watch:
         self.res = bytearray()
         self.killed_for = ""
         self._fds = {out_r: self.out, err_r: self.err, res_r: self.res}
+        self._fds.pop(-1, None)  # stdout went to the caller's pipe
 
     def loop(self) -> None:
         lim = self.spec.limits
