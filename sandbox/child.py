@@ -29,7 +29,7 @@ from sandbox import bpf, caps, mounts, rlimits
 from sandbox import syscalls as sc
 from sandbox.errors import SandboxError
 from sandbox.fdpass import recv_fds, send_fds
-from sandbox.files import read_regular_beneath
+from sandbox.files import read_regular_beneath, read_tree_beneath
 from sandbox.netdev import bring_up_loopback
 from sandbox.rootfs import BoxUser
 
@@ -276,7 +276,12 @@ def _init(plan: ChildPlan, cpu_at_join: float) -> None:
     except ProcessLookupError:
         pass
     _reap_all()
-    files = {p: read_regular_beneath(p, plan.collect_max_bytes) for p in plan.collect}
+    files: dict[str, bytes | str] = {}
+    for p in plan.collect:
+        if p.endswith("/"):
+            files.update(read_tree_beneath(p, plan.collect_max_bytes))
+        else:
+            files[p] = read_regular_beneath(p, plan.collect_max_bytes)
     # init's own CPU time inside the box's cgroup, which the launcher takes off the total.
     _send_result(plan.result_w, status, wall, _own_cpu_s() - cpu_at_join, files)
     # EOF now tells the launcher the box is over; exit_mm() of this process comes later and

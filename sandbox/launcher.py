@@ -197,7 +197,8 @@ class Launcher:
             stderr_w=err_w,
             report_w=rep_w,
             result_w=res_w,
-            collect=tuple(box_path(p) for p in spec.collect),
+            # A trailing slash asks for a whole directory tree.
+            collect=tuple(box_path(p) + ("/" if p.endswith("/") else "") for p in spec.collect),
             collect_max_bytes=spec.collect_max_bytes,
         )
         with warm.init.sock:

@@ -61,7 +61,8 @@ class BoxSpec:
     rootfs: str = "host"
     profile: str = "run"
     network: bool = False
-    # Box paths read back after the run (regular files only, never through a symlink).
+    # Box paths read back after the run (regular files only, never through a symlink); one
+    # ending in "/" is a directory whose every regular file comes back.
     collect: tuple[str, ...] = ()
     collect_max_bytes: int = 64 * MIB
 
@@ -146,6 +147,7 @@ def validate(spec: BoxSpec) -> list[str]:
         if not _NAME.match(text):
             errors.append(f"{field_name}: {text!r} must be a plain name (letters, digits, . _ -)")
     for c in spec.collect:
-        if not box_path(c).startswith("/box/"):
+        full = box_path(c)
+        if not (full.startswith("/box/") or (c.endswith("/") and full == "/box")):
             errors.append(f"collect: {c!r} must resolve inside /box")
     return errors
