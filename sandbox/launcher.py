@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import importlib
 import json
 import os
 import select
@@ -23,7 +24,7 @@ from sandbox.reaper import Reaper
 from sandbox.result import BoxResult, Observed, Status, classify
 from sandbox.slots import Slot, SlotPool
 from sandbox.spec import BoxSpec, Limits, box_path, validate
-from sandbox.templates import TemplateCache
+from sandbox.templates import Images, TemplateCache
 from sandbox.warm import WarmBox, WarmKey, WarmPool
 from sandbox.zygote import Zygote
 
@@ -64,7 +65,7 @@ class Launcher:
         self.cgroups = cgroups.probe()
         # Box cgroups are named <launcher pid>-<n>: those of a launcher that was killed go now.
         self.cgroups.sweep_stale()
-        self.templates = TemplateCache(os.path.join(self.config.run_dir, "stage"))
+        self.templates = TemplateCache(self.config.run_dir, _layer_store(self.config))
         self.zygote = Zygote()
         self.reaper = Reaper()
         self.net_config = NetConfig()
@@ -376,6 +377,16 @@ class _Watch:
             else:
                 refused[path] = str(size)
         return header, files, refused
+
+
+def _layer_store(config: HostConfig) -> Images | None:
+    """The layer store under the state directory, when that module is installed."""
+    try:
+        layers = importlib.import_module("sandbox.layers")
+    except ImportError:
+        return None
+    store: Images = layers.LayerStore(config.state_dir)
+    return store
 
 
 @lru_cache(maxsize=256)

@@ -53,6 +53,17 @@ class Tmpfs:
 
 
 @dataclass(frozen=True)
+class Overlay:
+    """A read-only overlay of `lowers` (top-most first) at `path`: with no upper layer the
+    kernel mounts it read-only (Documentation/filesystems/overlayfs.rst, "Multiple lower
+    layers")."""
+
+    path: str
+    lowers: tuple[str, ...]
+    flags: int = SAFE | sc.MS_RDONLY
+
+
+@dataclass(frozen=True)
 class Proc:
     path: str
 
@@ -66,7 +77,7 @@ class Remount:
     bind: bool = True
 
 
-Op = Mkdir | Symlink | WriteFile | Bind | Tmpfs | Proc | Remount
+Op = Mkdir | Symlink | WriteFile | Bind | Tmpfs | Overlay | Proc | Remount
 
 
 def _at(root: str, path: str) -> str:
@@ -109,6 +120,9 @@ def _apply_one(op: Op, root: str, step: str) -> None:
         sc.mount(None, target, None, flags, None, step=step)
     elif isinstance(op, Tmpfs):
         sc.mount("tmpfs", _at(root, op.path), "tmpfs", op.flags, op.options, step=step)
+    elif isinstance(op, Overlay):
+        data = "lowerdir=" + ":".join(op.lowers)
+        sc.mount("overlay", _at(root, op.path), "overlay", op.flags, data, step=step)
     elif isinstance(op, Proc):
         flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
         sc.mount("proc", _at(root, op.path), "proc", flags, None, step=step)

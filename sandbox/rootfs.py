@@ -75,11 +75,9 @@ def host_layer(host_root: str = "/") -> list[m.Op]:
     return ops
 
 
-def template_plan(user: BoxUser, host_root: str = "/") -> list[m.Op]:
-    """Everything a box of this slot shares with every other box of it: built once, then
-    cloned per box. The template's root tmpfs is remounted read-only at the end."""
+def _skeleton() -> list[m.Op]:
+    """Mount points and /dev entries every root needs, whatever the image holds."""
     ops: list[m.Op] = [
-        m.Tmpfs("", "size=1m,nr_inodes=512,mode=0755"),
         m.Mkdir("/etc"),
         m.Mkdir("/dev"),
         m.Mkdir("/dev/shm"),
@@ -88,13 +86,8 @@ def template_plan(user: BoxUser, host_root: str = "/") -> list[m.Op]:
         m.Mkdir("/tmp", 0o1777),
         m.Mkdir(SCRATCH_DIR, 0o700),
     ]
-    ops += host_layer(host_root)
-    ops += init_layer(user)
     for dev in DEVICES:
         ops.append(m.WriteFile(f"/dev/{dev}", b"", 0o666))
-        # A device node works only on a mount without nodev: the bind keeps the host's flags
-        # (no nodev) while everything around it is nodev.
-        ops.append(m.Bind(f"/dev/{dev}", f"/dev/{dev}", readonly=False, flags=sc.MS_NOSUID))
     for name, target in (
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
@@ -102,6 +95,35 @@ def template_plan(user: BoxUser, host_root: str = "/") -> list[m.Op]:
         ("stderr", "/proc/self/fd/2"),
     ):
         ops.append(m.Symlink(target, f"/dev/{name}"))
+    return ops
+
+
+def _device_binds() -> list[m.Op]:
+    # A device node works only on a mount without nodev: each bind keeps the host's flags
+    # (no nodev) while everything around it is nodev.
+    return [
+        m.Bind(f"/dev/{dev}", f"/dev/{dev}", readonly=False, flags=sc.MS_NOSUID) for dev in DEVICES
+    ]
+
+
+def init_dir_plan(user: BoxUser) -> list[m.Op]:
+    """The init layer of an image box as a plain directory: the top overlay lower layer,
+    over the image's own layers (overlay cannot see mounts, so nothing here is a mount)."""
+    return _skeleton() + init_layer(user)
+
+
+def image_template_plan(init_dir: str, layers: list[str]) -> list[m.Op]:
+    """An image's root: its layers under the slot's init layer, read-only, plus devices."""
+    return [m.Overlay("", (init_dir, *layers)), *_device_binds()]
+
+
+def template_plan(user: BoxUser, host_root: str = "/") -> list[m.Op]:
+    """Everything a box of this slot shares with every other box of it: built once, then
+    cloned per box. The template's root tmpfs is remounted read-only at the end."""
+    ops: list[m.Op] = [m.Tmpfs("", "size=1m,nr_inodes=512,mode=0755"), *_skeleton()]
+    ops += host_layer(host_root)
+    ops += init_layer(user)
+    ops += _device_binds()
     ops.append(m.Remount("", sc.MS_RDONLY | m.SAFE, bind=False))
     return ops
 

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import threading
+from typing import Protocol
 
 from sandbox import mounts as m
 from sandbox import syscalls as sc
 from sandbox.errors import SandboxError
-from sandbox.rootfs import BoxUser, template_plan
+from sandbox.rootfs import BoxUser, image_template_plan, init_dir_plan, template_plan
 
 
 def build_template(stage_dir: str, ops: list[m.Op]) -> int:
@@ -56,20 +58,33 @@ def build_template(stage_dir: str, ops: list[m.Op]) -> int:
         os.waitpid(pid, 0)
 
 
-class TemplateCache:
-    """One template per (rootfs, slot): the slot's uid is baked into its /etc/passwd."""
+class Images(Protocol):
+    """What the templates need of the layer store (sandbox.layers.LayerStore)."""
 
-    def __init__(self, stage_dir: str) -> None:
-        os.makedirs(stage_dir, mode=0o700, exist_ok=True)
-        self.stage_dir = stage_dir
+    def images(self) -> list[str]: ...
+
+    def image_layers(self, image: str) -> list[str]: ...
+
+
+class TemplateCache:
+    """One template per (rootfs, slot): the slot's uid is baked into its /etc/passwd.
+    `host` binds the host's /usr; any other name is an image of the layer store, mounted
+    as a read-only overlay under a per-slot init layer directory."""
+
+    def __init__(self, run_dir: str, images: Images | None = None) -> None:
+        self.stage_dir = os.path.join(run_dir, "stage")
+        self.init_root = os.path.join(run_dir, "init")
+        for path in (self.stage_dir, self.init_root):
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        self._images = images
         self._fds: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
-        return ["host"]
+        return ["host", *(self._images.images() if self._images else [])]
 
     def knows(self, rootfs: str) -> bool:
-        return rootfs in self.names()
+        return rootfs == "host" or rootfs in self.names()
 
     def get(self, rootfs: str, user: BoxUser) -> int:
         key = (rootfs, user.uid)
@@ -79,14 +94,29 @@ class TemplateCache:
         with self._lock:
             fd = self._fds.get(key)
             if fd is None:
-                if rootfs != "host":
-                    raise SandboxError("rootfs", "lookup", 0, f"unknown rootfs {rootfs!r}")
-                fd = build_template(self.stage_dir, template_plan(user))
-                self._fds[key] = fd
+                fd = self._fds[key] = build_template(self.stage_dir, self._plan(rootfs, user))
             return fd
+
+    def _plan(self, rootfs: str, user: BoxUser) -> list[m.Op]:
+        if rootfs == "host":
+            return template_plan(user)
+        if self._images is None or rootfs not in self._images.images():
+            raise SandboxError("rootfs", "lookup", 0, f"no image named {rootfs!r}")
+        layers = self._images.image_layers(rootfs)
+        init_dir = os.path.join(self.init_root, f"{rootfs}-{user.uid}")
+        # Rebuilt from nothing: it is small, and an old one may hold another uid's files.
+        shutil.rmtree(init_dir, ignore_errors=True)
+        os.mkdir(init_dir, 0o755)
+        old = os.umask(0)
+        try:
+            m.apply(init_dir_plan(user), init_dir, step="init layer")
+        finally:
+            os.umask(old)
+        return image_template_plan(init_dir, layers)
 
     def close(self) -> None:
         with self._lock:
             for fd in self._fds.values():
                 os.close(fd)
             self._fds.clear()
+        shutil.rmtree(self.init_root, ignore_errors=True)
