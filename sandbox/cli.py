@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import os
@@ -11,6 +12,7 @@ import stat
 import sys
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 from sandbox.errors import SandboxError, SpecError
 from sandbox.result import BoxResult, Status
@@ -96,6 +98,21 @@ def _stdin(text: str) -> bytes:
         raise argparse.ArgumentTypeError(f"cannot read {text}: {e.strerror}") from None
 
 
+# Subcommands that live in their own modules: (module, add-parser function, run function).
+_SUBCOMMANDS = (
+    ("sandbox.cli_layers", "add_layers_parser", "run_layers"),
+    ("sandbox.cli_languages", "add_languages_parser", "run_languages"),
+    ("sandbox.cli_judge", "add_judge_parser", "run_judge"),
+)
+
+
+def _subcommand(module: str, add: str, sub: argparse._SubParsersAction[Any]) -> None:
+    try:
+        getattr(importlib.import_module(module), add)(sub)
+    except ImportError:
+        pass  # that part of Stockade is not installed here
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stockade", description=__doc__, allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -129,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="run", help="seccomp profile name (run, compile)")
     # REMAINDER: everything from the first positional on is the program's, options included.
     run.add_argument("program", nargs=argparse.REMAINDER, help="-- PROGRAM [ARGS...]")
+    for module, add, _ in _SUBCOMMANDS:
+        _subcommand(module, add, sub)
     return parser
 
 
@@ -236,6 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
+        for module, add, run in _SUBCOMMANDS:
+            if add.removeprefix("add_").removesuffix("_parser") == args.command:
+                code: int = getattr(importlib.import_module(module), run)(args)
+                return code
     except BrokenPipeError:
         # The reader went away (stockade run ... | head): not an error of ours.
         devnull = os.open(os.devnull, os.O_WRONLY)
