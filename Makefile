@@ -3,21 +3,23 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := python3 python3-venv python3-dev gcc libc6-dev make libseccomp2 bubblewrap \
-	iproute2 nftables redis-server hyperfine
+	iproute2 nftables redis-server hyperfine debootstrap
+# The compilers and interpreters of every language in profiles/languages (for --rootfs host).
+LANGUAGE_PACKAGES = $(shell cat deploy/languages-packages.txt 2>/dev/null)
 
 .PHONY: all deps run test lint bench clean
 
 all: test
 
 $(VENV)/.deps: pyproject.toml
-	deploy/ensure-packages.sh $(APT_PACKAGES)
+	deploy/ensure-packages.sh $(APT_PACKAGES) $(LANGUAGE_PACKAGES)
 	/usr/bin/python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
 deps: $(VENV)/.deps
-	@deploy/ensure-packages.sh $(APT_PACKAGES)
+	@deploy/ensure-packages.sh $(APT_PACKAGES) $(LANGUAGE_PACKAGES)
 
 lint: deps
 	$(VENV)/bin/ruff check sandbox service worker tests bench
