@@ -1,0 +1,353 @@
+"""Languages: profiles/languages/*.toml loaded and validated once, and each one's self-test."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+import tomllib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sandbox.errors import SandboxError, SpecError
+from sandbox.result import BoxResult, Status
+from sandbox.sizes import parse_size
+from sandbox.spec import MIB, BoxSpec, FileIn, Limits, validate
+
+if TYPE_CHECKING:
+    from sandbox.launcher import Launcher
+
+DEFAULT_DIRECTORY = Path(__file__).resolve().parent.parent / "profiles" / "languages"
+# A compile box's defaults where a file has no [compile_limits]: compilers need more of
+# everything than the programs they build (rustc, go build and javac above all).
+COMPILE_DEFAULTS = Limits(
+    cpu_time_s=20.0,
+    wall_time_s=40.0,
+    memory_bytes=1024 * MIB,
+    pids=128,
+    output_bytes=1 * MIB,
+    fsize_bytes=256 * MIB,
+    scratch_bytes=512 * MIB,
+)
+EXECUTABLE = 0o755
+REGULAR = 0o644
+_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+_IMAGE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_FILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LIMIT_TYPES = {f.name: f.type for f in dataclasses.fields(Limits)}
+_REQUIRED = ("id", "name", "source_file", "run", "image", "self_test")
+
+
+class LanguageError(ValueError):
+    """A language file breaks the schema; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class SelfTest:
+    """A program, its stdin and the exact stdout it must print."""
+
+    source: str
+    stdin: str
+    expected_stdout: str
+
+
+@dataclass(frozen=True)
+class Language:
+    """One language file, validated. Argvs are literal: no shell, no placeholders."""
+
+    id: int
+    key: str
+    name: str
+    source_file: str
+    compile: tuple[str, ...]
+    run: tuple[str, ...]
+    image: str
+    packages: tuple[str, ...]
+    compile_profile: str
+    run_profile: str
+    limits: Limits
+    compile_limits: Limits
+    self_test: SelfTest
+    env: tuple[tuple[str, str], ...] = ()
+    executables: tuple[str, ...] = ()
+
+
+def load_languages(directory: Path | None = None) -> dict[int, Language]:
+    """Every *.toml in `directory` by Judge0 id; raises LanguageError on the first bad file."""
+    directory = directory or DEFAULT_DIRECTORY
+    profiles = directory.parent / "seccomp"
+    languages: dict[int, Language] = {}
+    files = sorted(directory.glob("*.toml"))
+    if not files:
+        raise LanguageError(f"{directory}: no language files (*.toml)")
+    for path in files:
+        lang = load_language(path, profiles)
+        other = languages.get(lang.id)
+        if other is not None:
+            raise LanguageError(f"{path}: id: {lang.id} is already used by {other.key}.toml")
+        languages[lang.id] = lang
+    return languages
+
+
+def load_language(path: Path, profiles: Path | None = None) -> Language:
+    """One language file. `profiles` is the seccomp directory whose *.json names may be used."""
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise LanguageError(f"{path}: {e}") from None
+    try:
+        return _parse(data, path.stem, profiles)
+    except _FieldError as e:
+        raise LanguageError(f"{path}: {e.field}: {e.rule}") from None
+
+
+class _FieldError(Exception):
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+
+
+def _parse(data: dict[str, Any], stem: str, profiles: Path | None) -> Language:
+    known = {f.name for f in dataclasses.fields(Language)}
+    for name in data:
+        if name not in known:
+            raise _FieldError(name, "unknown field")
+    for name in _REQUIRED:
+        if name not in data:
+            raise _FieldError(name, "is required")
+    key = _string(data, "key", stem)
+    if key != stem or not _KEY.match(key):
+        raise _FieldError("key", f"must equal the file name {stem!r} (lowercase letters, digits)")
+    lang_id = data["id"]
+    if isinstance(lang_id, bool) or not isinstance(lang_id, int) or lang_id < 1:
+        raise _FieldError("id", f"must be a Judge0 id (a positive integer), got {lang_id!r}")
+    source_file = _matching(data, "source_file", _FILE, "a plain file name in /box")
+    image = _matching(data, "image", _IMAGE, "an image name (lowercase letters, digits, . _ -)")
+    compile_argv = _argv(data, "compile", allow_empty=True)
+    executables = tuple(_file_name("executables", name) for name in _strings(data, "executables"))
+    if executables and not compile_argv:
+        raise _FieldError("executables", "only a compiled language has executables")
+    return Language(
+        id=lang_id,
+        key=key,
+        name=_string(data, "name"),
+        source_file=source_file,
+        compile=compile_argv,
+        run=_argv(data, "run", allow_empty=False),
+        image=image,
+        packages=_strings(data, "packages"),
+        compile_profile=_profile(data, "compile_profile", "compile", profiles),
+        run_profile=_profile(data, "run_profile", "run", profiles),
+        limits=_limits(data, "limits", Limits()),
+        compile_limits=_limits(data, "compile_limits", COMPILE_DEFAULTS),
+        self_test=_self_test(data),
+        env=_env(data),
+        executables=executables,
+    )
+
+
+def _string(data: dict[str, Any], field: str, default: str | None = None) -> str:
+    value = data.get(field, default)
+    if not isinstance(value, str) or not value:
+        raise _FieldError(field, f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _matching(data: dict[str, Any], field: str, pattern: re.Pattern[str], what: str) -> str:
+    value = _string(data, field)
+    if not pattern.match(value):
+        raise _FieldError(field, f"must be {what}, got {value!r}")
+    return value
+
+
+def _file_name(field: str, value: str) -> str:
+    if not _FILE.match(value):
+        raise _FieldError(field, f"{value!r} must be a plain file name in /box")
+    return value
+
+
+def _strings(data: dict[str, Any], field: str) -> tuple[str, ...]:
+    value = data.get(field, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _FieldError(field, f"must be a list of non-empty strings, got {value!r}")
+    return tuple(value)
+
+
+def _argv(data: dict[str, Any], field: str, *, allow_empty: bool) -> tuple[str, ...]:
+    argv = _strings(data, field)
+    if not argv and not allow_empty:
+        raise _FieldError(field, "needs at least the program name")
+    if any("\0" in a for a in argv):
+        raise _FieldError(field, "must not contain NUL bytes")
+    return argv
+
+
+def _profile(data: dict[str, Any], field: str, default: str, profiles: Path | None) -> str:
+    name = _string(data, field, default)
+    if profiles is not None and not (profiles / f"{name}.json").is_file():
+        raise _FieldError(field, f"no seccomp profile {name!r} in {profiles}")
+    return name
+
+
+def _limits(data: dict[str, Any], field: str, base: Limits) -> Limits:
+    table = data.get(field, {})
+    if not isinstance(table, dict):
+        raise _FieldError(field, "must be a table")
+    values: dict[str, Any] = {}
+    for name, value in table.items():
+        if name not in _LIMIT_TYPES:
+            raise _FieldError(f"{field}.{name}", "unknown limit")
+        if name.endswith("_bytes") and isinstance(value, str):
+            try:
+                value = parse_size(value)
+            except ValueError as e:
+                raise _FieldError(f"{field}.{name}", str(e)) from None
+        if name.endswith("_s") and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        values[name] = value
+    limits = dataclasses.replace(base, **values)
+    # The box's own rules, so that a file cannot hold a limit every box would refuse.
+    for problem in validate(BoxSpec(argv=("x",), limits=limits)):
+        if problem.startswith("limits."):
+            name, _, rule = problem.partition(": ")
+            raise _FieldError(f"{field}.{name.removeprefix('limits.')}", rule)
+    return limits
+
+
+def _self_test(data: dict[str, Any]) -> SelfTest:
+    table = data["self_test"]
+    if not isinstance(table, dict):
+        raise _FieldError("self_test", "must be a table")
+    for name in table:
+        if name not in ("source", "stdin", "expected_stdout"):
+            raise _FieldError(f"self_test.{name}", "unknown field")
+    values = {}
+    for name in ("source", "stdin", "expected_stdout"):
+        value = table.get(name, "" if name == "stdin" else None)
+        if not isinstance(value, str) or (name == "source" and not value):
+            raise _FieldError(f"self_test.{name}", f"must be a string, got {value!r}")
+        values[name] = value
+    return SelfTest(**values)
+
+
+def _env(data: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    table = data.get("env", {})
+    if not isinstance(table, dict):
+        raise _FieldError("env", 'must be a table of NAME = "value"')
+    for name, value in table.items():
+        if not _ENV.match(name) or not isinstance(value, str) or "\0" in value:
+            raise _FieldError(f"env.{name}", 'must be NAME = "value" (a string without NUL)')
+    return tuple(sorted(table.items()))
+
+
+# --- Self-tests ----------------------------------------------------------------------------
+
+
+def compile_spec(language: Language, source: bytes, rootfs: str = "host") -> BoxSpec:
+    """The compile box: the source in, every regular file under /box back out."""
+    return BoxSpec(
+        argv=language.compile,
+        files=(FileIn(language.source_file, source, REGULAR),),
+        env=language.env,
+        limits=language.compile_limits,
+        rootfs=rootfs,
+        profile=language.compile_profile,
+        collect=("/box/",),
+        collect_max_bytes=language.compile_limits.fsize_bytes,
+    )
+
+
+def artifacts(language: Language, collected: dict[str, bytes]) -> tuple[FileIn, ...]:
+    """The compile box's files as run-box files. Collection keeps no modes, so the files the
+    language names as `executables` get 0755 and every other one 0644."""
+    files = []
+    for box_path, content in sorted(collected.items()):
+        rel = box_path.removeprefix("/box/")
+        mode = EXECUTABLE if rel in language.executables else REGULAR
+        files.append(FileIn(rel, content, mode))
+    return tuple(files)
+
+
+def run_spec(
+    language: Language, files: tuple[FileIn, ...], stdin: bytes, rootfs: str = "host"
+) -> BoxSpec:
+    """A run box holding the source (interpreted) or the compiled artifacts."""
+    return BoxSpec(
+        argv=language.run,
+        files=files,
+        stdin=stdin,
+        env=language.env,
+        limits=language.limits,
+        rootfs=rootfs,
+        profile=language.run_profile,
+    )
+
+
+def self_test(language: Language, launcher: Launcher, rootfs: str = "host") -> tuple[bool, str]:
+    """Compile and run the language's self-test program: (enabled, why)."""
+    test = language.self_test
+    start = time.monotonic()
+    try:
+        files: tuple[FileIn, ...] = (FileIn(language.source_file, test.source.encode(), REGULAR),)
+        if language.compile:
+            r = launcher.run(compile_spec(language, test.source.encode(), rootfs))
+            if r.status != Status.OK or r.exit_code != 0:
+                return False, "compile: " + _describe(r)
+            missing = [e for e in language.executables if f"/box/{e}" not in r.files]
+            if missing:
+                refused = "; ".join(f"{k}: {v}" for k, v in r.files_refused.items())
+                return False, f"compile: produced no {', '.join(missing)} {refused}".rstrip()
+            files = artifacts(language, r.files)
+        r = launcher.run(run_spec(language, files, test.stdin.encode(), rootfs))
+    except (SandboxError, SpecError, OSError) as e:
+        return False, f"sandbox: {e}"
+    if r.status != Status.OK or r.exit_code != 0:
+        return False, "run: " + _describe(r)
+    expected = test.expected_stdout.encode()
+    if r.stdout != expected:
+        return False, f"run: printed {_clip(r.stdout)}, expected {_clip(expected)}"
+    return True, f"self-test passed in {time.monotonic() - start:.2f}s"
+
+
+def self_test_all(
+    launcher: Launcher,
+    rootfs: str = "host",
+    languages: dict[int, Language] | None = None,
+    workers: int = 4,
+    on_result: Callable[[Language, bool, str], None] | None = None,
+) -> dict[int, tuple[bool, str]]:
+    """Every language's self-test, a few boxes at a time: {id: (enabled, why)}."""
+    langs = languages if languages is not None else load_languages()
+
+    def one(lang: Language) -> tuple[bool, str]:
+        outcome = self_test(lang, launcher, rootfs)
+        if on_result is not None:
+            on_result(lang, *outcome)
+        return outcome
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {i: pool.submit(one, lang) for i, lang in sorted(langs.items())}
+        return {i: f.result() for i, f in futures.items()}
+
+
+def _describe(r: BoxResult) -> str:
+    text = f"{r.status} exit {r.exit_code}"
+    if r.signal:
+        text += f" signal {r.signal}"
+    if r.message:
+        text += f" ({r.message})"
+    detail = (r.stderr or r.stdout).strip()
+    if detail:
+        text += ": " + _clip(detail, 400)
+    return text
+
+
+def _clip(data: bytes, limit: int = 120) -> str:
+    text = data.decode("utf-8", "replace")
+    return repr(text if len(text) <= limit else text[:limit] + "...")
