@@ -1,0 +1,359 @@
+"""The judge: compile once in a compile box, run every case in a fresh run box, check, aggregate."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from worker import checkers
+from worker.archives import ArchiveError, decode_base64, extract_zip
+from worker.model import CaseResult, JudgeResult, Program, Submission, TestCase, Verdict, aggregate
+
+if TYPE_CHECKING:
+    from sandbox.launcher import Launcher
+    from sandbox.result import BoxResult
+    from sandbox.spec import BoxSpec, FileIn, Limits
+    from worker.languages import Language
+
+MULTI_FILE_ID = 89  # Judge0's "Multi-file program": a zip with `compile` and `run` scripts
+KB = 1024
+ARTIFACT_CAP = 64 << 20  # bytes of compiled artifacts carried from the compile box
+_OUTPUT_KEEP = 64 << 10  # bytes of stdout/stderr kept per case in the result
+
+
+class BuildError(Exception):
+    """The program could not be built: CE for the submission, IE for the problem's own code."""
+
+    def __init__(self, verdict: Verdict, output: str) -> None:
+        super().__init__(output)
+        self.verdict = verdict
+        self.output = output
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A program ready to run: its argv and the files of its run box (checkers.BoxedProgram)."""
+
+    argv: tuple[str, ...]
+    files: tuple[FileIn, ...]
+    env: tuple[tuple[str, str], ...]
+    limits: Limits
+    profile: str
+    rootfs: str
+
+    def box_spec(self, args: Sequence[str], files: Sequence[FileIn], stdin: bytes) -> BoxSpec:
+        from sandbox.spec import BoxSpec
+
+        return BoxSpec(
+            argv=(*self.argv, *args),
+            files=(*self.files, *files),
+            stdin=stdin,
+            env=self.env,
+            limits=self.limits,
+            rootfs=self.rootfs,
+            profile=self.profile,
+        )
+
+
+@dataclass
+class Judge:
+    """Long-lived beside a Launcher: languages loaded once, one judge() per submission."""
+
+    launcher: Launcher
+    languages: dict[int, Language] = field(default_factory=dict)
+    rootfs: str = "host"
+
+    def __post_init__(self) -> None:
+        if not self.languages:
+            from worker.languages import load_languages
+
+            self.languages = load_languages()
+
+    def judge(self, sub: Submission) -> JudgeResult:
+        try:
+            extra = _additional_files(sub)
+            program = self.build(sub.language_id, sub.source_code, extra, sub.compiler_options)
+        except BuildError as e:
+            return JudgeResult.failed(e.verdict, e.output)
+        try:
+            program = self._limited(program, sub)
+            checker = self._helper(sub.checker.program) if sub.checker.kind == "custom" else None
+            interactor = self._helper(sub.interactor) if sub.interactor else None
+        except (BuildError, ValueError) as e:
+            return JudgeResult.failed(Verdict.IE, f"problem's own program: {e}")
+        results = []
+        for i, case in enumerate(sub.cases(), 1):
+            name = case.name or str(i)
+            if interactor is not None:
+                assert sub.interactor is not None
+                r = self._interact(program, interactor, sub.interactor, case, name)
+            else:
+                r = self._run_case(program, sub, case, name, checker)
+            results.append(replace(r, points=case.points if r.verdict is Verdict.AC else 0.0))
+        return aggregate(results, sum(c.points for c in sub.cases()))
+
+    # --- Building -------------------------------------------------------------------------
+
+    def build(
+        self, language_id: int, source: str, extra: dict[str, bytes], options: str = ""
+    ) -> Compiled:
+        """Compile once; the artifacts (regular files only, capped: the box's collect never
+        follows a symlink) become the files of every run box."""
+        from sandbox.result import Status
+        from sandbox.spec import FileIn
+
+        lang = self._language(language_id, extra)
+        files = [FileIn(p, c, 0o755) for p, c in sorted(extra.items())]
+        if language_id != MULTI_FILE_ID:
+            files.insert(0, FileIn(lang.source_file, source.encode(), 0o644))
+        run_files = tuple(files)
+        if lang.compile:
+            argv = list(lang.compile)
+            if options:
+                argv[1:1] = _split(options, "compiler_options")
+            spec = self._compile_spec(lang, tuple(argv), run_files)
+            r = self.launcher.run(spec)
+            if r.status is Status.XX:
+                raise BuildError(Verdict.IE, f"compile box failed: {r.message}")
+            if r.status is not Status.OK:
+                raise BuildError(Verdict.CE, _compile_output(r))
+            missing = [e for e in lang.executables if f"/box/{e}" not in r.files]
+            if missing:
+                raise BuildError(Verdict.CE, f"compiler produced no {', '.join(missing)}")
+            run_files = tuple(
+                FileIn(p.removeprefix("/box/"), c, 0o755) for p, c in sorted(r.files.items())
+            )
+        return Compiled(lang.run, run_files, lang.env, lang.limits, lang.run_profile, self.rootfs)
+
+    def _compile_spec(
+        self, lang: Language, argv: tuple[str, ...], files: tuple[FileIn, ...]
+    ) -> BoxSpec:
+        from sandbox.spec import BoxSpec
+
+        return BoxSpec(
+            argv=argv,
+            files=files,
+            env=lang.env,
+            limits=lang.compile_limits,
+            rootfs=self.rootfs,
+            profile=lang.compile_profile,
+            collect=("/box/",),
+            collect_max_bytes=min(lang.compile_limits.fsize_bytes, ARTIFACT_CAP),
+        )
+
+    def _language(self, language_id: int, extra: dict[str, bytes]) -> Language:
+        if language_id == MULTI_FILE_ID:
+            return _multi_file_language(self.languages, "compile" in extra, "run" in extra)
+        lang = self.languages.get(language_id)
+        if lang is None:
+            raise BuildError(Verdict.IE, f"language_id: no language {language_id}")
+        return lang
+
+    def _helper(self, prog: Program | None) -> Compiled:
+        """A checker or an interactor: the problem's own code, built and run like any other."""
+        assert prog is not None
+        built = self.build(prog.language_id, prog.source_code, {})
+        lim = replace(built.limits, cpu_time_s=10.0, wall_time_s=20.0)
+        return replace(built, limits=lim)
+
+    def _limited(self, program: Compiled, sub: Submission) -> Compiled:
+        """Judge0's limits (KB and seconds) on the run box; the CPU limit includes the extra
+        time, and a run that used more than cpu_time_limit is still a TLE (see _verdict)."""
+        lim = replace(
+            program.limits,
+            cpu_time_s=sub.cpu_time_limit + sub.cpu_extra_time,
+            wall_time_s=sub.wall_time_limit,
+            memory_bytes=sub.memory_limit * KB,
+            stack_bytes=sub.stack_limit * KB,
+            pids=max(sub.max_processes_and_or_threads, program.limits.pids),
+            fsize_bytes=sub.max_file_size * KB,
+            output_bytes=sub.max_file_size * KB,
+        )
+        argv = (*program.argv, *_split(sub.command_line_arguments, "command_line_arguments"))
+        if sub.redirect_stderr_to_stdout:
+            argv = ("/bin/sh", "-c", 'exec "$@" 2>&1', "sh", *argv)
+        return replace(program, argv=argv, limits=lim)
+
+    # --- Running --------------------------------------------------------------------------
+
+    def _run_case(
+        self,
+        program: Compiled,
+        sub: Submission,
+        case: TestCase,
+        name: str,
+        checker: Compiled | None,
+    ) -> CaseResult:
+        stdin = case.input.encode()
+        times = []
+        for _ in range(max(1, sub.number_of_runs)):
+            r = self.launcher.run(program.box_spec((), (), stdin))
+            times.append(r.time)
+            if r.status.value != "OK":
+                break
+        verdict, message = _verdict(r, sub.cpu_time_limit)
+        if verdict is Verdict.AC and case.expected_output is not None:
+            answer = case.expected_output.encode()
+            if checker is not None:
+                prog = sub.checker.program
+                assert prog is not None
+                out = checkers.run_custom(
+                    self.launcher, checker, prog.convention, stdin, r.stdout, answer, prog.args
+                )
+            else:
+                out = checkers.compare(sub.checker, r.stdout, answer)
+            verdict = Verdict.IE if out.failed else Verdict.AC if out.accepted else Verdict.WA
+            message = out.message
+        return _case(name, verdict, r, message, sum(times) / len(times))
+
+    def _interact(
+        self, program: Compiled, interactor: Compiled, prog: Program, case: TestCase, name: str
+    ) -> CaseResult:
+        """Two boxes joined by two pipes. Each side's copies of our pipe ends are closed as
+        soon as that box's run returns, so the other side sees EOF or EPIPE (pipe(7)) and
+        never waits on an end that only we still hold."""
+        from sandbox.launcher import Stdio
+
+        answer = (case.expected_output or "").encode()
+        files = checkers.checker_files(case.input.encode(), b"", answer)
+        i2p_r, i2p_w = os.pipe()
+        p2i_r, p2i_w = os.pipe()
+        specs = {
+            "program": (program.box_spec((), (), b""), Stdio(i2p_r, p2i_w)),
+            "interactor": (
+                interactor.box_spec(
+                    (*checkers.checker_args(prog.convention), *prog.args), files, b""
+                ),
+                Stdio(p2i_r, i2p_w),
+            ),
+        }
+        results: dict[str, BoxResult] = {}
+        finished: dict[str, float] = {}
+
+        def run(side: str) -> None:
+            spec, stdio = specs[side]
+            try:
+                results[side] = self.launcher.run(spec, stdio)
+            finally:
+                finished[side] = time.monotonic()
+                os.close(stdio.stdin_fd)
+                os.close(stdio.stdout_fd)
+
+        threads = [threading.Thread(target=run, args=(s,)) for s in specs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if len(results) < 2:
+            return _case(name, Verdict.IE, None, "a box of the interaction failed to run")
+        p, i = results["program"], results["interactor"]
+        outcome = checkers.exit_outcome(prog.convention, i)
+        verdict, message = _verdict(p, program.limits.cpu_time_s)
+        if p.status.value == "XX" or i.status.value == "XX":
+            return _case(name, Verdict.IE, p, f"box failed: {p.message}; {i.message}")
+        interactor_first = finished["interactor"] < finished["program"]
+        broken_pipe = p.status.value == "SG" and p.signal == signal.SIGPIPE
+        if verdict is Verdict.TLE or (
+            verdict is not Verdict.AC and not broken_pipe and not interactor_first
+        ):
+            return _case(name, verdict, p, message)
+        if outcome.failed:
+            return _case(name, Verdict.IE, p, f"interactor {outcome.message}")
+        if not outcome.accepted:
+            return _case(name, Verdict.WA, p, outcome.message)
+        return _case(name, verdict, p, message)
+
+
+# --- Pure helpers ---------------------------------------------------------------------------
+
+
+def _verdict(r: BoxResult, cpu_time_limit: float) -> tuple[Verdict, str]:
+    """A run box's result as a verdict before checking. A box failure (XX) is never the
+    program's fault: IE."""
+    status = r.status.value
+    table = {"XX": Verdict.IE, "TO": Verdict.TLE, "MLE": Verdict.MLE, "OLE": Verdict.OLE}
+    if status in table:
+        return table[status], r.message
+    if status in ("SG", "RE"):
+        return Verdict.RE, r.message
+    if r.time > cpu_time_limit:
+        return Verdict.TLE, f"Time limit exceeded ({r.time:.3f} s of CPU)"
+    return Verdict.AC, ""
+
+
+def _case(
+    name: str, verdict: Verdict, r: BoxResult | None, message: str, cpu: float | None = None
+) -> CaseResult:
+    if r is None:
+        return CaseResult(name, verdict, 0.0, 0, message=message)
+    return CaseResult(
+        name=name,
+        verdict=verdict,
+        time=round(r.time if cpu is None else cpu, 4),
+        memory=r.memory,
+        message=message,
+        exit_code=r.exit_code,
+        signal=r.signal,
+        exec_format="Exec format error" in r.message,
+        stdout=r.stdout[:_OUTPUT_KEEP].decode("utf-8", "replace"),
+        stderr=r.stderr[:_OUTPUT_KEEP].decode("utf-8", "replace"),
+    )
+
+
+def _compile_output(r: BoxResult) -> str:
+    text = (r.stdout + r.stderr).decode("utf-8", "replace")
+    if r.status.value != "RE" or not text:
+        text = f"{text}\n{r.message}".strip()
+    return text
+
+
+def _additional_files(sub: Submission) -> dict[str, bytes]:
+    """The submission's zip. A refused archive is the submitter's doing, not the judge's:
+    CE with the reason, like any other input that cannot be built."""
+    if not sub.additional_files:
+        if sub.language_id == MULTI_FILE_ID:
+            raise BuildError(Verdict.CE, "additional_files: a multi-file program needs a zip")
+        return {}
+    try:
+        return extract_zip(decode_base64(sub.additional_files))
+    except ArchiveError as e:
+        raise BuildError(Verdict.CE, f"additional_files refused: {e}") from None
+
+
+def _split(text: str, what: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError as e:
+        raise BuildError(Verdict.CE, f"{what}: {e}") from None
+
+
+def _multi_file_language(
+    languages: dict[int, Language], has_compile: bool, has_run: bool
+) -> Language:
+    """Judge0's language 89: `bash compile` (when the zip has it), then `bash run`."""
+    from sandbox.spec import Limits
+    from worker.languages import COMPILE_DEFAULTS, Language, SelfTest
+
+    if not has_run:
+        raise BuildError(Verdict.CE, "additional_files: a multi-file program needs a `run` script")
+    return Language(
+        id=MULTI_FILE_ID,
+        key="multi",
+        name="Multi-file program",
+        source_file="run",
+        compile=("/bin/bash", "compile") if has_compile else (),
+        run=("/bin/bash", "run"),
+        image="host",
+        packages=(),
+        compile_profile="compile",
+        run_profile="run",
+        limits=Limits(),
+        compile_limits=COMPILE_DEFAULTS,
+        self_test=SelfTest("", "", ""),
+    )

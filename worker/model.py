@@ -1,0 +1,325 @@
+"""The submission model: Judge0's fields plus test cases, checker, interactor; and results."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+# Judge0 CE's defaults and maxima (config/judge0.conf): units are Judge0's own, seconds and
+# kilobytes, so that Judge0 clients send what they always sent.
+DEFAULTS: dict[str, float] = {
+    "cpu_time_limit": 5.0,
+    "cpu_extra_time": 1.0,
+    "wall_time_limit": 10.0,
+    "memory_limit": 128000,
+    "stack_limit": 64000,
+    "max_processes_and_or_threads": 60,
+    "max_file_size": 1024,
+    "number_of_runs": 1,
+}
+MAXIMA: dict[str, float] = {
+    "cpu_time_limit": 15.0,
+    "cpu_extra_time": 5.0,
+    "wall_time_limit": 20.0,
+    "memory_limit": 512000,
+    "stack_limit": 128000,
+    "max_processes_and_or_threads": 120,
+    "max_file_size": 4096,
+    "number_of_runs": 20,
+}
+MINIMA: dict[str, float] = {
+    "cpu_time_limit": 0.01,
+    "cpu_extra_time": 0.0,
+    "wall_time_limit": 0.01,
+    "memory_limit": 4096,
+    "stack_limit": 64,
+    "max_processes_and_or_threads": 1,
+    "max_file_size": 0,
+    "number_of_runs": 1,
+}
+CHECKER_KINDS = ("exact", "judge0", "token", "float", "custom")
+CONVENTIONS = ("testlib", "icpc")  # testlib: exit 0 accepts; ICPC: exit 42 accepts, 43 rejects
+MAX_CASES = 1000
+
+
+@dataclass(frozen=True)
+class TestCase:
+    """One test: the program's stdin, the answer a checker compares with, and its points."""
+
+    __test__ = False  # not a pytest class
+
+    input: str = ""
+    expected_output: str | None = None
+    points: float = 1.0
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Program:
+    """A helper program of the problem's own (custom checker or interactor), run boxed."""
+
+    source_code: str
+    language_id: int
+    # testlib: `prog input output answer`, exit 0 accepted, 1/2 wrong answer.
+    # icpc: `prog input answer feedback_dir` (team output on stdin), exit 42 / 43.
+    convention: str = "testlib"
+    args: tuple[str, ...] = ()  # extra arguments after the convention's own
+
+
+@dataclass(frozen=True)
+class CheckerSpec:
+    """How a case's output is judged. `custom` runs `program` in a box."""
+
+    kind: str = "judge0"
+    abs_tolerance: float = 1e-6
+    rel_tolerance: float = 1e-6
+    case_sensitive: bool = True
+    program: Program | None = None
+
+
+@dataclass(frozen=True)
+class Submission:
+    """Judge0's submission fields (same names, same units) plus ours: cases, checker,
+    interactor. Without `test_cases`, stdin/expected_output form the one case, as in Judge0."""
+
+    source_code: str = ""
+    language_id: int = 0
+    stdin: str = ""
+    expected_output: str | None = None
+    cpu_time_limit: float = DEFAULTS["cpu_time_limit"]
+    cpu_extra_time: float = DEFAULTS["cpu_extra_time"]
+    wall_time_limit: float = DEFAULTS["wall_time_limit"]
+    memory_limit: int = int(DEFAULTS["memory_limit"])  # KB
+    stack_limit: int = int(DEFAULTS["stack_limit"])  # KB
+    max_processes_and_or_threads: int = int(DEFAULTS["max_processes_and_or_threads"])
+    max_file_size: int = int(DEFAULTS["max_file_size"])  # KB
+    enable_network: bool = False
+    command_line_arguments: str = ""
+    compiler_options: str = ""
+    additional_files: str = ""  # base64 of a zip
+    redirect_stderr_to_stdout: bool = False
+    number_of_runs: int = int(DEFAULTS["number_of_runs"])
+    test_cases: tuple[TestCase, ...] = ()
+    checker: CheckerSpec = field(default_factory=CheckerSpec)
+    interactor: Program | None = None
+
+    def cases(self) -> tuple[TestCase, ...]:
+        if self.test_cases:
+            return self.test_cases
+        return (TestCase(self.stdin, self.expected_output, 1.0, "1"),)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Submission:
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Submission:
+        """Builds without judging the values (see validate()); unknown fields are errors."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{unknown[0]}: unknown field")
+        d = {k: v for k, v in data.items() if v is not None or k == "expected_output"}
+        d["test_cases"] = tuple(
+            TestCase(**c) if isinstance(c, dict) else c for c in d.get("test_cases", ())
+        )
+        checker = d.get("checker")
+        if isinstance(checker, dict):
+            checker = dict(checker)
+            checker["program"] = _program(checker.get("program"))
+            d["checker"] = CheckerSpec(**checker)
+        d["interactor"] = _program(d.get("interactor"))
+        return cls(**d)
+
+
+def _program(value: Any) -> Program | None:
+    if value is None or isinstance(value, Program):
+        return value
+    v = dict(value)
+    v["args"] = tuple(v.get("args", ()))
+    return Program(**v)
+
+
+def validate(sub: Submission) -> list[str]:
+    """Every rule the submission breaks, as 'field: rule' sentences (empty when valid)."""
+    errors: list[str] = []
+    if not isinstance(sub.language_id, int) or isinstance(sub.language_id, bool):
+        errors.append(f"language_id: must be an integer, got {sub.language_id!r}")
+    for name in DEFAULTS:
+        value = getattr(sub, name)
+        low, high = MINIMA[name], MAXIMA[name]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            errors.append(f"{name}: must be a number, got {value!r}")
+        elif not math.isfinite(value) or not low <= value <= high:
+            errors.append(f"{name}: must be between {low:g} and {high:g}, got {value!r}")
+    for name in ("source_code", "stdin", "command_line_arguments", "compiler_options"):
+        if not isinstance(getattr(sub, name), str):
+            errors.append(f"{name}: must be a string")
+    if len(sub.test_cases) > MAX_CASES:
+        errors.append(f"test_cases: at most {MAX_CASES} cases, got {len(sub.test_cases)}")
+    for i, case in enumerate(sub.test_cases):
+        if not math.isfinite(case.points) or case.points < 0:
+            errors.append(f"test_cases[{i}].points: must be a finite number >= 0")
+    c = sub.checker
+    if c.kind not in CHECKER_KINDS:
+        errors.append(f"checker.kind: must be one of {', '.join(CHECKER_KINDS)}, got {c.kind!r}")
+    if c.kind == "custom" and c.program is None:
+        errors.append("checker.program: a custom checker needs a program")
+    for name in ("abs_tolerance", "rel_tolerance"):
+        value = getattr(c, name)
+        if not math.isfinite(value) or value < 0:
+            errors.append(f"checker.{name}: must be a finite number >= 0, got {value!r}")
+    for where, prog in (("checker.program", c.program), ("interactor", sub.interactor)):
+        if prog is not None and prog.convention not in CONVENTIONS:
+            errors.append(f"{where}.convention: must be testlib or icpc, got {prog.convention!r}")
+    return errors
+
+
+# --- Results ---------------------------------------------------------------------------------
+
+
+class Verdict(enum.StrEnum):
+    AC = "AC"
+    WA = "WA"
+    TLE = "TLE"
+    MLE = "MLE"
+    RE = "RE"
+    OLE = "OLE"
+    CE = "CE"
+    IE = "IE"
+
+
+# Judge0 CE's status ids (app/enumerations/status.rb) and descriptions.
+JUDGE0_STATUSES = {
+    1: "In Queue",
+    2: "Processing",
+    3: "Accepted",
+    4: "Wrong Answer",
+    5: "Time Limit Exceeded",
+    6: "Compilation Error",
+    7: "Runtime Error (SIGSEGV)",
+    8: "Runtime Error (SIGXFSZ)",
+    9: "Runtime Error (SIGFPE)",
+    10: "Runtime Error (SIGABRT)",
+    11: "Runtime Error (NZEC)",
+    12: "Runtime Error (Other)",
+    13: "Internal Error",
+    14: "Exec Format Error",
+}
+# Judge0 reports a signal by its Linux number: SIGSEGV 11, SIGXFSZ 25, SIGFPE 8, SIGABRT 6.
+_SIGNAL_STATUS = {11: 7, 25: 8, 8: 9, 6: 10}
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    name: str
+    verdict: Verdict
+    time: float  # CPU seconds
+    memory: int  # peak bytes
+    points: float = 0.0  # awarded
+    message: str = ""
+    exit_code: int | None = None
+    signal: int | None = None
+    exec_format: bool = False
+    stdout: str = ""
+    stderr: str = ""
+
+    def judge0_status(self) -> int:
+        return judge0_status(self.verdict, self.signal, self.exec_format)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["verdict"] = self.verdict.value
+        d["status"] = {"id": self.judge0_status(), "description": status_text(self)}
+        return d
+
+
+@dataclass(frozen=True)
+class JudgeResult:
+    verdict: Verdict
+    score: float
+    max_score: float
+    cases: tuple[CaseResult, ...] = ()
+    compile_output: str = ""
+    message: str = ""
+
+    @classmethod
+    def failed(cls, verdict: Verdict, output: str) -> JudgeResult:
+        """A submission that never ran: CE with the compiler's output, or IE."""
+        if verdict is Verdict.CE:
+            return cls(verdict, 0.0, 0.0, compile_output=output, message="Compilation error")
+        return cls(verdict, 0.0, 0.0, message=output)
+
+    @property
+    def time(self) -> float:
+        return max((c.time for c in self.cases), default=0.0)
+
+    @property
+    def memory(self) -> int:
+        return max((c.memory for c in self.cases), default=0)
+
+    def deciding_case(self) -> CaseResult | None:
+        return next((c for c in self.cases if c.verdict is not Verdict.AC), None)
+
+    def judge0_status(self) -> int:
+        case = self.deciding_case()
+        if case is not None:
+            return case.judge0_status()
+        return judge0_status(self.verdict, None, False)
+
+    def to_dict(self) -> dict[str, Any]:
+        status = self.judge0_status()
+        return {
+            "verdict": self.verdict.value,
+            "score": self.score,
+            "max_score": self.max_score,
+            "time": self.time,
+            "memory": self.memory,
+            "compile_output": self.compile_output,
+            "message": self.message,
+            "status": {"id": status, "description": JUDGE0_STATUSES[status]},
+            "cases": [c.to_dict() for c in self.cases],
+        }
+
+
+def judge0_status(verdict: Verdict, signal: int | None, exec_format: bool) -> int:
+    """Our verdict as Judge0's status id. Judge0 has no MLE or OLE of its own: its memory
+    limit kills with a signal (Other) and its output is a file capped by RLIMIT_FSIZE."""
+    if verdict is Verdict.RE:
+        if exec_format:
+            return 14
+        if signal is not None:
+            return _SIGNAL_STATUS.get(signal, 12)
+        return 11
+    return {
+        Verdict.AC: 3,
+        Verdict.WA: 4,
+        Verdict.TLE: 5,
+        Verdict.CE: 6,
+        Verdict.MLE: 12,
+        Verdict.OLE: 8,
+        Verdict.IE: 13,
+    }[verdict]
+
+
+def status_text(case: CaseResult) -> str:
+    return JUDGE0_STATUSES[case.judge0_status()]
+
+
+def aggregate(cases: list[CaseResult], max_score: float) -> JudgeResult:
+    """The first non-AC case decides; the score is the points of the accepted cases."""
+    first = next((c for c in cases if c.verdict is not Verdict.AC), None)
+    verdict = first.verdict if first else Verdict.AC
+    score = sum(c.points for c in cases if c.verdict is Verdict.AC)
+    message = f"{first.name}: {first.verdict.value} {first.message}".strip() if first else ""
+    return JudgeResult(verdict, score, max_score, tuple(cases), message=message)
