@@ -79,9 +79,9 @@ def _check_entry(info: zipfile.ZipInfo, limits: ArchiveLimits) -> str | None:
     # whatever system the header claims made it.
     if stat.S_ISLNK(mode):
         raise ArchiveError(f"{name}: a symbolic link")
-    if info.create_system == 3 and stat.S_IFMT(mode):
-        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            raise ArchiveError(f"{name}: not a regular file or directory")
+    regular = stat.S_ISREG(mode) or stat.S_ISDIR(mode)
+    if info.create_system == 3 and stat.S_IFMT(mode) and not regular:
+        raise ArchiveError(f"{name}: not a regular file or directory")
     if info.flag_bits & 0x1:
         raise ArchiveError(f"{name}: encrypted")
     if name.endswith("/"):
