@@ -32,12 +32,21 @@ COMPILE_DEFAULTS = Limits(
     fsize_bytes=256 * MIB,
     scratch_bytes=512 * MIB,
 )
+IMAGE = "image"  # as a rootfs: each language's own image
 EXECUTABLE = 0o755
 REGULAR = 0o644
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _FILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Placeholders an argv may hold, filled from the limits of the box it runs in (the JVM sizes
+# its heap from the RAM it sees, which is the host's: the box's cgroup is not visible to it).
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+PLACEHOLDERS = {
+    "memory_bytes": lambda lim: str(lim.memory_bytes),
+    "memory_mib": lambda lim: str(lim.memory_bytes // MIB),
+    "pids": lambda lim: str(lim.pids),
+}
 _LIMIT_TYPES = {f.name: f.type for f in dataclasses.fields(Limits)}
 _REQUIRED = ("id", "name", "source_file", "run", "image", "self_test")
 
@@ -185,6 +194,11 @@ def _argv(data: dict[str, Any], field: str, *, allow_empty: bool) -> tuple[str, 
         raise _FieldError(field, "needs at least the program name")
     if any("\0" in a for a in argv):
         raise _FieldError(field, "must not contain NUL bytes")
+    for arg in argv:
+        for name in _PLACEHOLDER.findall(arg):
+            if name not in PLACEHOLDERS:
+                known = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+                raise _FieldError(field, f"unknown placeholder {{{name}}} (known: {known})")
     return argv
 
 
@@ -249,17 +263,25 @@ def _env(data: dict[str, Any]) -> tuple[tuple[str, str], ...]:
 # --- Self-tests ----------------------------------------------------------------------------
 
 
-def compile_spec(language: Language, source: bytes, rootfs: str = "host") -> BoxSpec:
+def expand(argv: tuple[str, ...], limits: Limits) -> tuple[str, ...]:
+    """The argv with its placeholders filled from the limits of the box it runs in."""
+    return tuple(_PLACEHOLDER.sub(lambda m: PLACEHOLDERS[m.group(1)](limits), a) for a in argv)
+
+
+def compile_spec(
+    language: Language, source: bytes, rootfs: str = "host", limits: Limits | None = None
+) -> BoxSpec:
     """The compile box: the source in, every regular file under /box back out."""
+    limits = limits or language.compile_limits
     return BoxSpec(
-        argv=language.compile,
+        argv=expand(language.compile, limits),
         files=(FileIn(language.source_file, source, REGULAR),),
         env=language.env,
-        limits=language.compile_limits,
+        limits=limits,
         rootfs=rootfs,
         profile=language.compile_profile,
         collect=("/box/",),
-        collect_max_bytes=language.compile_limits.fsize_bytes,
+        collect_max_bytes=limits.fsize_bytes,
     )
 
 
@@ -275,23 +297,35 @@ def artifacts(language: Language, collected: dict[str, bytes]) -> tuple[FileIn, 
 
 
 def run_spec(
-    language: Language, files: tuple[FileIn, ...], stdin: bytes, rootfs: str = "host"
+    language: Language,
+    files: tuple[FileIn, ...],
+    stdin: bytes,
+    rootfs: str = "host",
+    limits: Limits | None = None,
 ) -> BoxSpec:
     """A run box holding the source (interpreted) or the compiled artifacts."""
+    limits = limits or language.limits
     return BoxSpec(
-        argv=language.run,
+        argv=expand(language.run, limits),
         files=files,
         stdin=stdin,
         env=language.env,
-        limits=language.limits,
+        limits=limits,
         rootfs=rootfs,
         profile=language.run_profile,
     )
 
 
+def rootfs_for(language: Language, rootfs: str) -> str:
+    """`image` means the language's own image; any other name is used as it is."""
+    return language.image if rootfs == IMAGE else rootfs
+
+
 def self_test(language: Language, launcher: Launcher, rootfs: str = "host") -> tuple[bool, str]:
-    """Compile and run the language's self-test program: (enabled, why)."""
+    """Compile and run the language's self-test program: (enabled, why). `rootfs` is
+    `host`, `image` (the language's own image) or the name of an image."""
     test = language.self_test
+    rootfs = rootfs_for(language, rootfs)
     start = time.monotonic()
     try:
         files: tuple[FileIn, ...] = (FileIn(language.source_file, test.source.encode(), REGULAR),)

@@ -1,0 +1,204 @@
+"""Language files: the shipped ones load, and every schema rule names its file and field."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sandbox.spec import MIB, validate
+from worker.languages import (
+    COMPILE_DEFAULTS,
+    DEFAULT_DIRECTORY,
+    EXECUTABLE,
+    REGULAR,
+    LanguageError,
+    artifacts,
+    compile_spec,
+    expand,
+    load_language,
+    load_languages,
+    run_spec,
+)
+
+# Judge0 CE's ids (db/languages/active.rb) for the languages Stockade serves.
+JUDGE0_IDS = {
+    "plaintext": 43,
+    "bash": 46,
+    "c": 50,
+    "cpp": 54,
+    "fortran": 59,
+    "go": 60,
+    "java": 62,
+    "javascript": 63,
+    "lua": 64,
+    "ocaml": 65,
+    "pascal": 67,
+    "php": 68,
+    "python3": 71,
+    "ruby": 72,
+    "rust": 73,
+    "perl": 85,
+}
+IMAGES = {
+    "gcc", "python3", "java", "nodejs", "rust", "go", "ruby", "perl", "php", "lua", "pascal",
+    "fortran", "ocaml", "debian",
+}  # fmt: skip
+
+MINIMAL = """
+id = 900
+name = "Test (1.0)"
+source_file = "main.t"
+run = ["cat", "main.t"]
+image = "debian"
+
+[self_test]
+source = "x"
+expected_stdout = "x"
+"""
+
+
+def test_shipped_languages_load_with_judge0_ids() -> None:
+    langs = load_languages()
+    assert {lang.key: i for i, lang in langs.items()} == JUDGE0_IDS
+    for lang in langs.values():
+        assert lang.image in IMAGES, lang.key
+        assert lang.packages, lang.key
+        assert lang.self_test.expected_stdout, lang.key
+
+
+def test_shipped_packages_are_in_the_deploy_list() -> None:
+    listed = set(
+        (DEFAULT_DIRECTORY.parent.parent / "deploy/languages-packages.txt").read_text().split()
+    )
+    for lang in load_languages().values():
+        assert set(lang.packages) <= listed, lang.key
+
+
+def test_shipped_specs_pass_box_validation() -> None:
+    for lang in load_languages().values():
+        run = run_spec(lang, (), b"")
+        assert validate(run) == [], lang.key
+        if lang.compile:
+            assert validate(compile_spec(lang, b"src")) == [], lang.key
+            # Every executable the run box needs is named by the compile argv (-o main).
+            for exe in lang.executables:
+                assert any(arg.endswith(exe) for arg in lang.compile), (lang.key, exe)
+
+
+def test_runtimes_with_many_threads_get_more_pids() -> None:
+    langs = {lang.key: lang for lang in load_languages().values()}
+    assert langs["java"].limits.pids >= 128
+    assert langs["go"].limits.pids >= 128
+    assert langs["go"].compile_limits.pids >= 128
+    assert dict(langs["go"].env)["GOCACHE"].startswith("/tmp/")
+
+
+def write(tmp_path: Path, stem: str, text: str) -> Path:
+    path = tmp_path / f"{stem}.toml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_file_takes_defaults(tmp_path: Path) -> None:
+    lang = load_language(write(tmp_path, "t", MINIMAL))
+    assert lang.key == "t"
+    assert lang.compile == ()
+    assert lang.compile_profile == "compile" and lang.run_profile == "run"
+    assert lang.compile_limits == COMPILE_DEFAULTS
+    assert lang.self_test.stdin == ""
+
+
+def test_sizes_and_whole_seconds_are_converted(tmp_path: Path) -> None:
+    text = MINIMAL + '[limits]\nmemory_bytes = "64M"\ncpu_time_s = 2\n'
+    lang = load_language(write(tmp_path, "t", text))
+    assert lang.limits.memory_bytes == 64 * MIB
+    assert lang.limits.cpu_time_s == 2.0 and isinstance(lang.limits.cpu_time_s, float)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (("id = 900", 'id = "x"'), "id"),
+        (("id = 900", "id = 0"), "id"),
+        (('name = "Test (1.0)"', ""), "name"),
+        (('source_file = "main.t"', 'source_file = "../main.t"'), "source_file"),
+        (('run = ["cat", "main.t"]', "run = []"), "run"),
+        (('run = ["cat", "main.t"]', 'run = "cat main.t"'), "run"),
+        (('run = ["cat", "main.t"]', 'run = ["cat", "{nope}"]'), "run"),
+        (('image = "debian"', 'image = "Debian/x"'), "image"),
+        (('image = "debian"', 'image = "debian"\nkey = "other"'), "key"),
+        (('image = "debian"', 'image = "debian"\nrun_profile = "nope"'), "run_profile"),
+        (('image = "debian"', 'image = "debian"\nexecutables = ["a"]'), "executables"),
+        (('image = "debian"', 'image = "debian"\nenv = { "A-B" = "1" }'), "env.A-B"),
+        (('image = "debian"', 'image = "debian"\ncolour = "red"'), "colour"),
+        (("[self_test]", "[limits]\npids = 0\n[self_test]"), "limits.pids"),
+        (("[self_test]", '[limits]\nmemory_bytes = "lots"\n[self_test]'), "limits.memory_bytes"),
+        (("[self_test]", "[compile_limits]\nspeed = 1\n[self_test]"), "compile_limits.speed"),
+        (('source = "x"', 'source = ""'), "self_test.source"),
+        (('expected_stdout = "x"', ""), "self_test.expected_stdout"),
+    ],
+)
+def test_errors_name_file_and_field(tmp_path: Path, change: tuple[str, str], field: str) -> None:
+    old, new = change
+    assert old in MINIMAL
+    path = write(tmp_path, "t", MINIMAL.replace(old, new, 1))
+    seccomp = tmp_path / "seccomp"
+    seccomp.mkdir()
+    for name in ("run", "compile"):
+        (seccomp / f"{name}.json").write_text("{}")
+    with pytest.raises(LanguageError) as err:
+        load_language(path, seccomp)
+    assert str(err.value).startswith(f"{path}: {field}: "), str(err.value)
+
+
+def test_missing_required_field(tmp_path: Path) -> None:
+    path = write(tmp_path, "t", MINIMAL.replace('image = "debian"', ""))
+    with pytest.raises(LanguageError, match=r"t\.toml: image: is required"):
+        load_language(path)
+
+
+def test_bad_toml_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "t", "id = = 1")
+    with pytest.raises(LanguageError, match=r"t\.toml: "):
+        load_language(path)
+
+
+def test_duplicate_ids_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "languages").mkdir()
+    shutil.copytree(DEFAULT_DIRECTORY.parent / "seccomp", tmp_path / "seccomp")
+    write(tmp_path / "languages", "a", MINIMAL)
+    write(tmp_path / "languages", "b", MINIMAL)
+    with pytest.raises(LanguageError, match=r"b\.toml: id: 900 is already used by a\.toml"):
+        load_languages(tmp_path / "languages")
+
+
+def test_empty_directory_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(LanguageError, match="no language files"):
+        load_languages(tmp_path)
+
+
+def test_placeholders_follow_the_box_limits() -> None:
+    java = load_languages()[62]
+    spec = run_spec(java, (), b"")
+    assert f"-XX:MaxRAM={java.limits.memory_bytes}" in spec.argv
+    bigger = java.limits.__class__(memory_bytes=1024 * MIB, pids=200)
+    assert "-XX:MaxRAM=1073741824" in run_spec(java, (), b"", limits=bigger).argv
+    assert expand(("{memory_mib}", "{pids}", "x"), bigger) == ("1024", "200", "x")
+
+
+def test_artifacts_mark_only_the_named_executables() -> None:
+    c = load_languages()[50]
+    files = artifacts(c, {"/box/main": b"\x7fELF", "/box/main.c": b"int main;", "/box/d/x": b""})
+    modes = {f.path: f.mode for f in files}
+    assert modes == {"main": EXECUTABLE, "main.c": REGULAR, "d/x": REGULAR}
+
+
+def test_compile_spec_collects_the_box() -> None:
+    go = load_languages()[60]
+    spec = compile_spec(go, b"package main", rootfs="go")
+    assert spec.collect == ("/box/",)
+    assert spec.rootfs == "go" and spec.profile == "compile"
+    assert spec.files[0].path == "main.go"
+    assert ("CGO_ENABLED", "0") in spec.env
