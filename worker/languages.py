@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import time
 import tomllib
@@ -32,6 +33,7 @@ COMPILE_DEFAULTS = Limits(
     fsize_bytes=256 * MIB,
     scratch_bytes=512 * MIB,
 )
+log = logging.getLogger(__name__)
 IMAGE = "image"  # as a rootfs: each language's own image
 EXECUTABLE = 0o755
 REGULAR = 0o644
@@ -361,6 +363,8 @@ def self_test_all(
 
     def one(lang: Language) -> tuple[bool, str]:
         outcome = self_test(lang, launcher, rootfs)
+        if not outcome[0]:
+            log.warning("language %d %s switched off: %s", lang.id, lang.name, outcome[1])
         if on_result is not None:
             on_result(lang, *outcome)
         return outcome

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +96,27 @@ def test_compiled_artifact_runs_in_many_boxes(launcher: Launcher) -> None:
     for stdin, out in ((b"2 3\n", b"hello, world\n5\n"), (b"40 2\n", b"hello, world\n42\n")):
         run = launcher.run(run_spec(c, files, stdin))
         assert (run.status, run.stdout) == (Status.OK, out)
+
+
+def test_cli_lists_languages_as_json() -> None:
+    stockade = str(Path(sys.executable).with_name("stockade"))
+    p = subprocess.run(
+        [stockade, "languages", "--json", "--only", "c", "--only", "71"],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert p.returncode == 0, p.stderr
+    rows = json.loads(p.stdout)
+    assert [(r["id"], r["enabled"]) for r in rows] == [(50, True), (71, True)]
+    assert {"id", "name", "enabled", "reason"} <= set(rows[0])
+    assert rows[0]["name"].startswith("C (GCC ")
+
+
+def test_cli_refuses_unknown_language() -> None:
+    stockade = str(Path(sys.executable).with_name("stockade"))
+    p = subprocess.run(
+        [stockade, "languages", "--only", "cobol"], capture_output=True, timeout=60, check=False
+    )
+    assert p.returncode == 2
+    assert b"cobol" in p.stderr
