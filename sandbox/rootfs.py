@@ -9,7 +9,16 @@ from sandbox import mounts as m
 from sandbox import syscalls as sc
 
 # The read-only content of `--rootfs host`: these host paths and nothing else of the host.
-HOST_PATHS = ("/usr", "/bin", "/lib", "/lib64", "/etc/alternatives")
+HOST_PATHS = (
+    "/usr",
+    "/bin",
+    "/lib",
+    "/lib64",
+    "/etc/alternatives",
+    # Debian's JDK reads its conf/ (java.security, net.properties) through symlinks from
+    # /usr/lib/jvm/*/conf into here; without it the JVM does not start.
+    "/etc/java-17-openjdk",
+)
 # The dynamic linker's cache: without it every exec probes dozens of library paths.
 HOST_FILES = ("/etc/ld.so.cache",)
 DEVICES = ("null", "zero", "full", "random", "urandom")

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import rootfs
 from sandbox.launcher import Launcher
 from sandbox.result import Status
 from worker.languages import Language, artifacts, compile_spec, load_languages, run_spec, self_test
@@ -19,20 +18,7 @@ pytestmark = pytest.mark.privileged
 
 LANGUAGES = sorted(load_languages().values(), key=lambda lang: lang.id)
 IDS = [lang.key for lang in LANGUAGES]
-# Debian's JDK keeps conf/security/java.security in /etc (a symlink from /usr), and the JVM
-# will not start without it: `--rootfs host` must bind that directory read-only. Strict, so
-# the test turns red the day the bind lands and this mark is stale.
-JAVA_ETC = "/etc/java-17-openjdk"
-HOST_MARKS = {
-    "java": pytest.mark.xfail(
-        JAVA_ETC not in rootfs.HOST_PATHS,
-        reason=f"--rootfs host does not bind {JAVA_ETC} (sandbox/rootfs.py HOST_PATHS)",
-        strict=True,
-    )
-}
-HOST_CASES = [
-    pytest.param(lang, marks=HOST_MARKS.get(lang.key, ()), id=lang.key) for lang in LANGUAGES
-]
+HOST_CASES = [pytest.param(lang, id=lang.key) for lang in LANGUAGES]
 
 
 def built_images() -> list[str] | None:
