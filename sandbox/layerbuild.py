@@ -17,6 +17,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import stat
 import sys
 import time
@@ -244,11 +245,27 @@ def run_private(
         finally:
             os._exit(127)
     os.close(log_fd)
+    try:
+        status = _wait(pid, watch, progress)
+    except BaseException:
+        # Interrupted: the child leads its own session, so its process group holds apt,
+        # dpkg and maintainer scripts; none may keep writing into a tree about to go.
+        os.killpg(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        with open(log_path, errors="replace") as f:
+            tail = "".join(f.readlines()[-15:])
+        raise LayerError(f"build: {argv[0]} failed with status {code}; log {log_path}:\n{tail}")
+
+
+def _wait(pid: int, watch: str, progress: Progress) -> int:
     start, last, shown = time.monotonic(), time.monotonic(), -1
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
-            break
+            return status
         time.sleep(0.2)
         if time.monotonic() - last >= 5:
             last = time.monotonic()
@@ -256,11 +273,6 @@ def run_private(
             if size != shown:
                 shown = size
                 progress(f"      ... {human(size)} written, {last - start:.0f}s")
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        with open(log_path, errors="replace") as f:
-            tail = "".join(f.readlines()[-15:])
-        raise LayerError(f"build: {argv[0]} failed with status {code}; log {log_path}:\n{tail}")
 
 
 def clean_tree(upper: str, lowers: list[str]) -> int:

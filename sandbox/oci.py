@@ -158,8 +158,13 @@ class LayerWriter:
                 self._clear(dfd, leaf, keep_dir=True)
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(leaf, 0o700, dir_fd=dfd)
-                self._owner(m, leaf, dfd)
-                os.chmod(leaf, m.mode & 0o7777, dir_fd=dfd, follow_symlinks=False)
+                fd = os.open(leaf, _DIR_FLAGS, dir_fd=dfd)
+                try:
+                    if self.as_root:
+                        os.fchown(fd, m.uid, m.gid)
+                    os.fchmod(fd, m.mode & 0o7777)
+                finally:
+                    os.close(fd)
             elif m.isreg():
                 self._clear(dfd, leaf)
                 self._file(m, data, leaf, dfd)
