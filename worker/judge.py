@@ -46,12 +46,20 @@ class Compiled:
     limits: Limits
     profile: str
     rootfs: str
+    args: tuple[str, ...] = ()  # the submitter's, after the language's argv
+    redirect_stderr: bool = False
 
     def box_spec(self, args: Sequence[str], files: Sequence[FileIn], stdin: bytes) -> BoxSpec:
         from sandbox.spec import BoxSpec
+        from worker.languages import expand
 
+        # Placeholders ({memory_bytes}) come from the limits of this very box; words of the
+        # submitter's are never expanded.
+        argv = (*expand(self.argv, self.limits), *self.args, *args)
+        if self.redirect_stderr:
+            argv = ("/bin/sh", "-c", 'exec "$@" 2>&1', "sh", *argv)
         return BoxSpec(
-            argv=(*self.argv, *args),
+            argv=argv,
             files=(*self.files, *files),
             stdin=stdin,
             env=self.env,
@@ -68,6 +76,9 @@ class Judge:
     launcher: Launcher
     languages: dict[int, Language] = field(default_factory=dict)
     rootfs: str = "host"
+    # Builds by (language, source, files, options): a test suite or a contest compiles each
+    # distinct program once. Off (None) by default: a worker judges each submission afresh.
+    build_cache: dict[tuple[object, ...], Compiled] | None = None
 
     def __post_init__(self) -> None:
         if not self.languages:
@@ -105,8 +116,20 @@ class Judge:
     ) -> Compiled:
         """Compile once; the artifacts (regular files only, capped: the box's collect never
         follows a symlink) become the files of every run box."""
+        key = (language_id, source, tuple(sorted(extra.items())), options, self.rootfs)
+        if self.build_cache is not None and key in self.build_cache:
+            return self.build_cache[key]
+        built = self._build(language_id, source, extra, options)
+        if self.build_cache is not None:
+            self.build_cache[key] = built
+        return built
+
+    def _build(
+        self, language_id: int, source: str, extra: dict[str, bytes], options: str
+    ) -> Compiled:
         from sandbox.result import Status
         from sandbox.spec import FileIn
+        from worker.languages import expand, rootfs_for
 
         lang = self._language(language_id, extra)
         files = [FileIn(p, c, 0o755) for p, c in sorted(extra.items())]
@@ -114,7 +137,7 @@ class Judge:
             files.insert(0, FileIn(lang.source_file, source.encode(), 0o644))
         run_files = tuple(files)
         if lang.compile:
-            argv = list(lang.compile)
+            argv = list(expand(lang.compile, lang.compile_limits))
             if options:
                 argv[1:1] = _split(options, "compiler_options")
             spec = self._compile_spec(lang, tuple(argv), run_files)
@@ -129,19 +152,21 @@ class Judge:
             run_files = tuple(
                 FileIn(p.removeprefix("/box/"), c, 0o755) for p, c in sorted(r.files.items())
             )
-        return Compiled(lang.run, run_files, lang.env, lang.limits, lang.run_profile, self.rootfs)
+        rootfs = rootfs_for(lang, self.rootfs)
+        return Compiled(lang.run, run_files, lang.env, lang.limits, lang.run_profile, rootfs)
 
     def _compile_spec(
         self, lang: Language, argv: tuple[str, ...], files: tuple[FileIn, ...]
     ) -> BoxSpec:
         from sandbox.spec import BoxSpec
+        from worker.languages import rootfs_for
 
         return BoxSpec(
             argv=argv,
             files=files,
             env=lang.env,
             limits=lang.compile_limits,
-            rootfs=self.rootfs,
+            rootfs=rootfs_for(lang, self.rootfs),
             profile=lang.compile_profile,
             collect=("/box/",),
             collect_max_bytes=min(lang.compile_limits.fsize_bytes, ARTIFACT_CAP),
@@ -175,10 +200,10 @@ class Judge:
             fsize_bytes=sub.max_file_size * KB,
             output_bytes=sub.max_file_size * KB,
         )
-        argv = (*program.argv, *_split(sub.command_line_arguments, "command_line_arguments"))
-        if sub.redirect_stderr_to_stdout:
-            argv = ("/bin/sh", "-c", 'exec "$@" 2>&1', "sh", *argv)
-        return replace(program, argv=argv, limits=lim)
+        args = tuple(_split(sub.command_line_arguments, "command_line_arguments"))
+        return replace(
+            program, args=args, limits=lim, redirect_stderr=sub.redirect_stderr_to_stdout
+        )
 
     # --- Running --------------------------------------------------------------------------
 
