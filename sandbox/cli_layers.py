@@ -121,6 +121,8 @@ def _inspect(store: LayerStore, args: argparse.Namespace) -> int:
         record = store.image_record(args.ref)
         record["layer_dirs"] = store.image_layers(args.ref)
         print(json.dumps(record, indent=2))
+    elif not any(str(m["digest"]).startswith(args.ref) for m in store.layers()):
+        raise LayerError(f"inspect: no image or layer named {args.ref!r}")
     else:
         print(json.dumps(store.layer_meta(store.resolve(args.ref)), indent=2))
     return 0

@@ -261,7 +261,7 @@ def run_private(
 
 
 def _wait(pid: int, watch: str, progress: Progress) -> int:
-    start, last, shown = time.monotonic(), time.monotonic(), -1
+    start, last, shown = time.monotonic(), time.monotonic(), 0
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
