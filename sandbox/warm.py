@@ -18,6 +18,7 @@ from sandbox.slots import Slot
 from sandbox.zygote import WarmInit
 
 _WAIT_PENDING_S = 0.5
+_RETRY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,9 @@ class WarmBox:
 
 class WarmPool:
     """Keeps sizes[key] boxes ready for each key. take() with another key, or when that
-    key's boxes are all taken, prepares one on the caller's thread."""
+    key's boxes are all taken, prepares one on the caller's thread; a key missed that way
+    is then kept warm too (one box), up to `learned` keys, the least recently used going
+    first: a judge's compile boxes and image boxes warm up after their first use."""
 
     def __init__(
         self,
@@ -48,22 +51,27 @@ class WarmPool:
         finish: Callable[[WarmBox], None],
         discard: Callable[[WarmBox], None],
         sizes: dict[WarmKey, int],
+        learned: int = 4,
     ) -> None:
         self._start = start
         self._finish = finish
         self._discard = discard
         self._sizes = {k: n for k, n in sizes.items() if n > 0}
+        self._fixed = set(self._sizes)
+        self._learned: list[WarmKey] = []  # most recently used last
+        self._max_learned = learned
         self._ready: dict[WarmKey, deque[WarmBox]] = {k: deque() for k in self._sizes}
         self._pending: dict[WarmKey, int] = dict.fromkeys(self._sizes, 0)
         self._cond = threading.Condition()
         self._closed = False
         self.error: SandboxError | None = None
         self._thread = threading.Thread(target=self._fill, name="stockade-warm", daemon=True)
-        if self._sizes:
+        if self._sizes or self._max_learned:
             self._thread.start()
 
     def take(self, key: WarmKey) -> WarmBox:
         with self._cond:
+            self._learn(key)
             ready = self._ready.get(key)
             # One being prepared is nearer ready than one not started: wait for it a while.
             if ready is not None and not ready and self._pending[key]:
@@ -75,6 +83,30 @@ class WarmPool:
         box = self._start(key)
         self._finish(box)
         return box
+
+    def _learn(self, key: WarmKey) -> None:
+        """Called with the lock held: keep `key` warm from now on (see the class doc)."""
+        if key in self._fixed or not self._max_learned:
+            return
+        if key in self._learned:
+            self._learned.remove(key)
+            self._learned.append(key)
+            return
+        if len(self._learned) >= self._max_learned:
+            old = self._learned.pop(0)
+            del self._sizes[old]
+            stale = self._ready.pop(old)
+            threading.Thread(target=lambda: [self._discard(b) for b in stale], daemon=True).start()
+        self._learned.append(key)
+        self._sizes[key] = 1
+        self._ready.setdefault(key, deque())
+        self._pending.setdefault(key, 0)
+        self._cond.notify_all()
+
+    def cgroup_names(self) -> set[str]:
+        """The cgroups of the boxes waiting warm."""
+        with self._cond:
+            return {box.cgroup.dir_name for ready in self._ready.values() for box in ready}
 
     def pids(self) -> set[int]:
         """The inits waiting warm (host pid namespace)."""
@@ -107,42 +139,48 @@ class WarmPool:
                 keys = self._missing()
                 for key in keys:
                     self._pending[key] += 1
-            try:
-                self._prepare_all(keys)
-            except SandboxError as e:
-                with self._cond:
-                    self.error = e  # take() then prepares on its own thread and reports it
-                    self._cond.notify_all()
-                return
-
-    def _prepare_all(self, keys: list[WarmKey]) -> None:
-        """Start every missing box, then finish them in order."""
-        started: list[WarmBox] = []
-        try:
-            for key in keys:
-                started.append(self._start(key))
-        finally:
+            failed = self._prepare_all(keys)
+            if not failed:
+                continue
             with self._cond:
-                for key in keys[len(started) :]:
-                    self._pending[key] -= 1
+                self.error = failed[0][1]  # take() prepares on its own thread and says why
+                for key, _ in failed:
+                    if key in self._learned:  # a key that fails is no longer kept warm
+                        self._learned.remove(key)
+                        del self._sizes[key]
+                        self._ready.pop(key, None)
                 self._cond.notify_all()
-        error: SandboxError | None = None
+                # A default key failing (a broken host) must not spin: wait, then retry.
+                self._cond.wait_for(lambda: self._closed, _RETRY_S)
+
+    def _prepare_all(self, keys: list[WarmKey]) -> list[tuple[WarmKey, SandboxError]]:
+        """Start every missing box, then finish them in order; return the failures."""
+        failed: list[tuple[WarmKey, SandboxError]] = []
+        started: list[WarmBox] = []
+        for key in keys:
+            try:
+                started.append(self._start(key))
+            except SandboxError as e:
+                failed.append((key, e))
+                with self._cond:
+                    self._pending[key] -= 1
+                    self._cond.notify_all()
         for box in started:
             try:
                 self._finish(box)  # on failure it gives the box's parts back itself
                 ok = True
             except SandboxError as e:
-                error, ok = error or e, False
+                failed.append((box.key, e))
+                ok = False
             with self._cond:
                 self._pending[box.key] -= 1
-                keep = ok and not self._closed
+                keep = ok and not self._closed and box.key in self._sizes
                 if keep:
                     self._ready[box.key].append(box)
                 self._cond.notify_all()
             if ok and not keep:
                 self._discard(box)
-        if error is not None:
-            raise error
+        return failed
 
     def close(self) -> None:
         with self._cond:

@@ -45,6 +45,7 @@ class BoxCgroup(Protocol):
     """One fresh cgroup per box (a directory in each hierarchy), never reused."""
 
     name: str
+    dir_name: str  # the directory under stockade/ in each hierarchy
 
     def join_fds(self) -> list[int]:
         """Write-only fds on cgroup.procs, opened in the parent; the forked child passes
