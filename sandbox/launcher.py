@@ -36,10 +36,13 @@ _CPUS = os.cpu_count() or 1
 
 @dataclass(frozen=True)
 class Stdio:
-    """The caller's own fds for the program's stdin and stdout; -1 means the default."""
+    """The caller's own fds for the program's stdin and stdout; -1 means the default.
+    With owned, run() closes them as soon as the box holds its own copies, so the other end
+    of a pipe sees EOF exactly when the box's program is done with it."""
 
     stdin_fd: int = -1
     stdout_fd: int = -1
+    owned: bool = False
 
 
 @dataclass
@@ -183,6 +186,9 @@ class Launcher:
             os.dup2(stdio.stdout_fd, out_w)  # the program writes to the caller's pipe
             _close_owned(box, out_r)
             out_r = -1
+        if stdio.owned:
+            for fd in {stdio.stdin_fd, stdio.stdout_fd} - {-1}:
+                os.close(fd)
         err_r, err_w = _pipe(box)
         rep_r, rep_w = _pipe(box)
         res_r, res_w = _pipe(box)
