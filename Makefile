@@ -7,7 +7,7 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc libc6-dev make libseccomp2 
 # The compilers and interpreters of every language in profiles/languages (for --rootfs host).
 LANGUAGE_PACKAGES = $(shell cat deploy/languages-packages.txt 2>/dev/null)
 
-.PHONY: all deps run test lint bench clean
+.PHONY: all deps run test lint images bench clean
 
 all: test
 
@@ -26,7 +26,11 @@ lint: deps
 	$(VENV)/bin/ruff format --check sandbox service worker tests bench
 	$(VENV)/bin/mypy
 
-test: deps lint
+# Every language's image (cached in /var/lib/stockade: minutes the first time, then none).
+images: deps
+	$(VENV)/bin/stockade layers build --all
+
+test: deps lint images
 	$(PY) -m pytest -q -rs tests
 	$(PY) -m tests.leftovers
 
