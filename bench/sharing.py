@@ -4,7 +4,8 @@ Layers are plain directories under overlayfs, so every box's python3 maps the sa
 cache pages. What a box adds on top of its program is its init, its namespaces, cgroups
 and scratch tmpfs. Measured as the rise of the machine's used memory while N boxes sleep,
 less the programs' own anonymous memory (Pss_Anon), divided by N: the image's file pages are
-page cache, resident once for all boxes. Run as root: .venv/bin/python bench/sharing.py [--boxes 20]."""
+page cache, resident once for all boxes.
+Run as root: .venv/bin/python bench/sharing.py [--boxes 20] [--json]."""
 
 from __future__ import annotations
 
