@@ -98,19 +98,27 @@ def _stdin(text: str) -> bytes:
         raise argparse.ArgumentTypeError(f"cannot read {text}: {e.strerror}") from None
 
 
-# Subcommands that live in their own modules: (module, add-parser function, run function).
+# Subcommands that live in their own modules: (module, add-parsers function, run function).
+# Each module is optional (not every host has every part); `sandbox` never imports them at
+# module level.
 _SUBCOMMANDS = (
     ("sandbox.cli_layers", "add_layers_parser", "run_layers"),
     ("sandbox.cli_languages", "add_languages_parser", "run_languages"),
     ("sandbox.cli_judge", "add_judge_parser", "run_judge"),
+    ("service.commands", "add_service_parsers", "run_service"),
 )
+# Which module's run function serves each command name, filled by build_parser().
+_RUNNERS: dict[str, tuple[str, str]] = {}
 
 
-def _subcommand(module: str, add: str, sub: argparse._SubParsersAction[Any]) -> None:
+def _subcommand(module: str, add: str, run: str, sub: argparse._SubParsersAction[Any]) -> None:
+    before = set(sub.choices)
     try:
         getattr(importlib.import_module(module), add)(sub)
     except ImportError:
-        pass  # that part of Stockade is not installed here
+        return  # that part of Stockade is not installed here
+    for name in set(sub.choices) - before:
+        _RUNNERS[name] = (module, run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,8 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="run", help="seccomp profile name (run, compile)")
     # REMAINDER: everything from the first positional on is the program's, options included.
     run.add_argument("program", nargs=argparse.REMAINDER, help="-- PROGRAM [ARGS...]")
-    for module, add, _ in _SUBCOMMANDS:
-        _subcommand(module, add, sub)
+    for module, add, run_name in _SUBCOMMANDS:
+        _subcommand(module, add, run_name, sub)
     return parser
 
 
@@ -255,10 +263,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
-        for module, add, run in _SUBCOMMANDS:
-            if add.removeprefix("add_").removesuffix("_parser") == args.command:
-                code: int = getattr(importlib.import_module(module), run)(args)
-                return code
+        if args.command in _RUNNERS:
+            module, run_name = _RUNNERS[args.command]
+            code: int = getattr(importlib.import_module(module), run_name)(args)
+            return code
     except BrokenPipeError:
         # The reader went away (stockade run ... | head): not an error of ours.
         devnull = os.open(os.devnull, os.O_WRONLY)
