@@ -1,0 +1,304 @@
+"""The Redis store of submissions: the service creates and reads, the worker starts and finishes.
+
+Keys, all under `prefix`:
+  sub:{token}        hash: one Record (submission, status, result, timestamps, attempts, ...)
+  done:{token}       pub/sub channel: finish() publishes the final status id on it
+  tokens             sorted set: every token by created_at (GET /submissions, newest first)
+  queued, running    sets: tokens in status 1 and 2 (queue depth, /workers)
+  counts             hash: final status id -> how many ended so (/statistics, /metrics)
+  hist:{name}        hash: latency histogram buckets, count and sum (see LATENCY_BUCKETS_S)
+  languages:disabled set: language ids whose self-test failed on some worker
+A record in status 1 or 2 never expires (nothing accepted is lost); a final one expires
+`ttl_s` seconds after finish().
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis
+
+from worker.model import Submission
+
+IN_QUEUE = 1
+PROCESSING = 2
+INTERNAL_ERROR = 13
+# Upper bounds (seconds) of the latency histograms' buckets, Prometheus-style.
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.25, 2.5, 5.0, 10.0, 30.0)
+HISTOGRAMS = ("queue_wait", "compile", "run", "end_to_end")
+
+# Atomic status 2: attempts += 1, started_at, moved from the queued set to the running set.
+# A final record is returned untouched (a redelivered task must not run it again).
+_START = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+local status = tonumber(redis.call('HGET', KEYS[1], 'status_id'))
+if status <= 2 then
+  redis.call('HSET', KEYS[1], 'status_id', 2, 'started_at', ARGV[1])
+  redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+  redis.call('SREM', KEYS[2], ARGV[2])
+  redis.call('SADD', KEYS[3], ARGV[2])
+end
+return redis.call('HGETALL', KEYS[1])
+"""
+
+# Atomic final status, counted once, latencies observed once, then the done message.
+# KEYS: record, queued, running, counts, done channel.  ARGV: token, status, result,
+# message, now, ttl, hist prefix, compile_s, run_s, then the bucket bounds.
+_FINISH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local old = tonumber(redis.call('HGET', KEYS[1], 'status_id'))
+local now = tonumber(ARGV[5])
+redis.call('HSET', KEYS[1], 'status_id', ARGV[2], 'result', ARGV[3], 'message', ARGV[4],
+           'finished_at', ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[1])
+if old <= 2 then
+  redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
+  local function observe(name, v)
+    if v == nil or v < 0 then return end
+    local key = ARGV[7] .. name
+    local bucket = '+Inf'
+    for i = 10, #ARGV do
+      if v <= tonumber(ARGV[i]) then bucket = ARGV[i]; break end
+    end
+    redis.call('HINCRBY', key, bucket, 1)
+    redis.call('HINCRBY', key, 'count', 1)
+    redis.call('HINCRBYFLOAT', key, 'sum', v)
+  end
+  local created = tonumber(redis.call('HGET', KEYS[1], 'created_at'))
+  local started = tonumber(redis.call('HGET', KEYS[1], 'started_at'))
+  if started then observe('queue_wait', started - created) end
+  observe('end_to_end', now - created)
+  observe('compile', tonumber(ARGV[8]))
+  observe('run', tonumber(ARGV[9]))
+end
+redis.call('PUBLISH', KEYS[5], ARGV[2])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One stored submission and where it stands. Times are Unix seconds."""
+
+    token: str
+    submission: Submission
+    status_id: int  # 1 In Queue, 2 Processing, 3.. final (Judge0 ids)
+    result: dict[str, Any] | None  # JudgeResult.to_dict() when final
+    message: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    attempts: int
+    callback_url: str | None
+    meta: dict[str, Any]  # which API made it, base64 flag, wanted fields...
+
+    @property
+    def final(self) -> bool:
+        return self.status_id > PROCESSING
+
+
+class Store:
+    """Submissions in Redis. Every method is one round trip unless it says otherwise."""
+
+    def __init__(self, url: str, prefix: str = "stockade:", ttl_s: int = 86400) -> None:
+        self.redis: redis.Redis = redis.Redis.from_url(url)
+        self.prefix = prefix
+        self.ttl_s = ttl_s
+        self._start = self.redis.register_script(_START)
+        self._finish = self.redis.register_script(_FINISH)
+
+    def _key(self, token: str) -> str:
+        return f"{self.prefix}sub:{token}"
+
+    def channel(self, token: str) -> str:
+        return f"{self.prefix}done:{token}"
+
+    def create(
+        self,
+        sub: Submission,
+        *,
+        callback_url: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> str:
+        """Stores a new submission in status 1 and returns its token (queue it after this)."""
+        token = str(uuid.uuid4())
+        now = time.time()
+        fields = {
+            "submission": sub.to_json(),
+            "status_id": IN_QUEUE,
+            "message": "",
+            "created_at": repr(now),
+            "attempts": 0,
+            "callback_url": callback_url or "",
+            "meta": json.dumps(meta or {}),
+        }
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self._key(token), mapping=fields)  # type: ignore[arg-type]
+        pipe.zadd(f"{self.prefix}tokens", {token: now})
+        pipe.sadd(f"{self.prefix}queued", token)
+        pipe.execute()
+        return token
+
+    def get(self, token: str) -> Record | None:
+        return _record(token, cast(dict[bytes, bytes], self.redis.hgetall(self._key(token))))
+
+    def get_many(self, tokens: list[str]) -> list[Record | None]:
+        """Several records in one round trip, in the order asked."""
+        pipe = self.redis.pipeline(transaction=False)
+        for token in tokens:
+            pipe.hgetall(self._key(token))
+        return [_record(t, raw) for t, raw in zip(tokens, pipe.execute(), strict=True)]
+
+    def start(self, token: str) -> Record | None:
+        """Status 2 and attempts += 1, atomically; None if the token is unknown. A record
+        that is already final comes back unchanged: check `.final` and skip the job."""
+        keys = [self._key(token), f"{self.prefix}queued", f"{self.prefix}running"]
+        raw = self._start(keys=keys, args=[repr(time.time()), token])
+        if raw is None:
+            return None
+        pairs = cast(list[bytes], raw)
+        return _record(token, dict(zip(pairs[::2], pairs[1::2], strict=True)))
+
+    def finish(
+        self,
+        token: str,
+        status_id: int,
+        result: dict[str, Any] | None,
+        message: str = "",
+    ) -> None:
+        """Final status; sets finished_at, starts the TTL, publishes on channel(token).
+        `result` may hold "timings": {"compile_s": float, "run_s": float} (wall seconds)
+        for the latency histograms."""
+        if status_id <= PROCESSING:
+            raise ValueError(f"status_id: must be final (3..14), got {status_id}")
+        timings = (result or {}).get("timings") or {}
+        keys = [
+            self._key(token),
+            f"{self.prefix}queued",
+            f"{self.prefix}running",
+            f"{self.prefix}counts",
+            self.channel(token),
+        ]
+        args: list[Any] = [
+            token,
+            status_id,
+            json.dumps(result) if result is not None else "",
+            message,
+            repr(time.time()),
+            self.ttl_s,
+            f"{self.prefix}hist:",
+            timings.get("compile_s", -1),
+            timings.get("run_s", -1),
+            *LATENCY_BUCKETS_S,
+        ]
+        self._finish(keys=keys, args=args)
+
+    def wait(self, token: str, timeout_s: float) -> Record | None:
+        """The record as soon as it is final, or None after timeout_s (or if unknown).
+        Subscribes before reading, so a finish() in between cannot be missed."""
+        pubsub = self.redis.pubsub()  # type: ignore[no-untyped-call]
+        try:
+            pubsub.subscribe(self.channel(token))
+            deadline = time.monotonic() + timeout_s
+            # The confirmation proves the subscription is live before the read below.
+            while pubsub.get_message(timeout=max(0.0, deadline - time.monotonic())) is None:
+                if time.monotonic() >= deadline:
+                    return None
+            record = self.get(token)
+            while record is not None and not record.final:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                if pubsub.get_message(timeout=left) is not None:
+                    record = self.get(token)
+            return record if record is not None and record.final else None
+        finally:
+            pubsub.close()
+
+    def delete(self, token: str) -> bool:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self._key(token))
+        pipe.zrem(f"{self.prefix}tokens", token)
+        pipe.srem(f"{self.prefix}queued", token)
+        pipe.srem(f"{self.prefix}running", token)
+        return bool(pipe.execute()[0])
+
+    def tokens(self, page: int, per_page: int) -> tuple[list[str], int]:
+        """One page (from 1) of tokens, newest first, and the total. Drops expired ones."""
+        index = f"{self.prefix}tokens"
+        old = cast(list[bytes], self.redis.zrangebyscore(index, 0, time.time() - self.ttl_s))
+        if old:
+            pipe = self.redis.pipeline(transaction=False)
+            for t in old:
+                pipe.exists(self._key(t.decode()))
+            gone = [t for t, alive in zip(old, pipe.execute(), strict=True) if not alive]
+            if gone:
+                self.redis.zrem(index, *gone)
+        start = (max(page, 1) - 1) * per_page
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrevrange(index, start, start + per_page - 1)
+        pipe.zcard(index)
+        page_tokens, total = pipe.execute()
+        return [t.decode() for t in page_tokens], int(total)
+
+    def queue_depth(self) -> int:
+        """Submissions in status 1."""
+        return int(self.redis.scard(f"{self.prefix}queued"))
+
+    def running(self) -> int:
+        """Submissions in status 2."""
+        return int(self.redis.scard(f"{self.prefix}running"))
+
+    def counts(self) -> dict[int, int]:
+        """How many submissions ended in each final status id (since the store began)."""
+        raw = cast(dict[bytes, bytes], self.redis.hgetall(f"{self.prefix}counts"))
+        return {int(k): int(v) for k, v in raw.items()}
+
+    def histograms(self) -> dict[str, dict[str, float]]:
+        """Each latency histogram's raw (non-cumulative) bucket counts, 'count' and 'sum'."""
+        pipe = self.redis.pipeline(transaction=False)
+        for name in HISTOGRAMS:
+            pipe.hgetall(f"{self.prefix}hist:{name}")
+        return {
+            name: {k.decode(): float(v) for k, v in raw.items()}
+            for name, raw in zip(HISTOGRAMS, pipe.execute(), strict=True)
+        }
+
+    def set_disabled_languages(self, language_ids: list[int]) -> None:
+        """For the worker: the languages whose self-test failed (replaces the set)."""
+        key = f"{self.prefix}languages:disabled"
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(key)
+        if language_ids:
+            pipe.sadd(key, *language_ids)
+        pipe.execute()
+
+    def disabled_languages(self) -> set[int]:
+        raw = cast(set[bytes], self.redis.smembers(f"{self.prefix}languages:disabled"))
+        return {int(x) for x in raw}
+
+
+def _record(token: str, raw: dict[bytes, bytes]) -> Record | None:
+    if not raw:
+        return None
+    d = {k.decode(): v.decode() for k, v in raw.items()}
+    result = d.get("result")
+    return Record(
+        token=token,
+        submission=Submission.from_json(d["submission"]),
+        status_id=int(d["status_id"]),
+        result=json.loads(result) if result else None,
+        message=d.get("message", ""),
+        created_at=float(d["created_at"]),
+        started_at=float(d["started_at"]) if d.get("started_at") else None,
+        finished_at=float(d["finished_at"]) if d.get("finished_at") else None,
+        attempts=int(d.get("attempts", 0)),
+        callback_url=d.get("callback_url") or None,
+        meta=json.loads(d.get("meta") or "{}"),
+    )
