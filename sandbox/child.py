@@ -11,27 +11,23 @@ dumpable, so the program can neither signal nor ptrace it."""
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import errno
 import json
 import os
-import pickle
 import resource
 import signal
 import socket
 import struct
 import time
-from dataclasses import dataclass
 
 # Only small modules: the zygote imports this one, and each of its pages is copied into
 # every init that touches it.
 from sandbox import bpf, caps, mounts, rlimits
 from sandbox import syscalls as sc
 from sandbox.errors import SandboxError
-from sandbox.fdpass import recv_fds, send_fds
 from sandbox.files import read_regular_beneath, read_tree_beneath
 from sandbox.netdev import bring_up_loopback
-from sandbox.rootfs import BoxUser
+from sandbox.plan import ChildPlan, Prep, receive
 
 # Not typing.TYPE_CHECKING: typing costs the zygote a megabyte (see sandbox/__init__.py).
 TYPE_CHECKING = False
@@ -39,92 +35,8 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
 INIT_SETUP_FAILED = 121
-_MAX_FDS = 32
-_PLAN_FDS = ("sync_r", "stdin_fd", "stdout_w", "stderr_w", "report_w", "result_w")
 # Signals the zygote or Python set to SIG_IGN survive execve; the program gets them as default.
 _DEFAULT_SIGNALS = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
-
-
-@dataclass(frozen=True)
-class Prep:
-    """What a warm init needs before any request: its slot's identity and mounts."""
-
-    user: BoxUser
-    hostname: str
-    box_ops: tuple[mounts.Op, ...]
-    last_cap: int
-    seccomp_bpf: bytes
-
-
-@dataclass(frozen=True)
-class ChildPlan:
-    """One request, pickled to its warm init; init's copies of the file descriptors replace
-    the launcher's numbers (with_fds)."""
-
-    sync_r: int  # -1 unless the launcher must attach a veth before the program starts
-    files: tuple[tuple[str, bytes, int], ...]
-    rlimits: tuple[tuple[int, int, int], ...]
-    argv: tuple[str, ...]
-    env: dict[str, str]
-    stdin_fd: int
-    stdout_w: int
-    stderr_w: int
-    report_w: int  # setup or exec errors, as JSON
-    result_w: int  # the program's wait status, wall time and collected files
-    collect: tuple[str, ...]
-    collect_max_bytes: int
-
-    def fd_list(self) -> list[int]:
-        return [getattr(self, f) for f in _PLAN_FDS if getattr(self, f) >= 0]
-
-    def with_fds(self, fds: list[int]) -> ChildPlan:
-        it = iter(fds)
-        changes = {f: next(it) for f in _PLAN_FDS if getattr(self, f) >= 0}
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
-
-
-# --- the launcher's side of the conversation ---
-
-
-def send_prep(sock: socket.socket, prep: Prep, template_fd: int, cgroup_fds: list[int]) -> None:
-    _send(sock, prep, [template_fd, *cgroup_fds])
-
-
-def await_ready(sock: socket.socket) -> None:
-    """Block until the warm init is prepared; its failure comes back as a SandboxError."""
-    raw = sock.recv(65536)
-    if raw != b"R":
-        detail = json.loads(raw).get("message", "") if raw else "warm init died while preparing"
-        raise SandboxError("warm box", "prepare", 0, detail)
-
-
-def send_plan(sock: socket.socket, plan: ChildPlan) -> None:
-    _send(sock, plan, plan.fd_list())
-
-
-def _send(sock: socket.socket, obj: object, fds: list[int]) -> None:
-    payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    send_fds(sock, struct.pack("<I", len(payload)), fds)
-    sock.sendall(payload)
-
-
-def _receive(sock: socket.socket) -> tuple[object, list[int]]:
-    head, fds = recv_fds(sock, 4, _MAX_FDS)
-    if not head:
-        raise EOFError
-    head += _recv_exact(sock, 4 - len(head))
-    (size,) = struct.unpack("<I", head)
-    return pickle.loads(_recv_exact(sock, size)), fds
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(min(n - len(buf), 1 << 20))
-        if not chunk:
-            raise EOFError
-        buf += chunk
-    return bytes(buf)
 
 
 # --- init ---
@@ -154,7 +66,7 @@ def run_warm(sock: socket.socket) -> NoReturn:
     """Entry point of a freshly cloned init, in new pid, uts, ipc and net namespaces."""
     try:
         retitle(b"stockade-init")
-        prep, fds = _receive(sock)
+        prep, fds = receive(sock)
         assert isinstance(prep, Prep)
         cpu_at_join = _prepare(prep, fds[0], fds[1:])
         sock.sendall(b"R")
@@ -165,7 +77,7 @@ def run_warm(sock: socket.socket) -> NoReturn:
     except BaseException as e:  # a bug here must still reach the launcher, never hang
         _refuse(sock, f"warm init: {type(e).__name__}: {e}")
     try:
-        plan, fds = _receive(sock)
+        plan, fds = receive(sock)
     except (EOFError, ConnectionError):
         os._exit(0)
     assert isinstance(plan, ChildPlan)

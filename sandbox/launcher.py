@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from sandbox import caps, cgroups, rlimits, rootfs, seccomp
-from sandbox.child import ChildPlan, Prep, await_ready, send_plan, send_prep
 from sandbox.config import HostConfig
 from sandbox.errors import SandboxError, SpecError
 from sandbox.mounts import Op
 from sandbox.network import GrantedNetwork, NetConfig, ensure_firewall
+from sandbox.plan import ChildPlan, Prep, await_ready, send_plan, send_prep
 from sandbox.reaper import Reaper
 from sandbox.result import BoxResult, Observed, Status, classify
 from sandbox.slots import Slot, SlotPool
