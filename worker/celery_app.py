@@ -82,7 +82,6 @@ def make_app(settings: WorkerSettings | None = None) -> Celery:
         accept_content=["json"],
         task_ignore_result=True,
         result_backend=None,
-        worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
     app.conf.stockade = s
