@@ -34,9 +34,10 @@ test: deps lint images
 	$(PY) -m pytest -q -rs tests
 	$(PY) -m tests.leftovers
 
-# The HTTP service is the next milestone; until then this runs a sample program in a box.
-run: deps
-	$(VENV)/bin/stockade run --json --time 1 --mem 64M -- /bin/sh -c 'echo hello from $$(hostname) as $$(id -un)'
+# The service on 127.0.0.1:2358 (Judge0's port): a private Redis unless STOCKADE_REDIS_URL is
+# set, Celery workers and the API under gunicorn. Ctrl-C stops all of it.
+run: deps images
+	$(VENV)/bin/stockade up
 
 bench: deps
 	$(PY) bench/box.py
