@@ -63,7 +63,7 @@ def worker_argv(concurrency: int) -> list[str]:
     """Celery's own command line: the Stockade queue, prefork children, no gossip."""
     return [
         "worker",
-        "--queues", "stockade",
+        "--queues", os.environ.get("STOCKADE_QUEUE", "stockade"),
         "--concurrency", str(max(1, concurrency)),
         "--pool", "prefork",
         "--hostname", f"stockade-{os.getpid()}@{socket.gethostname()}",

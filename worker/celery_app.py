@@ -32,6 +32,7 @@ class WorkerSettings:
 
     redis_url: str = DEFAULT_REDIS_URL
     prefix: str = "stockade:"
+    queue: str = QUEUE
     ttl_s: int = 86400
     max_attempts: int = 3
     rootfs: str = "host"
@@ -46,6 +47,7 @@ class WorkerSettings:
         return cls(
             redis_url=e.get("STOCKADE_REDIS_URL") or base.redis_url,
             prefix=e.get("STOCKADE_REDIS_PREFIX", base.prefix),
+            queue=e.get("STOCKADE_QUEUE", base.queue),
             ttl_s=int(e.get("STOCKADE_RESULT_TTL_S", base.ttl_s)),
             max_attempts=max(1, int(e.get("STOCKADE_MAX_ATTEMPTS", base.max_attempts))),
             rootfs=e.get("STOCKADE_ROOTFS", base.rootfs),
@@ -77,7 +79,7 @@ def make_app(settings: WorkerSettings | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_default_queue=QUEUE,
+        task_default_queue=s.queue,
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,
