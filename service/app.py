@@ -1,0 +1,49 @@
+"""create_app(): the Flask app factory; the config is read once, here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from service import languages, limits
+from service.config import Config
+from service.core import Core
+from service.errors import ApiError
+
+
+def create_app(test_config: Config | Mapping[str, Any] | None = None) -> Flask:
+    """The whole service. `test_config`: a Config, or field overrides on the environment's."""
+    if isinstance(test_config, Config):
+        config = test_config
+    else:
+        config = Config.from_env().replace(**dict(test_config or {}))
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.url_map.strict_slashes = False  # Judge0 clients add trailing slashes
+    app.extensions["stockade"] = Core.build(config, languages.load())
+
+    from service import judge0, metrics, native, openapi, piston
+
+    app.register_blueprint(judge0.bp)
+    app.register_blueprint(native.bp)
+    app.register_blueprint(piston.bp)
+    app.register_blueprint(openapi.bp)
+    app.register_blueprint(metrics.bp)
+    limits.install(app)
+
+    @app.errorhandler(ApiError)
+    def api_error(e: ApiError) -> tuple[Response, int]:
+        return jsonify(e.body), e.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException) -> tuple[Response, int]:
+        if e.code == 413:
+            cap = config.max_body_bytes
+            return jsonify({"body": [f"must be at most {cap} bytes"]}), 413
+        return jsonify({"error": e.description or e.name}), e.code or 500
+
+    return app

@@ -1,0 +1,351 @@
+"""Judge0 CE 1.13-compatible API at the root path: a Judge0 client only changes its base URL."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from service import submissions
+from service.core import Core, core
+from service.errors import ApiError, read_object
+from service.judge0_view import iso, parse_fields, render
+from service.languages import JUDGE0_ALIASES, with_aliases
+from service.limits import client_token
+from worker.model import DEFAULTS, JUDGE0_STATUSES, Submission
+
+bp = Blueprint("judge0", __name__)
+VERSION = "1.13.1"
+_IGNORED = (
+    "enable_per_process_and_thread_time_limit",
+    "enable_per_process_and_thread_memory_limit",
+)
+_KNOWN = set(Submission.__dataclass_fields__) | {"callback_url", *_IGNORED}
+
+
+def _flag(name: str) -> bool:
+    return request.args.get(name, "").lower() in ("true", "1", "yes")
+
+
+def _parse(data: Any, b64: bool, c: Core) -> tuple[Submission, str | None, dict[str, Any]]:
+    """One Judge0 submission body: base64 decoded, aliases resolved, validated."""
+    if not isinstance(data, dict):
+        raise ApiError.field(422, "submission", "must be a JSON object")
+    body = {k: v for k, v in data.items() if k in _KNOWN}  # Judge0 ignores unknown fields
+    meta: dict[str, Any] = {"api": "judge0", "base64": b64}
+    meta["per_process_time"] = bool(body.pop(_IGNORED[0], False))
+    meta["per_process_memory"] = bool(body.pop(_IGNORED[1], False))
+    callback = submissions.check_callback_url(body.pop("callback_url", None), c.config)
+    if b64:
+        for name in ("source_code", "stdin", "expected_output"):
+            body[name] = submissions.b64decode(name, body.get(name))
+    if isinstance(body.get("language_id"), int):
+        body["language_id"] = JUDGE0_ALIASES.get(body["language_id"], body["language_id"])
+    return submissions.parse(body, c.config, c.languages, c.disabled()), callback, meta
+
+
+@bp.post("/submissions")
+def create() -> tuple[Response, int]:
+    c, b64 = core(), _flag("base64_encoded")
+    fields = parse_fields(request.args.get("fields"))
+    sub, callback, meta = _parse(read_object(), b64, c)
+    c.check_queue()
+    token = c.submit(sub, callback_url=callback, meta=meta)
+    if not _flag("wait"):
+        return jsonify({"token": token}), 201
+    rec = c.wait(token)
+    if rec is None:
+        raise ApiError.field(404, "token", "the submission was deleted while waiting")
+    return jsonify(render(rec, fields, b64, c.languages)), 201
+
+
+@bp.get("/submissions/<token>")
+def show(token: str) -> Response:
+    c = core()
+    rec = c.store.get(token)
+    if rec is None:
+        raise ApiError.field(404, "token", "no submission with this token (expired or unknown)")
+    fields = parse_fields(request.args.get("fields"))
+    return jsonify(render(rec, fields, _flag("base64_encoded"), c.languages))
+
+
+@bp.get("/submissions")
+def index() -> Response:
+    c = core()
+    page, per_page = _int_arg("page", 1, 1, 10**9), _int_arg("per_page", 20, 1, 100)
+    fields = parse_fields(request.args.get("fields"))
+    tokens, total = c.store.tokens(page, per_page)
+    records = [r for r in c.store.get_many(tokens) if r is not None]
+    pages = math.ceil(total / per_page)
+    b64 = _flag("base64_encoded")
+    return jsonify(
+        {
+            "submissions": [render(r, fields, b64, c.languages) for r in records],
+            "meta": {
+                "current_page": page,
+                "next_page": page + 1 if page < pages else None,
+                "prev_page": page - 1 if page > 1 else None,
+                "total_pages": pages,
+                "total_count": total,
+            },
+        }
+    )
+
+
+@bp.delete("/submissions/<token>")
+def destroy(token: str) -> Response:
+    c = core()
+    rec = c.store.get(token)
+    if rec is None:
+        raise ApiError.field(404, "token", "no submission with this token (expired or unknown)")
+    if not rec.final:
+        status = JUDGE0_STATUSES[rec.status_id]
+        raise ApiError.field(400, "token", f"cannot delete a submission while {status}")
+    c.store.delete(token)
+    fields = parse_fields(request.args.get("fields"))
+    return jsonify(render(rec, fields, _flag("base64_encoded"), c.languages))
+
+
+@bp.post("/submissions/batch")
+def create_batch() -> tuple[Response, int]:
+    c, b64 = core(), _flag("base64_encoded")
+    items = read_object().get("submissions")
+    if not isinstance(items, list) or not items:
+        raise ApiError.field(422, "submissions", "must be a non-empty list")
+    if len(items) > c.config.max_batch_size:
+        raise ApiError.field(
+            422, "submissions", f"at most {c.config.max_batch_size} in a batch, got {len(items)}"
+        )
+    parsed: list[tuple[Submission, str | None, dict[str, Any]] | dict[str, Any]] = []
+    for item in items:
+        try:
+            parsed.append(_parse(item, b64, c))
+        except ApiError as e:
+            parsed.append(e.body)
+    c.check_queue(sum(isinstance(p, tuple) for p in parsed))
+    out = []
+    for p in parsed:
+        if isinstance(p, tuple):
+            sub, callback, meta = p
+            out.append({"token": c.submit(sub, callback_url=callback, meta=meta)})
+        else:
+            out.append(p)
+    return jsonify(out), 201
+
+
+@bp.get("/submissions/batch")
+def show_batch() -> Response:
+    c = core()
+    tokens = [t for t in request.args.get("tokens", "").split(",") if t.strip()]
+    if not tokens:
+        raise ApiError.field(400, "tokens", "must be a comma-separated list of tokens")
+    if len(tokens) > c.config.max_batch_size:
+        raise ApiError.field(422, "tokens", f"at most {c.config.max_batch_size} tokens")
+    fields = parse_fields(request.args.get("fields"))
+    b64 = _flag("base64_encoded")
+    records = c.store.get_many([t.strip() for t in tokens])
+    return jsonify(
+        {"submissions": [render(r, fields, b64, c.languages) if r else None for r in records]}
+    )
+
+
+@bp.get("/languages")
+def languages() -> Response:
+    c, disabled = core(), core().disabled()
+    return jsonify(
+        [
+            {"id": i, "name": lang.name}
+            for i, lang in with_aliases(c.languages).items()
+            if lang.id not in disabled
+        ]
+    )
+
+
+@bp.get("/languages/all")
+def languages_all() -> Response:
+    c, disabled = core(), core().disabled()
+    return jsonify(
+        [
+            {"id": i, "name": lang.name, "is_archived": lang.id in disabled}
+            for i, lang in with_aliases(c.languages).items()
+        ]
+    )
+
+
+@bp.get("/languages/<int:language_id>")
+def language(language_id: int) -> Response:
+    c = core()
+    lang = with_aliases(c.languages).get(language_id)
+    if lang is None:
+        raise ApiError.field(404, "id", f"language with id {language_id} doesn't exist")
+    return jsonify(
+        {
+            "id": language_id,
+            "name": lang.name,
+            "is_archived": lang.id in c.disabled(),
+            "source_file": lang.source_file,
+            "compile_cmd": lang.compile_cmd,
+            "run_cmd": lang.run_cmd,
+        }
+    )
+
+
+@bp.get("/statuses")
+def statuses() -> Response:
+    return jsonify([{"id": i, "description": d} for i, d in JUDGE0_STATUSES.items()])
+
+
+@bp.get("/config_info")
+def config_info() -> Response:
+    cfg = core().config
+    m = cfg.max_limits
+    compiled = [lang.name for lang in core().languages.values() if lang.compile_cmd]
+    return jsonify(
+        {
+            "maintenance_mode": False,
+            "enable_wait_result": True,
+            "enable_compiler_options": True,
+            "allowed_languages_for_compile_options": compiled,
+            "enable_command_line_arguments": True,
+            "enable_submission_delete": True,
+            "enable_callbacks": True,
+            "callbacks_max_tries": 3,
+            "callbacks_timeout": 5.0,
+            "enable_additional_files": True,
+            "max_queue_size": cfg.max_queue_depth,
+            "cpu_time_limit": DEFAULTS["cpu_time_limit"],
+            "max_cpu_time_limit": m["cpu_time_limit"],
+            "cpu_extra_time": DEFAULTS["cpu_extra_time"],
+            "max_cpu_extra_time": m["cpu_extra_time"],
+            "wall_time_limit": DEFAULTS["wall_time_limit"],
+            "max_wall_time_limit": m["wall_time_limit"],
+            "memory_limit": int(DEFAULTS["memory_limit"]),
+            "max_memory_limit": int(m["memory_limit"]),
+            "stack_limit": int(DEFAULTS["stack_limit"]),
+            "max_stack_limit": int(m["stack_limit"]),
+            "max_processes_and_or_threads": int(DEFAULTS["max_processes_and_or_threads"]),
+            "max_max_processes_and_or_threads": int(m["max_processes_and_or_threads"]),
+            "enable_per_process_and_thread_time_limit": False,
+            "allow_enable_per_process_and_thread_time_limit": True,
+            "enable_per_process_and_thread_memory_limit": False,
+            "allow_enable_per_process_and_thread_memory_limit": True,
+            "max_file_size": int(DEFAULTS["max_file_size"]),
+            "max_max_file_size": int(m["max_file_size"]),
+            "number_of_runs": int(DEFAULTS["number_of_runs"]),
+            "max_number_of_runs": int(m["number_of_runs"]),
+            "redirect_stderr_to_stdout": False,
+            "max_extract_size": 10240,
+            "enable_batched_submissions": True,
+            "max_submission_batch_size": cfg.max_batch_size,
+            "submission_cache_duration": 1.0,
+            "use_docs_as_homepage": False,
+            "allow_enable_network": cfg.allow_network,
+            "enable_network": False,
+        }
+    )
+
+
+@bp.get("/system_info")
+def system_info() -> Response:
+    pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    return jsonify(
+        {
+            "Architecture": platform.machine(),
+            "CPU(s)": str(os.cpu_count() or 1),
+            "Model name": platform.processor() or platform.machine(),
+            "Kernel": platform.release(),
+            "Mem": f"{pages * page_size // (1024 * 1024)}M",
+        }
+    )
+
+
+@bp.get("/about")
+def about() -> Response:
+    return jsonify(
+        {
+            "version": VERSION,
+            "homepage": "https://github.com/stockade",
+            "source_code": "https://github.com/stockade",
+            "maintainer": "Stockade (Judge0 CE 1.13-compatible API)",
+        }
+    )
+
+
+@bp.get("/version")
+def version() -> Response:
+    return Response(VERSION, mimetype="text/plain")
+
+
+@bp.get("/license")
+def license_() -> Response:
+    return Response("Apache-2.0\n", mimetype="text/plain")
+
+
+@bp.get("/isolate")
+def isolate() -> Response:
+    return Response("Stockade box (namespaces, cgroups, seccomp)\n", mimetype="text/plain")
+
+
+@bp.get("/statistics")
+def statistics() -> Response:
+    c = core()
+    counts = c.store.counts()
+    counts[1], counts[2] = c.store.queue_depth(), c.store.running()
+    return jsonify(
+        {
+            "now": iso(time.time()),
+            "statuses": [
+                {"status": {"id": i, "name": d}, "count": counts.get(i, 0)}
+                for i, d in JUDGE0_STATUSES.items()
+            ],
+            "submissions": {"total": sum(counts.values())},
+        }
+    )
+
+
+@bp.get("/workers")
+def workers() -> Response:
+    c = core()
+    return jsonify(
+        [
+            {
+                "queue": c.config.queue,
+                "size": c.store.queue_depth(),
+                "working": c.store.running(),
+                "failed": c.store.counts().get(13, 0),
+            }
+        ]
+    )
+
+
+@bp.post("/authenticate")
+def authenticate() -> Response:
+    tokens = core().config.auth_tokens
+    if tokens and client_token() not in tokens:
+        raise ApiError.field(401, "X-Auth-Token", "missing or not a valid token")
+    return Response(status=200)
+
+
+@bp.post("/authorize")
+def authorize() -> Response:
+    tokens = core().config.authz_tokens
+    if tokens and request.headers.get("X-Auth-User") not in tokens:
+        raise ApiError.field(403, "X-Auth-User", "missing or not authorized")
+    return Response(status=200)
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    text = request.args.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ApiError.field(400, name, f"must be an integer, got {text!r}") from None
+    if not low <= value <= high:
+        raise ApiError.field(400, name, f"must be between {low} and {high}")
+    return value

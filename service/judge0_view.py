@@ -1,0 +1,112 @@
+"""A stored record as Judge0 CE 1.13 shows a submission: its fields, units and base64."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+from typing import Any
+
+from service.errors import ApiError
+from service.languages import LanguageInfo
+from worker.model import JUDGE0_STATUSES
+from worker.store import Record
+
+DEFAULT_FIELDS = (
+    "token", "stdout", "time", "memory", "stderr", "compile_output", "message", "status",
+)  # fmt: skip
+ALL_FIELDS = (
+    "source_code", "language_id", "stdin", "expected_output", "stdout", "status_id",
+    "created_at", "finished_at", "time", "memory", "stderr", "token", "number_of_runs",
+    "cpu_time_limit", "cpu_extra_time", "wall_time_limit", "memory_limit", "stack_limit",
+    "max_processes_and_or_threads", "enable_per_process_and_thread_time_limit",
+    "enable_per_process_and_thread_memory_limit", "max_file_size", "compile_output",
+    "exit_code", "exit_signal", "message", "wall_time", "compiler_options",
+    "command_line_arguments", "redirect_stderr_to_stdout", "callback_url", "additional_files",
+    "enable_network", "post_execution_filesystem", "status", "language",
+)  # fmt: skip
+BASE64_FIELDS = ("source_code", "stdin", "expected_output", "stdout", "stderr",
+                 "compile_output", "message")  # fmt: skip
+
+
+def parse_fields(text: str | None) -> tuple[str, ...]:
+    """The `fields` query parameter: comma-separated names, or * for all."""
+    if not text:
+        return DEFAULT_FIELDS
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if "*" in names:
+        return ALL_FIELDS
+    unknown = [n for n in names if n not in ALL_FIELDS]
+    if unknown:
+        raise ApiError.field(400, "fields", f"unknown field(s): {', '.join(unknown)}")
+    return names
+
+
+def iso(t: float | None) -> str | None:
+    if t is None:
+        return None
+    dt = datetime.datetime.fromtimestamp(t, datetime.UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def seconds(value: Any) -> str | None:
+    return f"{float(value):.3f}" if isinstance(value, int | float) else None
+
+
+def main_case(result: dict[str, Any]) -> dict[str, Any]:
+    """The case Judge0's single-run fields describe: the deciding one, else the first."""
+    cases: list[dict[str, Any]] = result.get("cases") or []
+    deciding = next((c for c in cases if c.get("verdict") != "AC"), None)
+    return deciding or (cases[0] if cases else {})
+
+
+def render(
+    rec: Record, fields: tuple[str, ...], b64: bool, languages: dict[int, LanguageInfo]
+) -> dict[str, Any]:
+    sub, res, meta = rec.submission, rec.result or {}, rec.meta
+    case = main_case(res) if rec.final else {}
+    lang = languages.get(sub.language_id)
+    memory = res.get("memory")
+    full: dict[str, Any] = {
+        "source_code": sub.source_code,
+        "language_id": sub.language_id,
+        "stdin": sub.stdin,
+        "expected_output": sub.expected_output,
+        "stdout": case.get("stdout") or None,
+        "status_id": rec.status_id,
+        "created_at": iso(rec.created_at),
+        "finished_at": iso(rec.finished_at),
+        "time": seconds(res.get("time")) if rec.final else None,
+        "memory": memory // 1024 if isinstance(memory, int) and rec.final else None,
+        "stderr": case.get("stderr") or None,
+        "token": rec.token,
+        "number_of_runs": sub.number_of_runs,
+        "cpu_time_limit": seconds(sub.cpu_time_limit),
+        "cpu_extra_time": seconds(sub.cpu_extra_time),
+        "wall_time_limit": seconds(sub.wall_time_limit),
+        "memory_limit": sub.memory_limit,
+        "stack_limit": sub.stack_limit,
+        "max_processes_and_or_threads": sub.max_processes_and_or_threads,
+        "enable_per_process_and_thread_time_limit": meta.get("per_process_time", False),
+        "enable_per_process_and_thread_memory_limit": meta.get("per_process_memory", False),
+        "max_file_size": sub.max_file_size,
+        "compile_output": res.get("compile_output") or None,
+        "exit_code": case.get("exit_code"),
+        "exit_signal": case.get("signal"),
+        "message": rec.message or res.get("message") or None,
+        "wall_time": seconds(res.get("wall_time")),
+        "compiler_options": sub.compiler_options or None,
+        "command_line_arguments": sub.command_line_arguments or None,
+        "redirect_stderr_to_stdout": sub.redirect_stderr_to_stdout,
+        "callback_url": rec.callback_url,
+        "additional_files": sub.additional_files or None,
+        "enable_network": sub.enable_network,
+        "post_execution_filesystem": None,
+        "status": {"id": rec.status_id, "description": JUDGE0_STATUSES[rec.status_id]},
+        "language": {"id": lang.id, "name": lang.name} if lang else None,
+    }
+    out = {name: full[name] for name in fields}
+    if b64:
+        for name in BASE64_FIELDS:
+            if isinstance(out.get(name), str):
+                out[name] = base64.b64encode(out[name].encode()).decode()
+    return out

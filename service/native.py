@@ -1,0 +1,164 @@
+"""The native API under /api/v1: one program, test cases, checker, limits, isolation tier."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from service import submissions
+from service.core import Core, core
+from service.errors import ApiError, read_object
+from service.judge0_view import iso
+from worker.model import JUDGE0_STATUSES, Submission
+from worker.store import Record
+
+bp = Blueprint("native", __name__, url_prefix="/api/v1")
+TIERS = ("container", "gvisor", "microvm")
+AVAILABLE_TIERS = ("container",)
+
+
+def _flag(name: str) -> bool:
+    return request.args.get(name, "").lower() in ("true", "1", "yes")
+
+
+def parse(data: Any, c: Core) -> tuple[Submission, str | None, dict[str, Any]]:
+    """A native body: the Submission's own fields plus language (key), isolation, callback_url."""
+    if not isinstance(data, dict):
+        raise ApiError.field(422, "submission", "must be a JSON object")
+    body = dict(data)
+    tier = body.pop("isolation", "container")
+    if tier not in TIERS:
+        raise ApiError.field(422, "isolation", f"must be one of {', '.join(TIERS)}")
+    if tier not in AVAILABLE_TIERS:
+        raise ApiError.field(422, "isolation", f"{tier} is not available on this server yet")
+    key = body.pop("language", None)
+    if key is not None:
+        ids = [lang.id for lang in c.languages.values() if lang.key == key]
+        if not ids:
+            raise ApiError.field(422, "language", f"unknown language {key!r}")
+        body["language_id"] = ids[0]
+    callback = submissions.check_callback_url(body.pop("callback_url", None), c.config)
+    sub = submissions.parse(body, c.config, c.languages, c.disabled())
+    return sub, callback, {"api": "native", "isolation": tier}
+
+
+def view(rec: Record) -> dict[str, Any]:
+    res = rec.result or {}
+    return {
+        "id": rec.token,
+        "status": {"id": rec.status_id, "description": JUDGE0_STATUSES[rec.status_id]},
+        "final": rec.final,
+        "verdict": res.get("verdict"),
+        "score": res.get("score"),
+        "max_score": res.get("max_score"),
+        "time_s": res.get("time"),
+        "memory_bytes": res.get("memory"),
+        "compile_output": res.get("compile_output"),
+        "message": rec.message or res.get("message") or "",
+        "cases": res.get("cases", []),
+        "language_id": rec.submission.language_id,
+        "isolation": rec.meta.get("isolation", "container"),
+        "attempts": rec.attempts,
+        "created_at": iso(rec.created_at),
+        "started_at": iso(rec.started_at),
+        "finished_at": iso(rec.finished_at),
+    }
+
+
+def _get(c: Core, token: str) -> Record:
+    rec = c.store.get(token)
+    if rec is None:
+        raise ApiError.field(404, "id", "no submission with this id (expired or unknown)")
+    return rec
+
+
+@bp.post("/submissions")
+def create() -> tuple[Response, int]:
+    c = core()
+    sub, callback, meta = parse(read_object(), c)
+    c.check_queue()
+    token = c.submit(sub, callback_url=callback, meta=meta)
+    if not _flag("wait"):
+        return jsonify({"id": token}), 201
+    rec = c.wait(token)
+    return jsonify(view(rec) if rec else {"id": token}), 201
+
+
+@bp.get("/submissions/<token>")
+def show(token: str) -> Response:
+    c = core()
+    rec = c.wait(token) if _flag("wait") else None
+    return jsonify(view(rec or _get(c, token)))
+
+
+@bp.delete("/submissions/<token>")
+def destroy(token: str) -> Response:
+    c = core()
+    if not c.store.delete(token):
+        raise ApiError.field(404, "id", "no submission with this id (expired or unknown)")
+    return jsonify({"id": token, "deleted": True})
+
+
+@bp.post("/submissions/batch")
+def create_batch() -> tuple[Response, int]:
+    c = core()
+    items = read_object().get("submissions")
+    if not isinstance(items, list) or not items:
+        raise ApiError.field(422, "submissions", "must be a non-empty list")
+    if len(items) > c.config.max_batch_size:
+        raise ApiError.field(
+            422, "submissions", f"at most {c.config.max_batch_size} in a batch, got {len(items)}"
+        )
+    parsed = []
+    for i, item in enumerate(items):
+        try:
+            parsed.append(parse(item, c))
+        except ApiError as e:  # all or nothing: name the item and its field
+            raise ApiError(
+                e.status, {f"submissions[{i}].{k}": v for k, v in e.body.items()}
+            ) from None
+    c.check_queue(len(parsed))
+    ids = [c.submit(s, callback_url=cb, meta=m) for s, cb, m in parsed]
+    return jsonify({"ids": ids}), 201
+
+
+@bp.get("/submissions/batch")
+def show_batch() -> Response:
+    c = core()
+    ids = [t.strip() for t in request.args.get("ids", "").split(",") if t.strip()]
+    if not ids or len(ids) > c.config.max_batch_size:
+        raise ApiError.field(
+            400, "ids", f"must list 1 to {c.config.max_batch_size} comma-separated ids"
+        )
+    return jsonify({"submissions": [view(r) if r else None for r in c.store.get_many(ids)]})
+
+
+@bp.get("/languages")
+def languages() -> Response:
+    c = core()
+    disabled = c.disabled()
+    return jsonify(
+        [
+            {
+                "id": lang.id,
+                "key": lang.key,
+                "name": lang.name,
+                "version": lang.version,
+                "compiled": lang.compile_cmd is not None,
+                "enabled": lang.id not in disabled,
+            }
+            for lang in c.languages.values()
+        ]
+    )
+
+
+@bp.get("/health")
+def health() -> tuple[Response, int]:
+    c = core()
+    try:
+        c.store.redis.ping()
+        depth = c.store.queue_depth()
+    except Exception as e:  # Redis down: the service cannot accept work
+        return jsonify({"status": "unavailable", "redis": str(e)}), 503
+    return jsonify({"status": "ok", "queue_depth": depth, "tiers": list(AVAILABLE_TIERS)}), 200
