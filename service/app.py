@@ -26,9 +26,10 @@ def create_app(test_config: Config | Mapping[str, Any] | None = None) -> Flask:
     app.url_map.strict_slashes = False  # Judge0 clients add trailing slashes
     app.extensions["stockade"] = Core.build(config, languages.load())
 
-    from service import judge0, metrics, native, openapi, piston
+    from service import judge0, judge0_info, metrics, native, openapi, piston
 
     app.register_blueprint(judge0.bp)
+    app.register_blueprint(judge0_info.bp)
     app.register_blueprint(native.bp)
     app.register_blueprint(piston.bp)
     app.register_blueprint(openapi.bp)
