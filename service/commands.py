@@ -54,6 +54,7 @@ def gunicorn_argv(host: str, port: int) -> list[str]:
         "--worker-class", "gthread",
         "--threads", threads,
         "--graceful-timeout", "10",
+        "--no-control-socket",
         "--access-logfile", os.environ.get("STOCKADE_ACCESS_LOG", "-"),
         "service.app:create_app()",
     ]  # fmt: skip

@@ -1,0 +1,133 @@
+"""Every Judge0 CE 1.13 endpoint of the issue against the real stack."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+
+from tests.e2e.conftest import CPP, PYTHON, poll
+
+HELLO = 'print("hello")\n'
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_submit_and_get(api: httpx.Client) -> None:
+    r = api.post("/submissions", json={"source_code": HELLO, "language_id": PYTHON})
+    assert r.status_code == 201, r.text
+    token = r.json()["token"]
+    body = poll(api, token)
+    assert body["status"] == {"id": 3, "description": "Accepted"}
+    assert body["stdout"] == "hello\n"
+    assert isinstance(body["time"], str) and isinstance(body["memory"], int)
+
+
+def test_wait_base64_and_fields(api: httpx.Client) -> None:
+    r = api.post(
+        "/submissions",
+        params={"base64_encoded": "true", "wait": "true", "fields": "stdout,status_id"},
+        json={"source_code": b64(HELLO), "language_id": PYTHON, "stdin": b64("")},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json() == {"stdout": b64("hello\n"), "status_id": 3}
+
+
+def test_get_all_fields(api: httpx.Client) -> None:
+    token = api.post("/submissions?wait=true", json={"source_code": HELLO, "language_id": 71})
+    body = api.get(f"/submissions/{token.json()['token']}", params={"fields": "*"}).json()
+    for name in (
+        "source_code",
+        "language_id",
+        "stdin",
+        "expected_output",
+        "cpu_time_limit",
+        "memory_limit",
+        "wall_time",
+        "exit_code",
+        "created_at",
+        "finished_at",
+        "token",
+    ):
+        assert name in body, name  # fmt: skip
+
+
+def test_expected_output_cpp_and_compile_error(api: httpx.Client) -> None:
+    src = "#include <iostream>\nint main(){int a,b;std::cin>>a>>b;std::cout<<a+b<<'\\n';}\n"
+    r = api.post(
+        "/submissions?wait=true",
+        json={"source_code": src, "language_id": CPP, "stdin": "2 3", "expected_output": "5"},
+    )
+    assert r.json()["status"]["id"] == 3, r.text
+    wrong = {"source_code": src, "language_id": CPP, "stdin": "2 3", "expected_output": "6"}
+    assert api.post("/submissions?wait=true", json=wrong).json()["status"]["id"] == 4
+    broken = {"source_code": "int main( {", "language_id": CPP}
+    body = api.post("/submissions?wait=true", json=broken).json()
+    assert body["status"]["id"] == 6 and body["compile_output"]
+
+
+def test_list_paged_and_delete(api: httpx.Client) -> None:
+    token = api.post("/submissions?wait=true", json={"source_code": HELLO, "language_id": 71})
+    token = token.json()["token"]
+    page = api.get("/submissions", params={"page": 1, "per_page": 2}).json()
+    assert len(page["submissions"]) <= 2 and page["meta"]["total_count"] >= 1
+    assert api.delete(f"/submissions/{token}").status_code == 200
+    assert api.get(f"/submissions/{token}").status_code == 404
+
+
+def test_batch(api: httpx.Client) -> None:
+    subs = [{"source_code": f"print({i})", "language_id": PYTHON} for i in range(3)]
+    r = api.post("/submissions/batch", json={"submissions": subs})
+    assert r.status_code == 201, r.text
+    tokens = [t["token"] for t in r.json()]
+    for t in tokens:
+        poll(api, t)
+    got = api.get("/submissions/batch", params={"tokens": ",".join(tokens)}).json()
+    assert [s["stdout"] for s in got["submissions"]] == ["0\n", "1\n", "2\n"]
+
+
+def test_languages_and_statuses(api: httpx.Client) -> None:
+    langs = api.get("/languages").json()
+    assert {PYTHON, CPP} <= {lang["id"] for lang in langs}
+    assert api.get("/languages/71").json()["id"] == PYTHON
+    assert api.get("/languages/all").status_code == 200
+    assert api.get("/languages/999999").status_code == 404
+    statuses = api.get("/statuses").json()
+    assert [s["id"] for s in statuses] == list(range(1, 15))
+
+
+def test_info_endpoints(api: httpx.Client) -> None:
+    for path in (
+        "/config_info",
+        "/system_info",
+        "/about",
+        "/version",
+        "/license",
+        "/statistics",
+        "/workers",
+    ):
+        assert api.get(path).status_code == 200, path  # fmt: skip
+    assert api.get("/about").json()["version"].startswith("1.13")
+    assert api.get("/config_info").json()["max_queue_size"] > 0
+
+
+def test_trailing_slashes(api: httpx.Client) -> None:
+    assert api.get("/languages/").status_code == 200
+    r = api.post("/submissions/?wait=true", json={"source_code": HELLO, "language_id": 71})
+    assert r.status_code == 201
+
+
+def test_authenticate_and_authorize_open_by_default(api: httpx.Client) -> None:
+    assert api.post("/authenticate").status_code == 200
+    assert api.post("/authorize").status_code == 200
+
+
+def test_bad_input_is_4xx_naming_the_field(api: httpx.Client) -> None:
+    r = api.post("/submissions", json={"source_code": HELLO, "language_id": 424242})
+    assert r.status_code == 422 and "language_id" in r.text
+    r = api.post("/submissions?base64_encoded=true", json={"source_code": "@@", "language_id": 71})
+    assert r.status_code in (400, 422) and "source_code" in r.text
+    r = api.post("/submissions", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert 400 <= r.status_code < 500
