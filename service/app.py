@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from service import languages, limits
 from service.config import Config
 from service.core import Core
 from service.errors import ApiError
+
+_DRAIN_MAX_BYTES = 256 * 1024 * 1024  # a larger body is cut off, not read
 
 
 def create_app(test_config: Config | Mapping[str, Any] | None = None) -> Flask:
@@ -35,6 +37,23 @@ def create_app(test_config: Config | Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(metrics.bp)
     limits.install(app)
+
+    def refuse_large_bodies() -> tuple[Response, int] | None:
+        # Answer 413 only after reading what the client sent (up to a bound): a server that
+        # replies and closes with the body unread makes most clients see a reset, not a 413.
+        length = request.content_length
+        if length is None or length <= config.max_body_bytes:
+            return None
+        stream, left = request.environ["wsgi.input"], min(length, _DRAIN_MAX_BYTES)
+        while left > 0:
+            chunk = stream.read(min(left, 1 << 16))
+            if not chunk:
+                break
+            left -= len(chunk)
+        return jsonify({"body": [f"must be at most {config.max_body_bytes} bytes"]}), 413
+
+    # First of all before-request hooks: the auth and rate-limit ones must not touch the body.
+    app.before_request_funcs.setdefault(None, []).insert(0, refuse_large_bodies)
 
     @app.errorhandler(ApiError)
     def api_error(e: ApiError) -> tuple[Response, int]:
