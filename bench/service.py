@@ -55,15 +55,19 @@ class Stack:
             "STOCKADE_REDIS_URL": f"unix://{sock}",
             "STOCKADE_ACCESS_LOG": "/dev/null",
         }
-        self._spawn("redis", redis_command(str(sock), str(tmp)))
-        self._wait("redis", sock.exists)
-        worker = [sys.executable, "-m", "sandbox.cli", "worker", "--workers", str(SLOTS)]
-        log = self._spawn("worker", worker)
-        self._wait("worker", lambda: b" ready." in log.read_bytes())
         self.port = free_port()
-        self._spawn("api", gunicorn_argv("127.0.0.1", self.port))
-        self._wait("api", self._listening)
         self.url = f"http://127.0.0.1:{self.port}"
+        try:
+            self._spawn("redis", redis_command(str(sock), str(tmp)))
+            self._wait("redis", sock.exists)
+            worker = [sys.executable, "-m", "sandbox.cli", "worker", "--workers", str(SLOTS)]
+            log = self._spawn("worker", worker)
+            self._wait("worker", lambda: b" ready." in log.read_bytes())
+            self._spawn("api", gunicorn_argv("127.0.0.1", self.port))
+            self._wait("api", self._listening)
+        except BaseException:
+            self.close()  # what started must stop, even when the rest did not start
+            raise
 
     def _spawn(self, name: str, argv: list[str]) -> Path:
         log = self.tmp / f"{name}.log"
