@@ -77,15 +77,13 @@ class Launcher:
         for name in ("run", "compile"):
             seccomp.filter_for(name, self.config.profiles_dir)
         d = Limits()
-        # A judge runs one compile box and many run boxes per submission.
+        # The default run box is kept warm from the start; any other kind (a judge's compile
+        # boxes, boxes on an image) is learned on first use.
         self.warm = WarmPool(
             self._start_warm,
             self._finish_warm,
             self._discard_warm,
-            {
-                WarmKey("host", d.scratch_bytes, d.scratch_inodes, "run"): self.config.warm_inits,
-                WarmKey("host", d.scratch_bytes, d.scratch_inodes, "compile"): 1,
-            },
+            {WarmKey("host", d.scratch_bytes, d.scratch_inodes, "run"): self.config.warm_inits},
         )
 
     def close(self) -> None:
