@@ -29,6 +29,7 @@ from sandbox.zygote import Zygote
 
 # Placeholder limits while a box waits warm: tight, so an idle init can hold nothing.
 _IDLE = cgroups.CgroupLimits(memory_bytes=64 << 20, pids=1)
+_LIVE_TRIES = 8
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,9 @@ class Launcher:
                 flt = seccomp.filter_for(key.profile, self.config.profiles_dir)
                 prep = Prep(user, rootfs.HOSTNAME, ops, self._last_cap, flt.bpf)
                 send_prep(init.sock, prep, template_fd, cg.join_fds())
+            except OSError as e:
+                init.discard()
+                raise SandboxError("warm box", "sendmsg(prep)", e.errno or 0) from e
             except BaseException:
                 init.discard()
                 raise
@@ -168,10 +172,20 @@ class Launcher:
         finally:
             self._teardown(box)
 
+    def _take_live(self, key: WarmKey) -> WarmBox:
+        """A warm box whose init still lives: one that died waiting (its zygote was killed,
+        say) is given back and another taken."""
+        for _ in range(_LIVE_TRIES):
+            warm = self.warm.take(key)
+            if not select.select([warm.init.pidfd], [], [], 0)[0]:
+                return warm
+            self._discard_warm(warm)
+        raise SandboxError("warm box", "pidfd poll", 0, f"{_LIVE_TRIES} warm inits in a row died")
+
     def _run(self, spec: BoxSpec, box: _Run, started: float, stdio: Stdio) -> BoxResult:
         lim = spec.limits
         key = WarmKey(spec.rootfs, lim.scratch_bytes, lim.scratch_inodes, spec.profile)
-        box.warm = warm = self.warm.take(key)
+        box.warm = warm = self._take_live(key)
         cg = warm.cgroup
         cg.set_limits(cgroups.CgroupLimits(lim.memory_bytes, lim.pids))
         stdin_fd = _sealed_memfd(spec.stdin) if stdio.stdin_fd < 0 else os.dup(stdio.stdin_fd)
@@ -203,8 +217,11 @@ class Launcher:
             collect=tuple(box_path(p) + ("/" if p.endswith("/") else "") for p in spec.collect),
             collect_max_bytes=spec.collect_max_bytes,
         )
-        with warm.init.sock:
-            send_plan(warm.init.sock, plan)
+        try:
+            with warm.init.sock:
+                send_plan(warm.init.sock, plan)
+        except OSError as e:
+            raise SandboxError("box", "sendmsg(plan)", e.errno or 0, "the box's init died") from e
         for fd in (out_w, err_w, rep_w, res_w, sync_r, stdin_fd):
             if fd >= 0:
                 _close_owned(box, fd)

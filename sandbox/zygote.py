@@ -87,14 +87,18 @@ class WarmInit:
 
 
 class Zygote:
-    """Launcher side: starts the zygote process and asks it for inits."""
+    """Launcher side: starts the zygote process and asks it for inits. A zygote that died
+    (killed by an operator or the OOM killer) is started again on the next request."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._start()
+
+    def _start(self) -> None:
         import subprocess  # here, not at the top: the zygote itself never needs it
 
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock = ours
-        self._lock = threading.Lock()
         # -S: no site module, no .pth files: a smaller zygote, and so cheaper clones.
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         self._proc = subprocess.Popen(
@@ -112,8 +116,14 @@ class Zygote:
 
     def request(self) -> WarmInit:
         with self._lock:
-            self._sock.sendall(struct.pack("<I", 0))
-            msg, fds = recv_fds(self._sock, 8, 2)
+            if self._proc.poll() is not None:
+                self._sock.close()
+                self._start()
+            try:
+                self._sock.sendall(struct.pack("<I", 0))
+                msg, fds = recv_fds(self._sock, 8, 2)
+            except OSError as e:
+                raise SandboxError("zygote", "sendmsg/recvmsg", e.errno or 0) from e
             if len(msg) < 8:
                 raise SandboxError("zygote", "recvmsg", 0, "the zygote process is gone")
             pid, extra = struct.unpack("<iI", msg)

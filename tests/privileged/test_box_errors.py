@@ -83,3 +83,19 @@ def test_missing_program_is_re_not_found(launcher: Launcher) -> None:
 def test_box_after_a_failure_works(launcher: Launcher) -> None:
     r = launcher.run(BoxSpec(argv=("/bin/sh", "-c", "echo fine")))
     assert (r.status, r.stdout) == (Status.OK, b"fine\n")
+
+
+def test_a_killed_zygote_is_started_again(launcher: Launcher) -> None:
+    import signal as sig
+
+    launcher.warm.wait_full()
+    old = launcher.zygote.pid
+    os.kill(old, sig.SIGKILL)
+    os.waitpid(old, 0)
+    # Warm inits die with their zygote (parent-death signal); the next boxes come from a new one.
+    for _ in range(3):
+        r = launcher.run(BoxSpec(argv=("/bin/sh", "-c", "echo again")))
+        if r.status is Status.OK:
+            break
+    assert (r.status, r.stdout) == (Status.OK, b"again\n"), r.message
+    assert launcher.zygote.pid != old
