@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import redis
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -54,6 +55,13 @@ def create_app(test_config: Config | Mapping[str, Any] | None = None) -> Flask:
 
     # First of all before-request hooks: the auth and rate-limit ones must not touch the body.
     app.before_request_funcs.setdefault(None, []).insert(0, refuse_large_bodies)
+
+    @app.errorhandler(redis.exceptions.ConnectionError)
+    @app.errorhandler(redis.exceptions.TimeoutError)
+    def store_unavailable(e: Exception) -> tuple[Response, int]:
+        # Redis away (restarted, failing over): the client may retry; this is not its fault
+        # and not ours to hide behind a 500.
+        return jsonify({"error": f"the store is unavailable, try again: {e}"}), 503
 
     @app.errorhandler(ApiError)
     def api_error(e: ApiError) -> tuple[Response, int]:

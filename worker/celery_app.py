@@ -78,6 +78,10 @@ def make_app(settings: WorkerSettings | None = None) -> Celery:
         # the task counts attempts in the store and gives up after max_attempts.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        # A task that failed (Redis was away longer than the task's own retries) is not
+        # acknowledged either: the broker gives it again after the visibility timeout, so no
+        # record is left In Queue or Processing for good.
+        task_acks_on_failure_or_timeout=False,
         worker_prefetch_multiplier=1,
         task_default_queue=s.queue,
         task_serializer="json",

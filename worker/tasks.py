@@ -6,7 +6,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from celery import shared_task
 
@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from worker.model import JudgeResult, Submission
 
 log = logging.getLogger("stockade.worker")
+_T = TypeVar("_T")
 
-FINISH_TRIES = 3  # a Redis hiccup while storing the verdict; then the task fails loudly
+STORE_RETRY_S = 60.0  # how long a job waits for Redis to come back before it gives up
 
 
 class JobStore(Protocol):
@@ -43,7 +44,7 @@ def run_job(
 
     The result stored is JudgeResult.to_dict() plus "timings" (wall seconds):
     queue_wait_s, compile_s, run_s, judge_s, and "attempts"."""
-    rec = store.start(token)
+    rec = _retrying(lambda: store.start(token))
     if rec is None:
         log.info("%s: no such submission (deleted or expired)", token)
         return None
@@ -85,14 +86,25 @@ def run_job(
 def _finish(
     store: JobStore, token: str, status: int, result: dict[str, Any] | None, message: str
 ) -> None:
-    for attempt in range(1, FINISH_TRIES + 1):
+    _retrying(lambda: store.finish(token, status, result, message))
+
+
+def _retrying(call: Callable[[], _T]) -> _T:
+    """Redis can be away for a while (restarted, failing over): keep trying for up to
+    STORE_RETRY_S with backoff rather than drop a verdict, which would leave the record in
+    Processing for good. Past that the error propagates, and since failed tasks are not
+    acknowledged (celery_app), the broker delivers the job again."""
+    deadline = time.monotonic() + STORE_RETRY_S
+    delay = 0.1
+    while True:
         try:
-            store.finish(token, status, result, message)
-            return
+            return call()
         except Exception:
-            if attempt == FINISH_TRIES:
+            if time.monotonic() + delay > deadline:
                 raise
-            time.sleep(0.2 * attempt)
+            log.warning("store unavailable, retrying in %.1f s", delay, exc_info=True)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def judge_token(token: str) -> int | None:
