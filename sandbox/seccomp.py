@@ -227,6 +227,10 @@ def load_profile(name_or_path: str, profiles_dir: Path | str | None = None) -> d
         raise ProfileError(f"{path}: cannot read: {e.strerror}") from e
     except json.JSONDecodeError as e:
         raise ProfileError(f"{path}: not JSON: line {e.lineno} column {e.colno}: {e.msg}") from e
+    except UnicodeDecodeError as e:
+        raise ProfileError(f"{path}: not UTF-8 text: {e.reason} at byte {e.start}") from e
+    except RecursionError as e:
+        raise ProfileError(f"{path}: JSON nested too deeply") from e
     parse_profile(profile, str(path))
     return dict(profile)
 

@@ -108,6 +108,9 @@ def validate(spec: BoxSpec) -> list[str]:
     """Every rule the spec breaks, as 'field: rule' sentences (empty when valid)."""
     errors: list[str] = []
     lim = spec.limits
+    if not all(isinstance(a, str) for a in spec.argv):
+        errors.append("argv: every item must be a string")
+        return errors
     if not spec.argv or not spec.argv[0]:
         errors.append("argv: needs at least the program name")
     if any("\0" in a for a in spec.argv):

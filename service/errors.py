@@ -32,6 +32,9 @@ class ApiError(Exception):
         return cls(status, {"error": text})
 
 
+_MAX_DEPTH = 64  # the API's bodies are a few levels deep; deeper is rejected elsewhere
+
+
 def read_json() -> Any:
     """The request's JSON body; 400 naming the body and the parser's complaint if malformed."""
     from flask import request
@@ -40,9 +43,42 @@ def read_json() -> Any:
     if not raw.strip():
         raise ApiError.field(400, "body", "must be a JSON object (the body is empty)")
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise ApiError.field(400, "body", f"malformed JSON: {e}") from None
+    except RecursionError:
+        raise ApiError.field(400, "body", "JSON nested too deeply") from None
+    where = _lone_surrogate(data, "")
+    if where is not None:
+        # JSON may spell a lone UTF-16 surrogate (\ud800) that no UTF-8 text can hold.
+        raise ApiError.field(422, where or "body", "must be valid Unicode text") from None
+    return data
+
+
+def _lone_surrogate(value: Any, path: str, depth: int = 0) -> str | None:
+    """The path of the first string holding a lone surrogate, or None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+        return None
+    if depth > _MAX_DEPTH:
+        return None
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        if isinstance(key, str) and _lone_surrogate(key, path, depth) is not None:
+            return path or "body"
+        found = _lone_surrogate(item, f"{path}.{key}" if path else str(key), depth + 1)
+        if found is not None:
+            return found
+    return None
 
 
 def read_object() -> dict[str, Any]:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from service.config import Config
 from service.errors import ApiError
 from service.languages import LanguageInfo
+from worker.archives import ArchiveError, extract_zip
 from worker.model import DEFAULTS, Submission, validate
 
 _STRINGS = ("source_code", "stdin", "command_line_arguments", "compiler_options")
@@ -99,9 +100,16 @@ def _type_errors(data: dict[str, Any]) -> list[str]:
             errors.append("additional_files: must be a base64 string of a zip")
         else:
             try:
-                base64.b64decode(data["additional_files"], validate=True)
+                archive = base64.b64decode(data["additional_files"], validate=True)
             except (binascii.Error, ValueError):
                 errors.append("additional_files: must be valid base64 (of a zip)")
+            else:
+                # Refused at the edge with the worker's own rules (in memory, capped), so a
+                # hostile archive is a 422 now rather than a compilation error later.
+                try:
+                    extract_zip(archive) if archive else None
+                except ArchiveError as e:
+                    errors.append(f"additional_files: {e}")
     cases = data.get("test_cases")
     if cases is not None:
         if not isinstance(cases, list):

@@ -8,6 +8,7 @@ import io
 import posixpath
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 _CHUNK = 1 << 16
@@ -43,7 +44,7 @@ def extract_zip(data: bytes, limits: ArchiveLimits = ArchiveLimits()) -> dict[st
         raise ArchiveError(f"archive: over the {limits.max_archive_bytes}-byte cap")
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as e:
         raise ArchiveError(f"archive: not a zip file ({e})") from None
     with zf:
         infos = zf.infolist()
@@ -117,7 +118,15 @@ def _read_capped(
                         f"{info.filename}: compressed more than {limits.max_ratio}:1 (zip bomb?)"
                     )
                 chunks.append(chunk)
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as e:
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,
+        ValueError,
+        zlib.error,
+    ) as e:
         raise ArchiveError(f"{info.filename}: cannot be read ({e})") from None
     return b"".join(chunks)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,26 @@ class Problem:
 
 
 def load_problem(directory: Path, languages: dict[int, Language]) -> Problem:
+    """The package, or a ProblemError saying what in it is wrong (never another exception)."""
+    try:
+        problem = _load_problem(directory, languages)
+    except ProblemError:
+        raise
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError) as e:
+        # yaml's and our parsers' errors, a non-number limit, a file not in UTF-8
+        raise ProblemError(f"{directory.name}: malformed package: {type(e).__name__}: {e}") from e
+    except Exception as e:  # PyYAML's YAMLError, when PyYAML is installed, is not a ValueError
+        if type(e).__module__.startswith("yaml"):
+            raise ProblemError(f"{directory.name}: problem.yaml: {e}") from e
+        raise
+    if not (math.isfinite(problem.time_limit_s) and problem.time_limit_s > 0):
+        raise ProblemError(f"{directory.name}: the time limit must be a positive number")
+    if problem.memory_mib < 1:
+        raise ProblemError(f"{directory.name}: limits.memory must be at least 1 (MiB)")
+    return problem
+
+
+def _load_problem(directory: Path, languages: dict[int, Language]) -> Problem:
     meta = _read_yaml(directory / "problem.yaml")
     validation = str(meta.get("validation", "default")).split()
     limits = meta.get("limits") or {}
@@ -135,7 +156,7 @@ def _default_validator(flags: str) -> CheckerSpec:
     """The default validator's flags: case_sensitive, space_change_sensitive,
     float_tolerance / float_absolute_tolerance / float_relative_tolerance."""
     words = flags.split()
-    opts = dict(zip(words, [*words[1:], ""], strict=True))
+    opts = dict(zip(words, [*words[1:], ""], strict=False))
     tol = opts.get("float_tolerance")
     abs_tol = opts.get("float_absolute_tolerance", tol)
     rel_tol = opts.get("float_relative_tolerance", tol)

@@ -126,14 +126,25 @@ def test_nested_archive_is_just_a_file() -> None:
     assert zipfile.ZipFile(io.BytesIO(files["inner.zip"])).read("inner.txt") == b"inside"
 
 
-@pytest.mark.parametrize("name", [*REFUSED, "nested"])
+@pytest.mark.parametrize("name", list(REFUSED))
 @pytest.mark.parametrize("api", ["/submissions", "/api/v1/submissions"])
-def test_archives_through_the_apis_never_5xx(client: FlaskClient, api: str, name: str) -> None:
-    """The API carries additional_files as base64; the archive is judged by the worker (CE)."""
-    data = nested() if name == "nested" else REFUSED[name]()
+def test_hostile_archives_through_the_apis_are_4xx(
+    client: FlaskClient, api: str, name: str
+) -> None:
+    """The API checks additional_files with the worker's own rules: a hostile archive is
+    refused at the edge (422 naming the field), or the body is too large (413)."""
+    data = REFUSED[name]()
     body = {**HELLO, "additional_files": base64.b64encode(data).decode()}
     r = client.post(api, json=body)
-    assert r.status_code in (201, 413, 422), r.get_data()[:300]
+    assert r.status_code in (413, 422), r.get_data()[:300]
+    if r.status_code == 422:
+        assert "additional_files" in r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("api", ["/submissions", "/api/v1/submissions"])
+def test_a_nested_archive_is_accepted(client: FlaskClient, api: str) -> None:
+    body = {**HELLO, "additional_files": base64.b64encode(nested()).decode()}
+    assert client.post(api, json=body).status_code == 201
 
 
 @pytest.mark.parametrize("api", ["/submissions", "/api/v1/submissions", "/api/v2/execute"])
@@ -177,3 +188,41 @@ def test_invalid_utf8_in_base64_fields_is_422(client: FlaskClient) -> None:
         json={"language": "python", "files": [{"content": bad, "encoding": "base64"}]},
     )
     assert r.status_code in (400, 422)
+
+
+# --- Found by these tests: 5xx today (kept uncommitted until the service is fixed) ---------
+
+
+@pytest.mark.parametrize("api", ["/submissions", "/api/v1/submissions", "/api/v2/execute"])
+@pytest.mark.parametrize("opener,closer", [(b"[", b"]"), (b'{"a":', b"}")])
+def test_deeply_nested_json_is_400(
+    client: FlaskClient, api: str, opener: bytes, closer: bytes
+) -> None:
+    depth = 100_000
+    body = opener * depth + (b"1" if opener != b"[" else b"") + closer * depth
+    r = client.post(api, data=body, content_type="application/json")
+    assert r.status_code == 400, r.get_data()[:300]
+
+
+@pytest.mark.parametrize(
+    "api,body",
+    [
+        ("/submissions", b'{"source_code": "\\ud800", "language_id": 71}'),
+        ("/submissions", b'{"source_code": "x", "language_id": 71, "stdin": "\\udfff"}'),
+        ("/api/v1/submissions", b'{"source_code": "x", "language_id": 71, "stdin": "\\udfff"}'),
+        (
+            "/submissions",
+            b'{"source_code": "x", "language_id": 71, "callback_url": '
+            b'"http://\\ud800.example.com/"}',
+        ),
+        (
+            "/api/v2/execute",
+            b'{"language": "python", "files": [{"content": "x"}, '
+            b'{"name": "\\ud800", "content": "y"}]}',
+        ),
+    ],
+)
+def test_lone_surrogates_in_fields_are_4xx(client: FlaskClient, api: str, body: bytes) -> None:
+    """JSON may escape a lone surrogate (\\ud800): valid JSON, not valid UTF-8 text."""
+    r = client.post(api, data=body, content_type="application/json")
+    assert r.status_code in (400, 422), r.get_data()[:300]

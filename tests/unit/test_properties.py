@@ -7,8 +7,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import posixpath
 import stat
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from service.errors import ApiError
 from service.submissions import b64decode
 from worker.archives import ArchiveError, ArchiveLimits, decode_base64, extract_zip
 from worker.languages import load_languages
-from worker.problems import ProblemError, parse_simple_yaml
+from worker.problems import ProblemError, load_problem, parse_simple_yaml
 
 pytestmark = pytest.mark.filterwarnings("ignore:Duplicate name")
 
@@ -222,6 +224,22 @@ def test_extract_zip_of_generated_entries(items: list[tuple[str, bytes, int | No
     assert sum(len(v) for v in files.values()) <= ArchiveLimits().max_total_bytes
 
 
+@settings(max_examples=300, deadline=2000)
+@given(entries, st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=8))
+def test_extract_zip_of_corrupted_zips_raises_only_archive_error(
+    items: list[tuple[str, bytes, int | None, bool]], flips: list[tuple[int, int]]
+) -> None:
+    data = bytearray(build_zip(items))
+    for at, value in flips:
+        if data:
+            data[at % len(data)] = value
+    try:
+        files = extract_zip(bytes(data))
+    except ArchiveError:
+        return
+    check_extracted(files)
+
+
 @FAST
 @given(st.binary(max_size=300))
 def test_extract_zip_of_junk_bytes(data: bytes) -> None:
@@ -306,6 +324,19 @@ def languages() -> Any:
     return load_languages()
 
 
+@SLOW
+@given(package_trees)
+def test_load_problem_raises_only_problem_error(languages: Any, tree: dict[str, Any]) -> None:
+    """What `stockade judge` can report (ProblemError, OSError) and nothing else."""
+    with tempfile.TemporaryDirectory() as tmp:
+        write_tree(Path(tmp), tree)
+        try:
+            problem = load_problem(Path(tmp), languages)
+        except (ProblemError, OSError):
+            return
+    assert problem.cases and problem.time_limit_s > 0 and math.isfinite(problem.time_limit_s)
+
+
 @FAST
 @given(st.text(max_size=100))
 def test_simple_yaml_raises_only_problem_error(text: str) -> None:
@@ -345,6 +376,17 @@ def test_parse_profile_raises_only_profile_error(profile: Any) -> None:
         assert str(e).startswith("fuzz")
         return
     assert isinstance(default, int) and isinstance(entries_, list)
+
+
+@SLOW
+@given(st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode()))
+def test_load_profile_on_junk_files(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "junk.json"
+    path.write_bytes(content)
+    try:
+        load_profile(str(path))
+    except ProfileError as e:
+        assert str(path) in str(e)
 
 
 def test_the_shipped_profiles_parse() -> None:
