@@ -85,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
                 sample = {
                     "minute": minute,
                     "done": sum(o.error is None for o in outcomes),
-                    "wrong": sum(o.error is not None for o in outcomes),
+                    # Submissions still running when the round's minute ended are not errors.
+                    "cut": sum((o.error or "").startswith("gave up") for o in outcomes),
+                    "errors": sum(
+                        o.error is not None and not o.error.startswith("gave up") for o in outcomes
+                    ),
                     "api_rss_mib": round(a_rss / 2**20, 1),
                     "api_fds": a_fds,
                     "worker_rss_mib": round(w_rss / 2**20, 1),
