@@ -260,12 +260,16 @@ class Launcher:
         status_raw = header.get("status")
         wall = float(header.get("wall", time.monotonic() - started))  # type: ignore[arg-type]
         init_cpu = float(header.get("init_cpu", 0.0))  # type: ignore[arg-type]
+        oom = cg.oom_killed()
+        killed = oom or (isinstance(status_raw, int) and os.WIFSIGNALED(status_raw))
         obs = Observed(
             wait_status=status_raw if isinstance(status_raw, int) else None,
             cpu_time_s=max(cg.cpu_time_s() - init_cpu, 0.0),
             wall_time_s=wall,
-            oom_killed=cg.oom_killed(),
-            output_exceeded=watch.killed_for == "output",
+            oom_killed=oom,
+            # A program killed with its output already at the cap (a flood that a runtime
+            # buffered in memory until the OOM killer came first, say) broke the output limit.
+            output_exceeded=watch.killed_for == "output" or (killed and watch.output_full),
             wall_exceeded=watch.killed_for == "wall",
             cpu_limit_s=spec.limits.cpu_time_s,
             wall_limit_s=spec.limits.wall_time_s,

@@ -83,6 +83,10 @@ class Watch:
             self._kill("output")
         return True
 
+    @property
+    def output_full(self) -> bool:
+        return len(self.out) + len(self.err) >= self.spec.limits.output_bytes
+
     def _kill(self, why: str) -> None:
         if not self.killed_for:
             self.killed_for = why
