@@ -38,6 +38,16 @@ class Core:
             self._disabled = (time.monotonic(), ids)
         return ids
 
+    def batch_items(self, body: dict[str, Any]) -> list[Any]:
+        """A batch body's `submissions`: a non-empty list within the operator's cap."""
+        items = body.get("submissions")
+        if not isinstance(items, list) or not items:
+            raise ApiError.field(422, "submissions", "must be a non-empty list")
+        if len(items) > self.config.max_batch_size:
+            cap = self.config.max_batch_size
+            raise ApiError.field(422, "submissions", f"at most {cap} in a batch, got {len(items)}")
+        return items
+
     def check_queue(self, adding: int = 1) -> None:
         if self.store.queue_depth() + adding > self.config.max_queue_depth:
             raise ApiError.message(503, "queue is full")

@@ -109,13 +109,7 @@ def destroy(token: str) -> Response:
 @bp.post("/submissions/batch")
 def create_batch() -> tuple[Response, int]:
     c, b64 = core(), _flag("base64_encoded")
-    items = read_object().get("submissions")
-    if not isinstance(items, list) or not items:
-        raise ApiError.field(422, "submissions", "must be a non-empty list")
-    if len(items) > c.config.max_batch_size:
-        raise ApiError.field(
-            422, "submissions", f"at most {c.config.max_batch_size} in a batch, got {len(items)}"
-        )
+    items = c.batch_items(read_object())
     parsed: list[tuple[Submission, str | None, dict[str, Any]] | dict[str, Any]] = []
     for item in items:
         try:
