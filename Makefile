@@ -3,7 +3,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := python3 python3-venv python3-dev gcc libc6-dev make libseccomp2 bubblewrap \
-	iproute2 nftables redis-server hyperfine debootstrap
+	iproute2 nftables redis-server hyperfine debootstrap runsc qemu-system-x86 erofs-utils \
+	squashfs-tools busybox-static chromium
 # The compilers and interpreters of every language in profiles/languages (for --rootfs host).
 LANGUAGE_PACKAGES = $(shell cat deploy/languages-packages.txt 2>/dev/null)
 

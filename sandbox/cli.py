@@ -17,7 +17,7 @@ from typing import Any
 from sandbox.errors import SandboxError, SpecError
 from sandbox.result import BoxResult, Status
 from sandbox.sizes import parse_size
-from sandbox.spec import BoxSpec, FileIn, Limits, validate
+from sandbox.spec import TIERS, BoxSpec, FileIn, Limits, validate
 
 # Exit codes of `stockade run` without --json, for statuses that are not the program's own.
 EXIT_USAGE = 2  # as argparse
@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stdin", type=_stdin, default=b"", metavar="FILE", help="'-': our stdin")
     run.add_argument("--rootfs", default="host", help="host, or an image name")
     run.add_argument("--profile", default="run", help="seccomp profile name (run, compile)")
+    run.add_argument(
+        "--tier", default="container", choices=TIERS, help="isolation: container, gvisor, microvm"
+    )
     # REMAINDER: everything from the first positional on is the program's, options included.
     run.add_argument("program", nargs=argparse.REMAINDER, help="-- PROGRAM [ARGS...]")
     for module, add, run_name in _SUBCOMMANDS:
@@ -181,6 +184,7 @@ def spec_from_args(args: argparse.Namespace) -> BoxSpec:
         rootfs=args.rootfs,
         profile=args.profile,
         network=args.net,
+        tier=args.tier,
     )
 
 

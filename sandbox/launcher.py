@@ -12,16 +12,17 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from sandbox import caps, cgroups, rlimits, rootfs, seccomp
+from sandbox import backends, caps, cgroups, rlimits, rootfs, seccomp
 from sandbox.config import HostConfig
 from sandbox.errors import SandboxError, SpecError
 from sandbox.mounts import Op
 from sandbox.network import GrantedNetwork, NetConfig, ensure_firewall
 from sandbox.plan import ChildPlan, Prep, await_ready, send_plan, send_prep
 from sandbox.reaper import Reaper
-from sandbox.result import BoxResult, Observed, Status, classify
+from sandbox.result import BoxResult, Observed, classify, failed
 from sandbox.slots import Slot, SlotPool
 from sandbox.spec import BoxSpec, Limits, box_path, validate
+from sandbox.stdio import Stdio
 from sandbox.templates import Images, TemplateCache
 from sandbox.warm import WarmBox, WarmKey, WarmPool
 from sandbox.watch import Watch, kill
@@ -30,17 +31,6 @@ from sandbox.zygote import Zygote
 # Placeholder limits while a box waits warm: tight, so an idle init can hold nothing.
 _IDLE = cgroups.CgroupLimits(memory_bytes=64 << 20, pids=1)
 _LIVE_TRIES = 8
-
-
-@dataclass(frozen=True)
-class Stdio:
-    """The caller's own fds for the program's stdin and stdout; -1 means the default.
-    With owned, run() closes them as soon as the box holds its own copies, so the other end
-    of a pipe sees EOF exactly when the box's program is done with it."""
-
-    stdin_fd: int = -1
-    stdout_fd: int = -1
-    owned: bool = False
 
 
 @dataclass
@@ -66,7 +56,10 @@ class Launcher:
         self.cgroups = cgroups.probe()
         # Box cgroups are named <launcher pid>-<n>: those of a launcher that was killed go now.
         self.cgroups.sweep_stale()
-        self.templates = TemplateCache(self.config.run_dir, _layer_store(self.config))
+        layer_store = _layer_store(self.config)
+        self.templates = TemplateCache(self.config.run_dir, layer_store)
+        # The stronger tiers, each started on its first box.
+        self._backends = backends.Backends(self.config, layer_store)
         self.zygote = Zygote()
         self.reaper = Reaper()
         self.net_config = NetConfig()
@@ -88,6 +81,7 @@ class Launcher:
         )
 
     def close(self) -> None:
+        self._backends.close()
         self.warm.close()
         self.reaper.close()
         self.zygote.close()
@@ -163,6 +157,8 @@ class Launcher:
             problems.append(f"rootfs: no image named {spec.rootfs!r} (known: {known})")
         if problems:
             raise SpecError(problems)
+        if spec.tier != "container":
+            return self._backends.run(spec, stdio or Stdio())
         box = _Run()
         started = time.monotonic()
         try:
@@ -368,14 +364,4 @@ def _box_env(spec: BoxSpec, path: str) -> dict[str, str]:
 
 
 def _failed(message: str, started: float) -> BoxResult:
-    return BoxResult(
-        status=Status.XX,
-        exit_code=None,
-        signal=None,
-        time=0.0,
-        wall_time=time.monotonic() - started,
-        memory=0,
-        stdout=b"",
-        stderr=b"",
-        message=message,
-    )
+    return failed(message, time.monotonic() - started)

@@ -37,6 +37,8 @@ class BoxResult:
     # not a regular file, over the size cap, missing).
     files: dict[str, bytes] = dataclasses.field(default_factory=dict)
     files_refused: dict[str, str] = dataclasses.field(default_factory=dict)
+    # What ran the box: "container", "gvisor/ptrace", "microvm/tcg" and so on.
+    runtime: str = "container"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,7 +51,24 @@ class BoxResult:
             "stdout": self.stdout.decode("utf-8", "replace"),
             "stderr": self.stderr.decode("utf-8", "replace"),
             "message": self.message,
+            "runtime": self.runtime,
         }
+
+
+def failed(message: str, wall_time_s: float, runtime: str = "container") -> BoxResult:
+    """The sandbox itself failed (XX); the message names the step and the syscall."""
+    return BoxResult(
+        status=Status.XX,
+        exit_code=None,
+        signal=None,
+        time=0.0,
+        wall_time=wall_time_s,
+        memory=0,
+        stdout=b"",
+        stderr=b"",
+        message=message,
+        runtime=runtime,
+    )
 
 
 @dataclass(frozen=True)

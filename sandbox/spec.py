@@ -21,6 +21,8 @@ MIB = 1024 * KIB
 GIB = 1024 * MIB
 MAX_BYTES = 1 << 50  # 1 PiB: far above any box, far below the kernel's 64-bit limits
 DAY_S = 86400.0
+# Weakest first: an operator's minimum tier admits it and every tier after it.
+TIERS = ("container", "gvisor", "microvm")
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class BoxSpec:
     # ending in "/" is a directory whose every regular file comes back.
     collect: tuple[str, ...] = ()
     collect_max_bytes: int = 64 * MIB
+    # Which isolation runs the box: "container" (namespaces), "gvisor" (runsc) or "microvm".
+    tier: str = "container"
 
     def to_json(self) -> str:
         return json.dumps(_encode(dataclasses.asdict(self)), sort_keys=True)
@@ -149,6 +153,8 @@ def validate(spec: BoxSpec) -> list[str]:
     for field_name, text in (("profile", spec.profile), ("rootfs", spec.rootfs)):
         if not _NAME.match(text):
             errors.append(f"{field_name}: {text!r} must be a plain name (letters, digits, . _ -)")
+    if spec.tier not in TIERS:
+        errors.append(f"tier: must be one of {', '.join(TIERS)}, got {spec.tier!r}")
     for c in spec.collect:
         full = box_path(c)
         if not (full.startswith("/box/") or (c.endswith("/") and full == "/box")):

@@ -243,7 +243,7 @@ class Judge:
         """Two boxes joined by two pipes. Each side's copies of our pipe ends are closed as
         soon as that box's run returns, so the other side sees EOF or EPIPE (pipe(7)) and
         never waits on an end that only we still hold."""
-        from sandbox.launcher import Stdio
+        from sandbox.stdio import Stdio
 
         answer = (case.expected_output or "").encode()
         files = checkers.checker_files(case.input.encode(), b"", answer)
