@@ -102,6 +102,13 @@ def _encode(value: Any) -> Any:
     return value
 
 
+def strongest(*tiers: str) -> str:
+    """The strongest of the given tiers ("" counts as none): an operator's minimum or a
+    language's default can raise a request's tier, never lower it."""
+    known = [t for t in tiers if t]
+    return max(known, key=TIERS.index) if known else TIERS[0]
+
+
 def box_path(path: str) -> str:
     """Absolute, normalised path inside the box; relative paths are relative to /box."""
     full = posixpath.normpath(posixpath.join("/box", path))

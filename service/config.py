@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.spec import TIERS
 from worker.model import MAXIMA
 
 MIB = 1024 * 1024
@@ -41,6 +42,9 @@ class Config:
     callback_secret: str = ""  # HMAC-SHA256 key for the callback signature header [empty]
     wait_timeout_s: float = 30.0  # wait=true answers with the token after this [30]
     max_attempts: int = 3  # deliveries of a job before it ends as Internal Error [3]
+    # The weakest isolation any submission runs in: container, gvisor or microvm. A request
+    # or a language asking for less is raised to it, never the reverse [empty: no minimum].
+    min_tier: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -59,6 +63,8 @@ class Config:
             if name in env:
                 limits[key] = _parse(name, env[name], 0.0)
         values["max_limits"] = limits
+        if values.get("min_tier", "") not in ("", *TIERS):
+            raise ValueError(f"STOCKADE_MIN_TIER: must be one of {', '.join(TIERS)}")
         return cls(**values)
 
     def replace(self, **changes: Any) -> Config:

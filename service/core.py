@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app
 
+from sandbox.spec import strongest
+from service import submissions
 from service.config import Config
 from service.errors import ApiError
 from service.languages import LanguageInfo
 from service.queue import TASK, task_message
+from worker import heartbeat
 from worker.model import Submission
 from worker.store import INTERNAL_ERROR, Record, Store
 
 _DISABLED_CACHE_S = 5.0
+_WORKERS_CACHE_S = 2.0
 
 
 @dataclass
@@ -24,6 +29,7 @@ class Core:
     store: Store
     languages: dict[int, LanguageInfo]
     _disabled: tuple[float, set[int]] = field(default=(0.0, set()))
+    _workers: tuple[float, list[heartbeat.Beat]] = field(default=(-1e9, []))
 
     @classmethod
     def build(cls, config: Config, languages: dict[int, LanguageInfo]) -> Core:
@@ -37,6 +43,35 @@ class Core:
             ids = self.store.disabled_languages()
             self._disabled = (time.monotonic(), ids)
         return ids
+
+    def workers(self) -> list[heartbeat.Beat]:
+        """The live workers (from their heartbeats), cached for a moment."""
+        at, beats = self._workers
+        if time.monotonic() - at > _WORKERS_CACHE_S:
+            beats = heartbeat.read_live(self.store.redis, self.config.redis_prefix)
+            self._workers = (time.monotonic(), beats)
+        return beats
+
+    def tiers(self) -> list[str]:
+        """The tiers a submission may ask for: container always (it queues until a worker
+        comes), the others while a live worker serves them."""
+        return heartbeat.served_tiers(self.workers()) or ["container"]
+
+    def parse(self, body: dict[str, Any]) -> Submission:
+        """A submission body checked field by field, with its tier settled (see place)."""
+        sub = submissions.parse(body, self.config, self.languages, self.disabled())
+        return self.place(sub)
+
+    def place(self, sub: Submission) -> Submission:
+        """The tier it runs in: the strongest of the request's, its language's default and
+        the operator's minimum. One no live worker serves is a 422, never a downgrade."""
+        info = self.languages.get(sub.language_id)
+        tier = strongest(sub.tier, info.tier if info else "", self.config.min_tier)
+        served = self.tiers()
+        if tier != "container" and tier not in served:
+            rule = f"{tier} is not served by any live worker (served: {', '.join(served)})"
+            raise ApiError.field(422, "tier", rule)
+        return dataclasses.replace(sub, tier=tier)
 
     def batch_items(self, body: dict[str, Any]) -> list[Any]:
         """A batch body's `submissions`: a non-empty list within the operator's cap."""

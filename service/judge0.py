@@ -41,7 +41,7 @@ def _parse(data: Any, b64: bool, c: Core) -> tuple[Submission, str | None, dict[
             body[name] = submissions.b64decode(name, body.get(name))
     if isinstance(body.get("language_id"), int):
         body["language_id"] = JUDGE0_ALIASES.get(body["language_id"], body["language_id"])
-    return submissions.parse(body, c.config, c.languages, c.disabled()), callback, meta
+    return c.parse(body), callback, meta
 
 
 @bp.post("/submissions")

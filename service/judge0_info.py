@@ -9,8 +9,9 @@ import time
 
 from flask import Blueprint, Response, jsonify
 
-from service.core import core
+from service.core import Core, core
 from service.judge0_view import iso
+from worker import heartbeat
 from worker.model import DEFAULTS, JUDGE0_STATUSES
 
 bp = Blueprint("judge0_info", __name__)
@@ -118,6 +119,7 @@ def statistics() -> Response:
     c = core()
     counts = c.store.counts()
     counts[1], counts[2] = c.store.queue_depth(), c.store.running()
+    by_language = c.store.language_counts()
     return jsonify(
         {
             "now": iso(time.time()),
@@ -126,20 +128,39 @@ def statistics() -> Response:
                 for i, d in JUDGE0_STATUSES.items()
             ],
             "submissions": {"total": sum(counts.values())},
+            # Finished submissions per language, most used first, as Judge0 lists them.
+            "languages": [
+                {"language": {"id": i, "name": _language_name(c, i)}, "count": n}
+                for i, n in sorted(by_language.items(), key=lambda kv: (-kv[1], kv[0]))
+            ],
         }
     )
 
 
+def _language_name(c: Core, language_id: int) -> str:
+    info = c.languages.get(language_id)
+    return info.name if info else f"language {language_id}"
+
+
 @bp.get("/workers")
 def workers() -> Response:
+    """Judge0's one entry per queue (available = live worker slots, idle = those not
+    working), plus each live worker host from its heartbeat."""
     c = core()
+    live = c.workers()
+    available = sum(b.concurrency for b in live)
+    working = c.store.running()
     return jsonify(
         [
             {
                 "queue": c.config.queue,
                 "size": c.store.queue_depth(),
-                "working": c.store.running(),
+                "available": available,
+                "idle": max(available - working, 0),
+                "working": working,
+                "paused": 0,
                 "failed": c.store.counts().get(13, 0),
+                "workers": [heartbeat.as_dict(b) for b in live],
             }
         ]
     )

@@ -37,6 +37,7 @@ class LanguageInfo:
     source_file: str
     compile_cmd: str | None
     run_cmd: str
+    tier: str = "container"  # the language's default isolation tier
 
     @property
     def version(self) -> str:
@@ -62,6 +63,7 @@ def load(directory: Path = DEFAULT_DIRECTORY) -> dict[int, LanguageInfo]:
                 source_file=str(data["source_file"]),
                 compile_cmd=" ".join(compile_argv) or None,
                 run_cmd=" ".join(str(a) for a in data["run"]),
+                tier=str(data.get("tier", "container")),
             )
         except (KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as e:
             raise ValueError(f"{path}: {e}") from e

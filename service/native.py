@@ -14,8 +14,6 @@ from worker.model import JUDGE0_STATUSES, Submission
 from worker.store import Record
 
 bp = Blueprint("native", __name__, url_prefix="/api/v1")
-TIERS = ("container", "gvisor", "microvm")
-AVAILABLE_TIERS = ("container",)
 
 
 def _flag(name: str) -> bool:
@@ -23,15 +21,14 @@ def _flag(name: str) -> bool:
 
 
 def parse(data: Any, c: Core) -> tuple[Submission, str | None, dict[str, Any]]:
-    """A native body: the Submission's own fields plus language (key), isolation, callback_url."""
+    """A native body: the Submission's own fields (tier among them) plus language (key) and
+    callback_url. `isolation` is the older name of `tier`."""
     if not isinstance(data, dict):
         raise ApiError.field(422, "submission", "must be a JSON object")
     body = dict(data)
-    tier = body.pop("isolation", "container")
-    if tier not in TIERS:
-        raise ApiError.field(422, "isolation", f"must be one of {', '.join(TIERS)}")
-    if tier not in AVAILABLE_TIERS:
-        raise ApiError.field(422, "isolation", f"{tier} is not available on this server yet")
+    if "isolation" in body:
+        legacy = body.pop("isolation")
+        body.setdefault("tier", legacy)
     key = body.pop("language", None)
     if key is not None:
         ids = [lang.id for lang in c.languages.values() if lang.key == key]
@@ -39,8 +36,8 @@ def parse(data: Any, c: Core) -> tuple[Submission, str | None, dict[str, Any]]:
             raise ApiError.field(422, "language", f"unknown language {key!r}")
         body["language_id"] = ids[0]
     callback = submissions.check_callback_url(body.pop("callback_url", None), c.config)
-    sub = submissions.parse(body, c.config, c.languages, c.disabled())
-    return sub, callback, {"api": "native", "isolation": tier}
+    sub = c.parse(body)
+    return sub, callback, {"api": "native"}
 
 
 def view(rec: Record) -> dict[str, Any]:
@@ -58,7 +55,7 @@ def view(rec: Record) -> dict[str, Any]:
         "message": rec.message or res.get("message") or "",
         "cases": res.get("cases", []),
         "language_id": rec.submission.language_id,
-        "isolation": rec.meta.get("isolation", "container"),
+        "tier": rec.submission.tier or rec.meta.get("isolation", "container"),
         "attempts": rec.attempts,
         "created_at": iso(rec.created_at),
         "started_at": iso(rec.started_at),
@@ -155,4 +152,5 @@ def health() -> tuple[Response, int]:
         depth = c.store.queue_depth()
     except Exception as e:  # Redis down: the service cannot accept work
         return jsonify({"status": "unavailable", "redis": str(e)}), 503
-    return jsonify({"status": "ok", "queue_depth": depth, "tiers": list(AVAILABLE_TIERS)}), 200
+    body = {"status": "ok", "queue_depth": depth, "workers": len(c.workers()), "tiers": c.tiers()}
+    return jsonify(body), 200

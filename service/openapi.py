@@ -86,6 +86,12 @@ SUBMISSION = {
         "compiler_options": {"type": "string"},
         "additional_files": {"type": "string", "description": "base64 of a zip"},
         "redirect_stderr_to_stdout": {"type": "boolean"},
+        "tier": {
+            "type": "string",
+            "enum": ["container", "gvisor", "microvm"],
+            "description": "isolation; raised to the language's default and the operator's"
+            " minimum, never lowered; 422 when no live worker serves it",
+        },
         "isolation": {"type": "string", "enum": ["container", "gvisor", "microvm"]},
         "callback_url": {"type": "string", "description": "PUT with the result when final"},
     },
@@ -111,7 +117,7 @@ DOCUMENT: dict[str, Any] = {
             ),
         },
         "/api/v1/languages": {"get": _op("Languages and whether each is enabled")},
-        "/api/v1/health": {"get": _op("Redis reachable and queue depth")},
+        "/api/v1/health": {"get": _op("Redis reachable, queue depth, live workers, tiers")},
     },
     "components": {
         "schemas": {

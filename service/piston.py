@@ -106,7 +106,7 @@ def execute() -> tuple[Response, int]:
         raise _fail("body: must be a JSON object")
     lang = find(data.get("language"), data.get("version"), c.languages)
     try:
-        sub = submissions.parse(_body(data, lang), c.config, c.languages, c.disabled())
+        sub = c.parse(_body(data, lang))
     except ApiError as e:
         if e.status == 413:
             raise

@@ -10,11 +10,18 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init, worker_process_shutdown
+from celery.signals import (
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 if TYPE_CHECKING:
     from sandbox.launcher import Launcher
     from worker.callbacks import CallbackSettings
+    from worker.heartbeat import Heartbeat
     from worker.store import Store
     from worker.timing import TimedJudge
 
@@ -36,6 +43,8 @@ class WorkerSettings:
     ttl_s: int = 86400
     max_attempts: int = 3
     rootfs: str = "host"
+    # Every box runs at least this strongly (container, gvisor, microvm); "" for no minimum.
+    min_tier: str = ""
     self_test: bool = True
     # A task whose worker host vanished (not just its child) comes back after this long.
     visibility_timeout_s: int = 900
@@ -51,11 +60,20 @@ class WorkerSettings:
             ttl_s=int(e.get("STOCKADE_RESULT_TTL_S", base.ttl_s)),
             max_attempts=max(1, int(e.get("STOCKADE_MAX_ATTEMPTS", base.max_attempts))),
             rootfs=e.get("STOCKADE_ROOTFS", base.rootfs),
+            min_tier=_min_tier(e.get("STOCKADE_MIN_TIER", base.min_tier)),
             self_test=e.get("STOCKADE_SELF_TEST", "1") != "0",
             visibility_timeout_s=int(
                 e.get("STOCKADE_VISIBILITY_TIMEOUT_S", base.visibility_timeout_s)
             ),
         )
+
+
+def _min_tier(text: str) -> str:
+    from sandbox.spec import TIERS
+
+    if text not in ("", *TIERS):
+        raise ValueError(f"STOCKADE_MIN_TIER: must be one of {', '.join(TIERS)}, got {text!r}")
+    return text
 
 
 def broker_url(redis_url: str) -> str:
@@ -94,6 +112,8 @@ def make_app(settings: WorkerSettings | None = None) -> Celery:
     worker_init.connect(_on_worker_init, weak=False)
     worker_process_init.connect(_on_process_init, weak=False)
     worker_process_shutdown.connect(_on_process_shutdown, weak=False)
+    worker_ready.connect(_on_worker_ready, weak=False)
+    worker_shutdown.connect(_on_worker_shutdown, weak=False)
     import worker.tasks  # noqa: F401  (registers stockade.judge with this app)
 
     return app
@@ -107,6 +127,7 @@ _launcher: Launcher | None = None
 _judge: TimedJudge | None = None
 _store: Store | None = None
 _callbacks: CallbackSettings | None = None
+_heartbeat: Heartbeat | None = None
 
 
 def settings() -> WorkerSettings:
@@ -129,7 +150,8 @@ def current_judge() -> TimedJudge:
             if _enabled is not None:
                 langs = {i: lang for i, lang in langs.items() if i in _enabled}
             _launcher = Launcher()
-            _judge = TimedJudge(_launcher, langs, rootfs=settings().rootfs)
+            s = settings()
+            _judge = TimedJudge(_launcher, langs, rootfs=s.rootfs, min_tier=s.min_tier)
         return _judge
 
 
@@ -218,3 +240,23 @@ def _on_process_init(**_: Any) -> None:
 
 def _on_process_shutdown(**_: Any) -> None:
     close_judge()
+
+
+def _on_worker_ready(sender: Any = None, **_: Any) -> None:
+    """The heartbeat starts once the self-tests are done and the pool is up."""
+    global _heartbeat
+    from worker.heartbeat import Heartbeat
+
+    s = settings()
+    hostname = str(getattr(sender, "hostname", "") or os.uname().nodename)
+    controller = getattr(sender, "controller", None)
+    concurrency = int(getattr(controller, "concurrency", 0) or 1)
+    _heartbeat = Heartbeat(s.redis_url, s.prefix, hostname, concurrency)
+    _heartbeat.start()
+
+
+def _on_worker_shutdown(**_: Any) -> None:
+    global _heartbeat
+    if _heartbeat is not None:
+        _heartbeat.stop()
+        _heartbeat = None

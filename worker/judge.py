@@ -48,6 +48,7 @@ class Compiled:
     rootfs: str
     args: tuple[str, ...] = ()  # the submitter's, after the language's argv
     redirect_stderr: bool = False
+    tier: str = "container"
 
     def box_spec(self, args: Sequence[str], files: Sequence[FileIn], stdin: bytes) -> BoxSpec:
         from sandbox.spec import BoxSpec
@@ -66,6 +67,7 @@ class Compiled:
             limits=self.limits,
             rootfs=self.rootfs,
             profile=self.profile,
+            tier=self.tier,
         )
 
 
@@ -76,6 +78,8 @@ class Judge:
     launcher: Launcher
     languages: dict[int, Language] = field(default_factory=dict)
     rootfs: str = "host"
+    # The operator's minimum tier: every box of every submission runs at least this strongly.
+    min_tier: str = ""
     # Builds by (language, source, files, options): a test suite or a contest compiles each
     # distinct program once. Off (None) by default: a worker judges each submission afresh.
     build_cache: dict[tuple[object, ...], Compiled] | None = None
@@ -89,7 +93,9 @@ class Judge:
     def judge(self, sub: Submission) -> JudgeResult:
         try:
             extra = _additional_files(sub)
-            program = self.build(sub.language_id, sub.source_code, extra, sub.compiler_options)
+            program = self.build(
+                sub.language_id, sub.source_code, extra, sub.compiler_options, sub.tier
+            )
         except BuildError as e:
             return JudgeResult.failed(e.verdict, e.output)
         try:
@@ -112,26 +118,34 @@ class Judge:
     # --- Building -------------------------------------------------------------------------
 
     def build(
-        self, language_id: int, source: str, extra: dict[str, bytes], options: str = ""
+        self,
+        language_id: int,
+        source: str,
+        extra: dict[str, bytes],
+        options: str = "",
+        tier: str = "",
     ) -> Compiled:
         """Compile once; the artifacts (regular files only, capped: the box's collect never
-        follows a symlink) become the files of every run box."""
-        key = (language_id, source, tuple(sorted(extra.items())), options, self.rootfs)
+        follows a symlink) become the files of every run box. Compile and run boxes share
+        the tier: the strongest of `tier`, the language's default and the operator's."""
+        key = (language_id, source, tuple(sorted(extra.items())), options, self.rootfs, tier)
         if self.build_cache is not None and key in self.build_cache:
             return self.build_cache[key]
-        built = self._build(language_id, source, extra, options)
+        built = self._build(language_id, source, extra, options, tier)
         if self.build_cache is not None:
             self.build_cache[key] = built
         return built
 
     def _build(
-        self, language_id: int, source: str, extra: dict[str, bytes], options: str
+        self, language_id: int, source: str, extra: dict[str, bytes], options: str, tier: str
     ) -> Compiled:
         from sandbox.result import Status
-        from sandbox.spec import FileIn
-        from worker.languages import expand, rootfs_for
+        from sandbox.spec import FileIn, strongest
+        from worker.languages import expand
 
         lang = self._language(language_id, extra)
+        tier = strongest(tier, lang.tier, self.min_tier)
+        rootfs = self._rootfs(lang, tier)
         files = [FileIn(p, c, 0o755) for p, c in sorted(extra.items())]
         if language_id != MULTI_FILE_ID:
             files.insert(0, FileIn(lang.source_file, source.encode(), 0o644))
@@ -140,7 +154,7 @@ class Judge:
             argv = list(expand(lang.compile, lang.compile_limits))
             if options:
                 argv[1:1] = _split(options, "compiler_options")
-            spec = self._compile_spec(lang, tuple(argv), run_files)
+            spec = self._compile_spec(lang, tuple(argv), run_files, rootfs, tier)
             r = self.launcher.run(spec)
             if r.status is Status.XX:
                 raise BuildError(Verdict.IE, f"compile box failed: {r.message}")
@@ -152,21 +166,34 @@ class Judge:
             run_files = tuple(
                 FileIn(p.removeprefix("/box/"), c, 0o755) for p, c in sorted(r.files.items())
             )
-        rootfs = rootfs_for(lang, self.rootfs)
-        return Compiled(lang.run, run_files, lang.env, lang.limits, lang.run_profile, rootfs)
+        return Compiled(
+            lang.run, run_files, lang.env, lang.limits, lang.run_profile, rootfs, tier=tier
+        )
+
+    def _rootfs(self, lang: Language, tier: str) -> str:
+        """The worker's rootfs setting, except on a microvm: a VM boots images only (the
+        host's /usr is not handed to the strongest tier)."""
+        from worker.languages import IMAGE, rootfs_for
+
+        return rootfs_for(lang, IMAGE if tier == "microvm" else self.rootfs)
 
     def _compile_spec(
-        self, lang: Language, argv: tuple[str, ...], files: tuple[FileIn, ...]
+        self,
+        lang: Language,
+        argv: tuple[str, ...],
+        files: tuple[FileIn, ...],
+        rootfs: str,
+        tier: str,
     ) -> BoxSpec:
         from sandbox.spec import BoxSpec
-        from worker.languages import rootfs_for
 
         return BoxSpec(
             argv=argv,
             files=files,
             env=lang.env,
             limits=lang.compile_limits,
-            rootfs=rootfs_for(lang, self.rootfs),
+            rootfs=rootfs,
+            tier=tier,
             profile=lang.compile_profile,
             collect=("/box/",),
             collect_max_bytes=min(lang.compile_limits.fsize_bytes, ARTIFACT_CAP),

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sandbox.errors import SandboxError, SpecError
 from sandbox.result import BoxResult, Status
 from sandbox.sizes import parse_size
-from sandbox.spec import MIB, BoxSpec, FileIn, Limits, validate
+from sandbox.spec import MIB, TIERS, BoxSpec, FileIn, Limits, validate
 
 if TYPE_CHECKING:
     from sandbox.launcher import Launcher
@@ -85,6 +85,8 @@ class Language:
     self_test: SelfTest
     env: tuple[tuple[str, str], ...] = ()
     executables: tuple[str, ...] = ()
+    # The weakest isolation this language's programs run in (a request may ask for more).
+    tier: str = "container"
 
 
 def load_languages(directory: Path | None = None) -> dict[int, Language]:
@@ -160,7 +162,15 @@ def _parse(data: dict[str, Any], stem: str, profiles: Path | None) -> Language:
         self_test=_self_test(data),
         env=_env(data),
         executables=executables,
+        tier=_tier(data),
     )
+
+
+def _tier(data: dict[str, Any]) -> str:
+    value = data.get("tier", "container")
+    if value not in TIERS:
+        raise _FieldError("tier", f"must be one of {', '.join(TIERS)}, got {value!r}")
+    return str(value)
 
 
 def _string(data: dict[str, Any], field: str, default: str | None = None) -> str:

@@ -9,6 +9,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.spec import TIERS
+
 # Judge0 CE's defaults and maxima (config/judge0.conf): units are Judge0's own, seconds and
 # kilobytes, so that Judge0 clients send what they always sent.
 DEFAULTS: dict[str, float] = {
@@ -106,6 +108,9 @@ class Submission:
     test_cases: tuple[TestCase, ...] = ()
     checker: CheckerSpec = field(default_factory=CheckerSpec)
     interactor: Program | None = None
+    # container, gvisor or microvm; "" means the language's own default. The worker runs the
+    # strongest of this, the language's default and the operator's minimum.
+    tier: str = ""
 
     def cases(self) -> tuple[TestCase, ...]:
         if self.test_cases:
@@ -165,6 +170,8 @@ def validate(sub: Submission) -> list[str]:
     for name in ("source_code", "stdin", "command_line_arguments", "compiler_options"):
         if not isinstance(getattr(sub, name), str):
             errors.append(f"{name}: must be a string")
+    if sub.tier not in ("", *TIERS):
+        errors.append(f"tier: must be one of {', '.join(TIERS)}, got {sub.tier!r}")
     if len(sub.test_cases) > MAX_CASES:
         errors.append(f"test_cases: at most {MAX_CASES} cases, got {len(sub.test_cases)}")
     for i, case in enumerate(sub.test_cases):

@@ -6,6 +6,7 @@ Keys, all under `prefix`:
   tokens             sorted set: every token by created_at (GET /submissions, newest first)
   queued, running    sets: tokens in status 1 and 2 (queue depth, /workers)
   counts             hash: final status id -> how many ended so (/statistics, /metrics)
+  counts:languages   hash: language id -> how many finished (/statistics)
   hist:{name}        hash: latency histogram buckets, count and sum (see LATENCY_BUCKETS_S)
   languages:disabled set: language ids whose self-test failed on some worker
 A record in status 1 or 2 never expires (nothing accepted is lost); a final one expires
@@ -46,7 +47,8 @@ return redis.call('HGETALL', KEYS[1])
 """
 
 # Atomic final status, counted once, latencies observed once, then the done message.
-# KEYS: record, queued, running, counts, done channel.  ARGV: token, status, result,
+# KEYS: record, queued, running, counts, done channel, language counts.
+# ARGV: token, status, result,
 # message, now, ttl, hist prefix, compile_s, run_s, then the bucket bounds.
 _FINISH = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -59,6 +61,8 @@ redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[1])
 if old <= 2 then
   redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
+  local lang = redis.call('HGET', KEYS[1], 'language_id')
+  if lang then redis.call('HINCRBY', KEYS[6], lang, 1) end
   local function observe(name, v)
     if v == nil or v < 0 then return end
     local key = ARGV[7] .. name
@@ -137,6 +141,8 @@ class Store:
             "attempts": 0,
             "callback_url": callback_url or "",
             "meta": json.dumps(meta or {}),
+            # Apart from the submission's JSON so finish() can count it without decoding.
+            "language_id": sub.language_id,
         }
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self._key(token), mapping=fields)  # type: ignore[arg-type]
@@ -184,6 +190,7 @@ class Store:
             f"{self.prefix}running",
             f"{self.prefix}counts",
             self.channel(token),
+            f"{self.prefix}counts:languages",
         ]
         args: list[Any] = [
             token,
@@ -258,6 +265,11 @@ class Store:
     def counts(self) -> dict[int, int]:
         """How many submissions ended in each final status id (since the store began)."""
         raw = cast(dict[bytes, bytes], self.redis.hgetall(f"{self.prefix}counts"))
+        return {int(k): int(v) for k, v in raw.items()}
+
+    def language_counts(self) -> dict[int, int]:
+        """How many submissions of each language id reached a final status."""
+        raw = cast(dict[bytes, bytes], self.redis.hgetall(f"{self.prefix}counts:languages"))
         return {int(k): int(v) for k, v in raw.items()}
 
     def histograms(self) -> dict[str, dict[str, float]]:

@@ -17,11 +17,16 @@ class TimedJudge(Judge):
     _build_s: float = 0.0
 
     def build(
-        self, language_id: int, source: str, extra: dict[str, bytes], options: str = ""
+        self,
+        language_id: int,
+        source: str,
+        extra: dict[str, bytes],
+        options: str = "",
+        tier: str = "",
     ) -> Compiled:
         start = time.monotonic()
         try:
-            return super().build(language_id, source, extra, options)
+            return super().build(language_id, source, extra, options, tier)
         finally:
             self._build_s += time.monotonic() - start
 

@@ -43,7 +43,10 @@ def probe(tier: str, config: HostConfig) -> str | None:
         module = importlib.import_module(module_name)
     except ImportError as e:
         return f"the {tier} backend is not installed ({e})"
-    reason: str | None = module.probe(config)
+    try:
+        reason: str | None = module.probe(config)
+    except Exception as e:  # a broken probe must not stop a worker: the tier is just not served
+        return f"the {tier} probe failed: {e!r}"
     return reason
 
 

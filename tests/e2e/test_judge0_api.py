@@ -113,6 +113,20 @@ def test_info_endpoints(api: httpx.Client) -> None:
     assert api.get("/config_info").json()["max_queue_size"] > 0
 
 
+def test_workers_heartbeat_and_statistics_by_language(api: httpx.Client) -> None:
+    r = api.post("/submissions?wait=true", json={"source_code": HELLO, "language_id": 71})
+    assert r.status_code == 201 and r.json()["status"]["id"] == 3
+    stats = api.get("/statistics").json()
+    python = [x for x in stats["languages"] if x["language"]["id"] == 71]
+    assert python and python[0]["count"] >= 1 and python[0]["language"]["name"].startswith("Py")
+    (queue,) = api.get("/workers").json()
+    # The worker's heartbeat: a live host, its slots, and the tiers it serves.
+    assert queue["available"] >= 1 and queue["idle"] <= queue["available"]
+    (host,) = queue["workers"]
+    assert "container" in host["tiers"] and host["concurrency"] == queue["available"]
+    assert set(host["tiers"]) | set(host["tiers_unavailable"]) == {"container", "gvisor", "microvm"}
+
+
 def test_trailing_slashes(api: httpx.Client) -> None:
     assert api.get("/languages/").status_code == 200
     r = api.post("/submissions/?wait=true", json={"source_code": HELLO, "language_id": 71})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from service import create_app
 from service.config import Config
 from tests.unit.redis_server import redis_url
 from tests.unit.service_app import HELLO, app, client, ok_result, queued_tokens, settings, store
+from worker import heartbeat
 from worker.store import Store
 
 __all__ = ["app", "client", "redis_url", "settings", "store"]
@@ -46,8 +48,9 @@ def test_native_submit_get_wait_delete(client: FlaskClient, store: Store) -> Non
 
 
 def test_native_tiers_batch_and_info(client: FlaskClient, store: Store) -> None:
-    r = client.post("/api/v1/submissions", json={**HELLO, "isolation": "gvisor"})
-    assert r.status_code == 422 and "not available" in r.get_json()["isolation"][0]
+    r = client.post("/api/v1/submissions", json={**HELLO, "tier": "gvisor"})
+    assert r.status_code == 422
+    assert r.get_json()["tier"] == ["gvisor is not served by any live worker (served: container)"]
     r = client.post("/api/v1/submissions/batch", json={"submissions": [HELLO, HELLO]})
     ids = r.get_json()["ids"]
     assert len(ids) == 2 and queued_tokens(store) == ids
@@ -118,3 +121,36 @@ def test_config_from_env(name: str, value: str, expected: object) -> None:
     assert getattr(config, field) == expected and config.max_limits["cpu_time_limit"] == 2.0
     with pytest.raises(ValueError, match="STOCKADE_RESULT_TTL_S"):
         Config.from_env({"STOCKADE_RESULT_TTL_S": "soon"})
+
+
+def _beat(store: Store, hostname: str, tiers: dict[str, str | None], age_s: float = 0.0) -> None:
+    """A worker's heartbeat, written as the worker writes it."""
+    now = time.time() - age_s
+    beat = heartbeat.Beat(hostname, 1, 2, tiers, now, now)
+    store.redis.hset(store.prefix + heartbeat.KEY, hostname, beat.to_json())
+
+
+def test_tier_follows_live_workers_and_operator_minimum(settings: dict[str, Any]) -> None:
+    config = Config().replace(**settings, min_tier="gvisor")
+    app = create_app(config)
+    client, store = app.test_client(), app.extensions["stockade"].store
+    gone = {"container": None, "gvisor": None, "microvm": "no qemu"}
+    _beat(store, "old", gone, age_s=heartbeat.STALE_S + 1)
+    # The operator's minimum raises a container request; no live worker serves it yet.
+    r = client.post("/api/v1/submissions", json=HELLO)
+    assert r.status_code == 422 and "gvisor is not served" in r.get_json()["tier"][0]
+    _beat(store, "w1", gone)
+    client = create_app(config).test_client()  # a fresh API: live workers are cached briefly
+    r = client.post("/api/v1/submissions", json={**HELLO, "tier": "container"})
+    assert r.status_code == 201
+    got = client.get(f"/api/v1/submissions/{r.get_json()['id']}").get_json()
+    assert got["tier"] == "gvisor"
+    r = client.post("/api/v1/submissions", json={**HELLO, "isolation": "microvm"})
+    assert r.status_code == 422 and "microvm is not served" in r.get_json()["tier"][0]
+    health = client.get("/api/v1/health").get_json()
+    assert health["tiers"] == ["container", "gvisor"] and health["workers"] == 1
+    workers = client.get("/workers").get_json()
+    assert [w["hostname"] for w in workers[0]["workers"]] == ["w1"]
+    assert workers[0]["available"] == 2
+    # The stale worker's entry was dropped by the reader.
+    assert store.redis.hkeys(store.prefix + heartbeat.KEY) == [b"w1"]
