@@ -1,0 +1,276 @@
+"""`stockade doctor`'s thin layer: reads /proc and /sys, runs the probes (each bounded in
+time, each in a child where it changes the process), and hands readings to sandbox.doctor."""
+
+from __future__ import annotations
+
+import glob
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sandbox import doctor
+from sandbox.cgroups.manager import choose_hierarchy, parse_mountinfo
+from sandbox.config import HostConfig
+from sandbox.doctor import Finding, ProbeOutcome
+from sandbox.doctor_kvm import KvmReadings, check_kvm, kernel_boot_outcome
+from sandbox.errors import SandboxError
+from sandbox.spec import TIERS
+
+CHILD_TIMEOUT_S = 3.0
+KERNEL_BOOT_TIMEOUT_S = 4.0  # a working KVM prints the banner in well under a second
+DEADLINE_S = 8.0  # the whole doctor answers within this, finished or not
+KVM_MODULES = ("kvm", "kvm_intel", "kvm_amd", "kvm_pvm")
+CPU = "/sys/devices/system/cpu"
+
+
+@dataclass(frozen=True)
+class Options:
+    config: HostConfig
+    redis_url: str
+    kernel: str | None = None  # a guest kernel for the KVM boot test (default: /boot's)
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def run_child(name: str, *args: str) -> tuple[ProbeOutcome, dict[str, object]]:
+    """A sandbox.doctor_child probe in a fresh interpreter, killed after CHILD_TIMEOUT_S."""
+    argv = [sys.executable, "-m", "sandbox.doctor_child", name, *args]
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=CHILD_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        return ProbeOutcome(None, f"no answer in {CHILD_TIMEOUT_S:g} s (the probe was killed)"), {}
+    return doctor.outcome_from_child(proc.returncode, proc.stdout, proc.stderr)
+
+
+# ---- one function per check: readings in, findings out -------------------------------------
+
+
+def cgroups(_: Options) -> list[Finding]:
+    mountinfo = _read("/proc/self/mountinfo") or ""
+    mounts = parse_mountinfo(mountinfo)
+    v2 = {
+        m.mount_point: frozenset((_read(m.mount_point + "/cgroup.controllers") or "").split())
+        for m in mounts
+        if m.fstype == "cgroup2"
+    }
+    memory = next((m.mount_point for m in mounts if "memory" in m.controllers), None)
+    memsw = memory is not None and os.path.exists(memory + "/memory.memsw.limit_in_bytes")
+    findings = doctor.check_cgroups(mounts, v2, memsw)
+    try:
+        choice = choose_hierarchy(mounts, v2)
+    except SandboxError:
+        return findings
+    point = choice.v2_mount
+    control = (
+        frozenset((_read(point + "/cgroup.subtree_control") or "").split())
+        if point
+        else frozenset()
+    )
+    findings.append(
+        doctor.check_delegation(
+            choice.version,
+            point,
+            _mount_read_only(mountinfo, point),
+            control,
+            bool(point) and os.access(point + "/cgroup.subtree_control", os.W_OK),
+        )
+    )
+    return findings
+
+
+def _mount_read_only(mountinfo: str, point: str) -> bool:
+    # proc(5): field 5 is the mount point, field 6 the per-mount options.
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) > 5 and fields[4] == point:
+            return "ro" in fields[5].split(",")
+    return False
+
+
+def swap(_: Options) -> list[Finding]:
+    return [doctor.check_swap(_read("/proc/swaps") or "")]
+
+
+def timing(_: Options) -> list[Finding]:
+    siblings = [
+        (_read(p) or "").strip()
+        for p in glob.glob(f"{CPU}/cpu[0-9]*/topology/thread_siblings_list")
+    ]
+    governors = {
+        p.split("/")[5]: (_read(p) or "").strip()
+        for p in glob.glob(f"{CPU}/cpu[0-9]*/cpufreq/scaling_governor")
+    }
+    return [
+        doctor.check_smt(_read(f"{CPU}/smt/control"), siblings),
+        doctor.check_cpufreq(governors),
+    ]
+
+
+def userns(_: Options) -> list[Finding]:
+    return [doctor.check_probe("user namespaces", run_child("userns")[0])]
+
+
+def overlayfs(_: Options) -> list[Finding]:
+    base = tempfile.mkdtemp(prefix="stockade-doctor-")
+    try:
+        outcome = run_child("overlay", base)[0]
+    finally:
+        # The child's mounts lived in its own mount namespace and went with it: only the
+        # empty directory is left here.
+        shutil.rmtree(base, ignore_errors=True)
+    return [doctor.check_probe("overlayfs", outcome)]
+
+
+def seccomp(opts: Options) -> list[Finding]:
+    return [doctor.check_probe("seccomp", run_child("seccomp", opts.config.profiles_dir)[0])]
+
+
+def kvm(opts: Options) -> list[Finding]:
+    modules = frozenset(m for m in KVM_MODULES if os.path.isdir(f"/sys/module/{m}"))
+    if not os.path.exists("/dev/kvm"):
+        return [check_kvm(KvmReadings(device=False, modules=modules))]
+    tiny, data = run_child("kvm")
+    api = data.get("api_version")
+    readings = KvmReadings(
+        device=True,
+        open_error=str(data.get("open_error", "")),
+        api_version=api if isinstance(api, int) else None,
+        modules=modules,
+        tiny_guest=tiny,
+        kernel_boot=_boot_kernel(opts.kernel) if tiny.ok else None,
+    )
+    return [check_kvm(readings)]
+
+
+def guest_kernel(explicit: str | None) -> str | None:
+    candidates = (
+        [explicit] if explicit else [f"/boot/vmlinuz-{platform.release()}", "/boot/vmlinuz"]
+    )
+    return next((k for k in candidates if k and os.path.isfile(k)), None)
+
+
+def _boot_kernel(explicit: str | None) -> ProbeOutcome | None:
+    """Boot a real kernel under KVM with no root file system: it prints its banner, panics
+    and QEMU exits, well within the timeout on a working KVM."""
+    kernel, qemu = guest_kernel(explicit), shutil.which("qemu-system-x86_64")
+    if kernel is None or qemu is None:
+        return None
+    argv = [
+        qemu, "-accel", "kvm", "-M", "microvm", "-cpu", "host", "-m", "128", "-smp", "1",
+        "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-serial", "stdio",
+        "-kernel", kernel,
+        "-append", "console=ttyS0 earlyprintk=ttyS0 panic=-1 reboot=t pci=off",
+    ]  # fmt: skip
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(
+            argv, capture_output=True, timeout=KERNEL_BOOT_TIMEOUT_S, stdin=subprocess.DEVNULL
+        )
+        out, finished = proc.stdout, True
+    except subprocess.TimeoutExpired as e:  # run() killed QEMU; e.stdout is what it said
+        out, finished = e.stdout or b"", False
+    return kernel_boot_outcome(out, time.monotonic() - started, finished)
+
+
+def tools(_: Options) -> list[Finding]:
+    out = []
+    for tool in ("runsc", "qemu-system-x86_64"):
+        path = shutil.which(tool)
+        version = ""
+        if path:
+            try:
+                proc = subprocess.run(
+                    [path, "--version"], capture_output=True, timeout=CHILD_TIMEOUT_S, text=True
+                )
+                version = (proc.stdout.strip().splitlines() or [""])[0]
+            except (OSError, subprocess.TimeoutExpired) as e:
+                version = f"--version failed: {e}"
+        out.append(doctor.check_tool(tool, path, version))
+    return out
+
+
+def tier(name: str) -> Callable[[Options], list[Finding]]:
+    """The check of one tier: sandbox.backends.probe's own answer, or why it had none."""
+
+    def check(opts: Options) -> list[Finding]:
+        from sandbox.backends import probe
+
+        try:
+            reason = probe(name, opts.config)
+        except Exception as e:  # a backend being written may not answer yet
+            reason = f"its probe failed: {e!r}"
+        return [doctor.check_tier(name, reason)]
+
+    return check
+
+
+def disk(opts: Options) -> list[Finding]:
+    path = os.path.abspath(opts.config.state_dir)
+    while not os.path.exists(path):  # not made yet: its file system is the parent's
+        path = os.path.dirname(path)
+    st = os.statvfs(path)
+    return [doctor.check_disk(path, st.f_bavail * st.f_frsize)]
+
+
+def redis_ping(opts: Options) -> list[Finding]:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(opts.redis_url, socket_timeout=1, socket_connect_timeout=1)
+        client.ping()
+        client.close()
+        error = None
+    except (redis.exceptions.RedisError, OSError, ValueError) as e:
+        error = str(e) or type(e).__name__
+    return [doctor.check_redis(opts.redis_url, error)]
+
+
+CHECKS: tuple[tuple[str, Callable[[Options], list[Finding]]], ...] = (
+    ("cgroups", cgroups),
+    ("swap", swap),
+    ("SMT and CPU frequency", timing),
+    ("user namespaces", userns),
+    ("overlayfs", overlayfs),
+    ("seccomp", seccomp),
+    ("KVM", kvm),
+    ("tools", tools),
+    *((f"tier {t}", tier(t)) for t in TIERS),
+    ("state directory space", disk),
+    ("Redis", redis_ping),
+)
+
+
+def run_checks(opts: Options, deadline_s: float = DEADLINE_S) -> list[Finding]:
+    """Every check at once, each in a daemon thread; one still running at the deadline is
+    reported as such (a hung probe's child is killed by its own timeout)."""
+    results: dict[str, list[Finding]] = {}
+
+    def one(name: str, check: Callable[[Options], list[Finding]]) -> None:
+        try:
+            results[name] = check(opts)
+        except Exception as e:  # a broken check is a finding, not a traceback
+            results[name] = [Finding(name, doctor.Level.FAIL, f"the check itself failed: {e!r}")]
+
+    threads = [threading.Thread(target=one, args=c, daemon=True) for c in CHECKS]
+    for t in threads:
+        t.start()
+    end = time.monotonic() + deadline_s
+    for t in threads:
+        t.join(max(0.0, end - time.monotonic()))
+    findings: list[Finding] = []
+    for name, _ in CHECKS:
+        findings += results.get(name) or [doctor.timed_out(name, deadline_s)]
+    return findings
