@@ -108,6 +108,14 @@ def test_minimal_file_takes_defaults(tmp_path: Path) -> None:
     assert lang.compile_profile == "compile" and lang.run_profile == "run"
     assert lang.compile_limits == COMPILE_DEFAULTS
     assert lang.self_test.stdin == ""
+    assert lang.tier == "container"
+
+
+def test_a_language_can_default_to_a_stronger_tier(tmp_path: Path) -> None:
+    lang = load_language(
+        write(tmp_path, "t", MINIMAL.replace("[self_test]", 'tier = "gvisor"\n[self_test]'))
+    )
+    assert lang.tier == "gvisor"
 
 
 def test_sizes_and_whole_seconds_are_converted(tmp_path: Path) -> None:
@@ -133,6 +141,7 @@ def test_sizes_and_whole_seconds_are_converted(tmp_path: Path) -> None:
         (('image = "debian"', 'image = "debian"\nexecutables = ["a"]'), "executables"),
         (('image = "debian"', 'image = "debian"\nenv = { "A-B" = "1" }'), "env.A-B"),
         (('image = "debian"', 'image = "debian"\ncolour = "red"'), "colour"),
+        (('image = "debian"', 'image = "debian"\ntier = "vm"'), "tier"),
         (("[self_test]", "[limits]\npids = 0\n[self_test]"), "limits.pids"),
         (("[self_test]", '[limits]\nmemory_bytes = "lots"\n[self_test]'), "limits.memory_bytes"),
         (("[self_test]", "[compile_limits]\nspeed = 1\n[self_test]"), "compile_limits.speed"),

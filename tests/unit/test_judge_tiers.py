@@ -1,0 +1,59 @@
+"""Which tier each box of a submission asks for: the request's, the language's default and the
+operator's minimum, strongest wins; a microvm always boots the language's image."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from sandbox.result import BoxResult, Status
+from sandbox.spec import BoxSpec, strongest
+from sandbox.stdio import Stdio
+from worker.judge import Judge
+from worker.languages import load_languages
+from worker.model import Submission, Verdict
+
+
+class Recorder:
+    """Stands in for the launcher: no box runs, every spec is kept (the kernel side of
+    tiers is tested in tests/privileged/test_tier_*.py)."""
+
+    def __init__(self) -> None:
+        self.specs: list[BoxSpec] = []
+
+    def run(self, spec: BoxSpec, stdio: Stdio | None = None) -> BoxResult:
+        self.specs.append(spec)
+        files = {"/box/main": b"\x7fELF"} if spec.collect else {}
+        return BoxResult(Status.OK, 0, None, 0.01, 0.02, 1 << 20, b"", b"", "", files=files)
+
+
+def test_strongest_never_lowers() -> None:
+    assert strongest("", "", "") == "container"
+    assert strongest("container", "gvisor", "") == "gvisor"
+    assert strongest("microvm", "container", "gvisor") == "microvm"
+
+
+@pytest.mark.parametrize(
+    ("asked", "language", "minimum", "want"),
+    [
+        ("", "container", "", "container"),
+        ("gvisor", "container", "", "gvisor"),
+        ("container", "gvisor", "", "gvisor"),
+        ("container", "container", "microvm", "microvm"),
+        ("microvm", "container", "gvisor", "microvm"),
+    ],
+)
+def test_every_box_of_a_submission_runs_in_the_settled_tier(
+    asked: str, language: str, minimum: str, want: str
+) -> None:
+    langs = load_languages()
+    langs[54] = dataclasses.replace(langs[54], tier=language)  # C++: a compile and a run box
+    rec = Recorder()
+    judge = Judge(rec, langs, rootfs="host", min_tier=minimum)  # type: ignore[arg-type]
+    sub = Submission(source_code="int main(){}", language_id=54, tier=asked)
+    assert judge.judge(sub).verdict is Verdict.AC
+    assert [s.tier for s in rec.specs] == [want, want]
+    # The host's /usr is never handed to a VM: a microvm runs the language's own image.
+    want_rootfs = langs[54].image if want == "microvm" else "host"
+    assert {s.rootfs for s in rec.specs} == {want_rootfs}
