@@ -1,0 +1,336 @@
+"""The gVisor tier: a BoxSpec run by runsc (a user-space kernel, the Sentry) under a host
+cgroup made by us, with the container tier's limits, verdicts, files and collect.
+
+What the host cgroup counts: the Sentry (the program's syscalls, emulated), the gofer (its
+file operations) and, on the ptrace platform, the stub processes in which the program's
+own instructions run. runsc boots the Sentry and the gofer before the program starts
+(about 0.12 s of CPU here), so the box's CPU time is the cgroup's cpuacct.usage at the end
+minus its value when runsc wrote the pid file (create finished, start next): the program
+plus the Sentry's and the gofer's work on its behalf, without the boot. Memory is the
+cgroup's peak and includes the Sentry and the gofer (18-19 MB for a trivial program)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+
+from sandbox import cgroups
+from sandbox.backends import gvisor_bundle as bundle
+from sandbox.backends import gvisor_rootfs as fs
+from sandbox.backends import gvisor_sweep as sweep
+from sandbox.backends.gvisor_watch import RunscWatch
+from sandbox.cgroups.manager import PARENT
+from sandbox.config import HostConfig
+from sandbox.errors import SandboxError
+from sandbox.result import BoxResult, Observed, classify, failed
+from sandbox.rootfs import BoxUser
+from sandbox.spec import BoxSpec
+from sandbox.stdio import Stdio
+from sandbox.templates import Images
+
+RUNSC = "/usr/bin/runsc"
+DEFAULT_PLATFORM = "ptrace"
+PROBE_TIMEOUT_S = 10.0
+_RUNSC_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+_EXEC_FAILED = "creating process: failed to load"
+
+
+def platform_from_env(environ: dict[str, str] | None = None) -> str:
+    """STOCKADE_GVISOR_PLATFORM: systrap or kvm are faster where they work; this runsc
+    knows no systrap and its kvm hangs on this host's PVM, so ptrace is the default."""
+    env = os.environ if environ is None else environ
+    return env.get("STOCKADE_GVISOR_PLATFORM", DEFAULT_PLATFORM)
+
+
+def probe(config: HostConfig) -> str | None:
+    """None when runsc runs /bin/true here on the configured platform within a timeout."""
+    runsc = shutil.which("runsc") or RUNSC
+    platform = platform_from_env()
+    try:
+        done = subprocess.run(
+            [runsc, "--version"], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"`{runsc} --version` failed: {e}"
+    if done.returncode != 0:
+        return f"`{runsc} --version` exited with {done.returncode}: {done.stderr.strip()}"
+    if platform not in bundle.PLATFORMS:
+        return f"STOCKADE_GVISOR_PLATFORM={platform!r} is not one of {bundle.PLATFORMS}"
+    try:
+        backend = GvisorBackend(config, None)
+    except (SandboxError, OSError) as e:
+        return f"gvisor: setting up the backend failed: {e}"
+    try:
+        r = backend.run(BoxSpec(argv=("/bin/true",), tier="gvisor"), Stdio())
+    finally:
+        backend.close()
+    if r.status.value != "OK":
+        return f"runsc --platform={platform} could not run /bin/true: {r.status}: {r.message}"
+    return None
+
+
+@dataclass
+class _Box:
+    """What one box holds while it runs; released in one place whatever happens."""
+
+    cid: str = ""
+    box_dir: str = ""
+    cgroup: cgroups.BoxCgroup | None = None
+    mounts: list[str] = field(default_factory=list)
+    fds: list[int] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+    caller_fds: list[int] = field(default_factory=list)  # the caller's, closed once copied
+
+
+class GvisorBackend:
+    """Boxes through `runsc run`; the host side (cgroup, scratch, image overlay, state) is
+    made before runsc starts and removed after it ends, whatever happened."""
+
+    def __init__(self, config: HostConfig, images: Images | None) -> None:
+        self.config = config
+        self.images = images
+        self.runsc = shutil.which("runsc") or RUNSC
+        self.platform = platform_from_env()
+        self.runtime = f"gvisor/{self.platform}"
+        base = os.path.join(config.run_dir, "gvisor")
+        self.state_dir = os.path.join(base, "state")
+        self.own_dir = os.path.join(base, str(os.getpid()))
+        for d in (base, self.state_dir):
+            os.makedirs(d, mode=0o700, exist_ok=True)
+        sweep.sweep_stale(self.runsc, base, self.state_dir)
+        # A previous backend of this same process (a probe, say) is gone by now.
+        sweep.remove_tree(self.own_dir)
+        os.makedirs(self.own_dir, mode=0o700)
+        self.cgroups = cgroups.probe()
+        self.roots = sweep.v1_roots()
+        # One uid past the container tier's slots: no container box ever has it.
+        uid = config.first_uid + config.slots
+        self.user = BoxUser(uid, uid)
+        self.binds, links = fs.host_binds()
+        self.host_root = os.path.join(self.own_dir, "host-root")
+        self.image_init = os.path.join(self.own_dir, "image-init")
+        fs.build_skeleton(self.host_root, self.user, self.binds, links)
+        fs.build_skeleton(self.image_init, self.user, [], {})
+        self._seq = 0
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.cgroups.close()
+        sweep.remove_tree(self.own_dir)
+
+    def run(self, spec: BoxSpec, stdio: Stdio) -> BoxResult:
+        started = time.monotonic()
+        box = _Box()
+        if stdio.owned:
+            box.caller_fds = sorted({stdio.stdin_fd, stdio.stdout_fd} - {-1})
+        try:
+            return self._run(spec, stdio, box, started)
+        except SandboxError as e:
+            return failed(e.describe(), time.monotonic() - started, self.runtime)
+        except OSError as e:
+            message = f"gvisor: {e.strerror} ({e.filename or 'no path'})"
+            return failed(message, time.monotonic() - started, self.runtime)
+        finally:
+            self._teardown(box)
+
+    def _next_cid(self) -> str:
+        with self._lock:
+            self._seq += 1
+            return f"gvisor-{os.getpid()}-{self._seq}"
+
+    def _prepare(self, spec: BoxSpec, box: _Box) -> bundle.BundleInputs:
+        box.cid = self._next_cid()
+        box.box_dir = os.path.join(self.own_dir, box.cid)
+        os.mkdir(box.box_dir, 0o700)
+        memory, pids = bundle.host_cgroup_limits(spec.limits)
+        box.cgroup = self.cgroups.create(box.cid, cgroups.CgroupLimits(memory, pids))
+        root = self.host_root
+        binds: tuple[bundle.HostBind, ...] = tuple(self.binds)
+        if spec.rootfs != "host":
+            if self.images is None:
+                raise SandboxError("gvisor: image", f"image_layers({spec.rootfs})", 0, "no store")
+            layers = self.images.image_layers(spec.rootfs)
+            root = os.path.join(box.box_dir, "rootfs")
+            box.mounts.append(root)
+            fs.mount_image(root, [self.image_init, *layers])
+            binds = ()
+        scratch = os.path.join(box.box_dir, "scratch")
+        box.mounts.append(scratch)
+        fs.mount_scratch(scratch, spec, self.user)
+        fs.place_files(scratch, spec.files, self.user)
+        inputs = bundle.BundleInputs(
+            root_path=root,
+            scratch_dir=scratch,
+            uid=self.user.uid,
+            gid=self.user.gid,
+            cgroups_path=f"/{PARENT}/{box.cgroup.dir_name}",
+            binds=binds,
+        )
+        config = bundle.oci_config(spec, inputs, self.config.box_path)
+        with open(os.path.join(box.box_dir, "config.json"), "w") as f:
+            json.dump(config, f)
+        return inputs
+
+    def _run(self, spec: BoxSpec, stdio: Stdio, box: _Box, started: float) -> BoxResult:
+        inputs = self._prepare(spec, box)
+        assert box.cgroup is not None
+        stdin_fd = _sealed_memfd(spec.stdin) if stdio.stdin_fd < 0 else os.dup(stdio.stdin_fd)
+        box.fds.append(stdin_fd)
+        out_r, out_w = _pipe(box)
+        if stdio.stdout_fd >= 0:
+            os.dup2(stdio.stdout_fd, out_w)  # the program writes to the caller's pipe
+            _close_owned(box, out_r)
+            out_r = -1
+        err_r, err_w = _pipe(box)
+        argv = bundle.run_argv(self.runsc, self.state_dir, self.platform, box.box_dir, box.cid)
+        try:
+            box.proc = subprocess.Popen(
+                argv, stdin=stdin_fd, stdout=out_w, stderr=err_w, env=_RUNSC_ENV,
+                close_fds=True, start_new_session=True,
+            )  # fmt: skip
+        except OSError as e:
+            raise SandboxError("gvisor: start", f"execve({argv[0]})", e.errno or 0) from e
+        for fd in (stdin_fd, out_w, err_w):
+            _close_owned(box, fd)
+        for fd in box.caller_fds:
+            _close(fd)  # runsc holds copies: the caller's end sees EOF when the box is done
+        box.caller_fds.clear()
+        pidfd = os.pidfd_open(box.proc.pid)
+        box.fds.append(pidfd)
+        pid_file = os.path.join(box.box_dir, "pid")
+        watch = RunscWatch(spec, box.cgroup, pidfd, pid_file, out_r, err_r, started)
+        watch.loop()
+        code = box.proc.wait()
+        return self._result(spec, box, watch, code, inputs.scratch_dir, started)
+
+    def _result(
+        self, spec: BoxSpec, box: _Box, watch: RunscWatch, code: int, scratch: str, started: float
+    ) -> BoxResult:
+        assert box.cgroup is not None
+        cg = box.cgroup
+        if watch.killed_for == "setup":
+            detail = f"runsc did not start the program within {PROBE_TIMEOUT_S:g} s"
+            raise SandboxError("gvisor: create", f"runsc --platform={self.platform} run", 0, detail)
+        stderr = bytes(watch.err)
+        error = _runsc_error(box.box_dir)
+        oom = cg.oom_killed()
+        exec_error = ""
+        if error and not watch.killed_for and not oom:
+            if _EXEC_FAILED not in error or not watch.app_started:
+                raise SandboxError("gvisor: runsc", "runsc run", 0, error)
+            exec_error = error[error.find("failed to load") :]
+        if error and stderr.endswith(error.encode() + b"\n"):
+            stderr = stderr[: -len(error) - 1]  # runsc's own message, not the program's
+        panic = _read_text(os.path.join(box.box_dir, "panic.log")).strip()
+        if panic and not watch.killed_for and not oom:
+            raise SandboxError("gvisor: sentry", "runsc boot", 0, panic.splitlines()[0])
+        # A program that never ran has no wait status (classify() then says 127, as the
+        # container tier does).
+        wait_status = None if exec_error else bundle.wait_status_from_exit(code)
+        end = watch.app_ended or time.monotonic()
+        wall = end - watch.app_started if watch.app_started else end - started
+        obs = Observed(
+            wait_status=wait_status,
+            cpu_time_s=watch.cpu_time_s(),
+            wall_time_s=wall,
+            oom_killed=oom,
+            output_exceeded=watch.killed_for == "output" or (bool(oom) and watch.output_full),
+            wall_exceeded=watch.killed_for == "wall",
+            cpu_limit_s=spec.limits.cpu_time_s,
+            wall_limit_s=spec.limits.wall_time_s,
+            exec_error=exec_error,
+        )
+        status, exit_code, sig, message = classify(obs)
+        files, refused = fs.collect(scratch, spec)
+        return BoxResult(
+            status=status,
+            exit_code=exit_code,
+            signal=sig,
+            time=obs.cpu_time_s,
+            wall_time=wall,
+            memory=cg.memory_peak_bytes(),
+            stdout=bytes(watch.out),
+            stderr=stderr,
+            message=message,
+            files=files,
+            files_refused=refused,
+            runtime=self.runtime,
+        )
+
+    def _teardown(self, box: _Box) -> None:
+        """Nothing of the box outlives it: runsc, the sandbox, its state, cgroups, mounts."""
+        if box.proc is not None and box.proc.poll() is None:
+            if box.cgroup is not None:
+                box.cgroup.kill_all()
+            box.proc.kill()  # we started it: killed by its own pid
+            box.proc.wait()
+        for fd in box.fds + box.caller_fds:
+            _close(fd)
+        box.fds.clear()
+        box.caller_fds.clear()
+        if box.cid:
+            sweep.delete_state(self.runsc, self.state_dir, box.cid)
+        if box.cgroup is not None:
+            box.cgroup.destroy()
+            sweep.remove_box_cgroups(box.cgroup.dir_name, self.roots)
+        for target in reversed(box.mounts):
+            fs.unmount(target)
+        if box.box_dir:
+            sweep.remove_tree(box.box_dir)
+
+
+def _runsc_error(box_dir: str) -> str:
+    """runsc's own error (its log is JSON lines only when it failed; warnings are not
+    logged at the default level)."""
+    for line in reversed(_read_text(os.path.join(box_dir, "runsc.log")).splitlines()):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
+            return str(entry.get("msg", line))
+    return ""
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return f.read(1 << 16)
+    except FileNotFoundError:
+        return ""
+
+
+def _sealed_memfd(data: bytes) -> int:
+    """stdin as a sealed memfd: the program can seek it and can never change it."""
+    fd = os.memfd_create("stdin", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    seals = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+    return fd
+
+
+def _pipe(box: _Box) -> tuple[int, int]:
+    r, w = os.pipe2(os.O_CLOEXEC)
+    box.fds += [r, w]
+    return r, w
+
+
+def _close_owned(box: _Box, fd: int) -> None:
+    box.fds.remove(fd)
+    os.close(fd)
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass

@@ -1,0 +1,154 @@
+"""The gVisor tier's host side of the file system: root skeletons, an image's read-only
+overlay, the per-box scratch tmpfs, files placed in and collected out."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from sandbox import files as box_files
+from sandbox import mounts as m
+from sandbox import syscalls as sc
+from sandbox.backends.gvisor_bundle import HostBind
+from sandbox.errors import SandboxError
+from sandbox.rootfs import HOST_FILES, HOST_PATHS, BoxUser, init_layer
+from sandbox.spec import BoxSpec, FileIn, box_path
+
+MOUNT_DIRS = ("/etc", "/box", "/tmp", "/proc", "/dev", "/dev/shm")
+
+
+def host_binds(host_root: str = "/") -> tuple[list[HostBind], dict[str, str]]:
+    """The host paths of `--rootfs host` (rootfs.HOST_PATHS and HOST_FILES) as read-only
+    binds, and the merged-/usr symlinks (/bin -> usr/bin) that stay symlinks."""
+    binds: list[HostBind] = []
+    links: dict[str, str] = {}
+    for path in HOST_PATHS:
+        src = os.path.join(host_root, path.lstrip("/"))
+        if os.path.islink(src):
+            links[path] = os.readlink(src)
+        elif os.path.isdir(src):
+            binds.append(HostBind(src, path))
+    for path in HOST_FILES:
+        src = os.path.join(host_root, path.lstrip("/"))
+        if os.path.isfile(src):
+            binds.append(HostBind(src, path))
+    return binds, links
+
+
+def build_skeleton(root: str, user: BoxUser, binds: list[HostBind], links: dict[str, str]) -> None:
+    """A root directory holding only mount points, symlinks and the init layer's identity
+    files (/etc/passwd naming the box uid, /etc/hosts, ...). It is the root of a host box
+    and the top lower layer of an image box; runsc mounts it read-only."""
+    os.makedirs(root, mode=0o755)
+    for d in MOUNT_DIRS:
+        os.makedirs(root + d, mode=0o755, exist_ok=True)
+    os.chmod(root + "/tmp", 0o1777)
+    for path, target in links.items():
+        os.symlink(target, root + path)
+    for b in binds:
+        dest = root + b.destination
+        os.makedirs(os.path.dirname(dest), mode=0o755, exist_ok=True)
+        if os.path.isdir(b.source):
+            os.makedirs(dest, mode=0o755, exist_ok=True)
+        else:
+            with open(dest, "wb"):
+                pass
+    for op in init_layer(user):
+        assert isinstance(op, m.WriteFile)
+        with open(root + op.path, "wb") as f:
+            f.write(op.content)
+        os.chmod(root + op.path, op.mode)
+
+
+def mount_image(target: str, layers: list[str]) -> None:
+    """The image's layers, top-most first, as one overlay with no upper dir: the host
+    kernel itself refuses every write, whatever the gofer is asked. An overlay (not a
+    bind of each layer) because only overlayfs merges layers and honours whiteouts."""
+    os.makedirs(target, mode=0o755)
+    lower = ":".join(layers)
+    flags = sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV
+    sc.mount("overlay", target, "overlay", flags, f"lowerdir={lower}", step="gvisor: image")
+
+
+def mount_scratch(target: str, spec: BoxSpec, user: BoxUser) -> None:
+    """The box's read-write layer: one size-capped host tmpfs holding box/, tmp/ and shm/,
+    as in the container tier; runsc binds them at /box, /tmp and /dev/shm."""
+    lim = spec.limits
+    os.makedirs(target, mode=0o700)
+    opts = f"size={lim.scratch_bytes},nr_inodes={lim.scratch_inodes},mode=0755"
+    flags = sc.MS_NOSUID | sc.MS_NODEV
+    sc.mount("tmpfs", target, "tmpfs", flags, opts, step="gvisor: scratch")
+    try:
+        os.mkdir(target + "/box", 0o755)
+        os.chown(target + "/box", user.uid, user.gid)
+        for d in ("tmp", "shm"):
+            os.mkdir(f"{target}/{d}")
+            os.chmod(f"{target}/{d}", 0o1777)
+    except OSError as e:
+        raise SandboxError("gvisor: scratch", f"mkdir({target}/box)", e.errno or 0) from e
+
+
+def host_path(scratch: str, path: str) -> str:
+    """Where a box path under /box or /tmp lives on the host's scratch tmpfs."""
+    full = box_path(path)
+    return scratch + full  # /box/x -> <scratch>/box/x, /tmp/x -> <scratch>/tmp/x
+
+
+def place_files(scratch: str, files: tuple[FileIn, ...], user: BoxUser) -> None:
+    """The spec's files, owned by the box user. Nothing of the box has run yet, so plain
+    path operations cannot meet a symlink the program planted."""
+    for f in files:
+        dest = host_path(scratch, f.path)
+        try:
+            _make_parents(scratch, os.path.dirname(dest), user)
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            try:
+                view = memoryview(f.content)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fchown(fd, user.uid, user.gid)
+                os.fchmod(fd, f.mode & 0o7777)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            detail = "the scratch tmpfs is full" if e.errno == errno.ENOSPC else ""
+            raise SandboxError("gvisor: files", f"write({f.path})", e.errno or 0, detail) from e
+
+
+def _make_parents(scratch: str, directory: str, user: BoxUser) -> None:
+    if directory in (scratch + "/box", scratch + "/tmp") or os.path.isdir(directory):
+        return
+    _make_parents(scratch, os.path.dirname(directory), user)
+    os.mkdir(directory, 0o755)
+    os.chown(directory, user.uid, user.gid)
+
+
+def collect(scratch: str, spec: BoxSpec) -> tuple[dict[str, bytes], dict[str, str]]:
+    """spec.collect read from the scratch tmpfs once nothing of the box runs: regular files
+    only, every component opened with O_NOFOLLOW (sandbox/files.py), sizes capped."""
+    got: dict[str, bytes] = {}
+    refused: dict[str, str] = {}
+    budget = spec.collect_max_bytes
+    for want in spec.collect:
+        full = box_path(want)
+        if want.endswith("/"):
+            tree = box_files.read_tree_beneath(scratch + full, budget)
+            items = {k[len(scratch) :]: v for k, v in tree.items()}
+        else:
+            items = {full: box_files.read_regular_beneath(scratch + full, budget)}
+        for path, data in items.items():
+            if isinstance(data, bytes):
+                got[path] = data
+                budget -= len(data)
+            else:
+                refused[path] = data.replace(scratch, "")
+    return got, refused
+
+
+def unmount(target: str) -> None:
+    """Detach a mount made here; a target that is not (or no longer) a mount is fine."""
+    try:
+        sc.umount2(target, sc.MNT_DETACH, step="gvisor: cleanup")
+    except SandboxError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOENT):
+            raise

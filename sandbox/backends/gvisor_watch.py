@@ -1,0 +1,141 @@
+"""The gVisor tier's wait on one `runsc run`: pipes drained, output capped, the CPU baseline
+taken when the program starts, CPU and wall limits enforced from the host."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+
+from sandbox import cgroups
+from sandbox.errors import SandboxError
+from sandbox.spec import BoxSpec
+
+_READ_CHUNK = 1 << 16
+_CPUS = os.cpu_count() or 1
+# How long runsc may take to boot the Sentry and the gofer (about 0.15 s on ptrace here;
+# the kvm platform hangs on this host, which this bound turns into an error).
+SETUP_TIMEOUT_S = 10.0
+_SETUP_POLL_S = 0.002  # the pid file is looked for this often until the program starts
+_GIVE_UP_S = 5.0
+
+
+class RunscWatch:
+    """Waits for `runsc run` and the pipes. The program starts when runsc writes the pid
+    file (create done, start next): the wall clock and the CPU baseline start there."""
+
+    def __init__(
+        self,
+        spec: BoxSpec,
+        cg: cgroups.BoxCgroup,
+        runsc_pidfd: int,
+        pid_file: str,
+        out_r: int,
+        err_r: int,
+        started: float,
+    ) -> None:
+        self.spec, self.cg = spec, cg
+        self.runsc_pidfd = runsc_pidfd
+        self.pid_file = pid_file
+        self.started = started
+        self.app_started = 0.0  # monotonic time the pid file was seen
+        self.app_ended = 0.0
+        self.cpu_baseline_s = 0.0
+        self.out = bytearray()
+        self.err = bytearray()
+        self.killed_for = ""  # "wall", "cpu", "output" or "setup"
+        self._fds = {fd: buf for fd, buf in ((out_r, self.out), (err_r, self.err)) if fd >= 0}
+
+    def cpu_time_s(self) -> float:
+        """CPU time of the host cgroup since the program was started; see gvisor.py."""
+        if not self.app_started:
+            return 0.0
+        return max(self.cg.cpu_time_s() - self.cpu_baseline_s, 0.0)
+
+    def loop(self) -> None:
+        poller = select.poll()
+        for fd in self._fds:
+            poller.register(fd, select.POLLIN)
+        poller.register(self.runsc_pidfd, select.POLLIN)
+        open_fds = set(self._fds)
+        runsc_done = False
+        give_up = float("inf")
+        while open_fds or not runsc_done:
+            now = time.monotonic()
+            if now >= give_up:
+                raise SandboxError("gvisor: watch", "poll", 0, "runsc did not end after SIGKILL")
+            timeout = self._check_limits(now)
+            if self.killed_for and give_up == float("inf"):
+                give_up = now + _GIVE_UP_S
+            if runsc_done and give_up == float("inf"):
+                # runsc is gone, so is its sandbox; what still holds a pipe is killed.
+                self.cg.kill_all()
+                give_up = now + _GIVE_UP_S
+            if give_up != float("inf"):
+                timeout = min(max(give_up - now, 0.0), 0.05)
+            for fd, _ in poller.poll(timeout * 1000 + 1):
+                if fd == self.runsc_pidfd:
+                    poller.unregister(fd)
+                    runsc_done = True
+                    self.app_ended = self.app_ended or time.monotonic()
+                elif not self._drain(fd):
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
+
+    def _check_limits(self, now: float) -> float:
+        """Kill on a breach; the time until the next check is due."""
+        if self.killed_for:
+            return 0.05
+        lim = self.spec.limits
+        if not self.app_started:
+            if os.path.exists(self.pid_file):
+                self.cpu_baseline_s = self.cg.cpu_time_s()
+                self.app_started = now
+            elif now - self.started >= SETUP_TIMEOUT_S:
+                self._kill("setup")
+                return 0.05
+            else:
+                return _SETUP_POLL_S
+        deadline = self.app_started + lim.wall_time_s
+        if now >= deadline:
+            self._kill("wall")
+            return 0.05
+        used = self.cpu_time_s()
+        if used >= lim.cpu_time_s:
+            self._kill("cpu")
+            return 0.05
+        # The soonest the CPU limit can be reached with every core busy.
+        return min(deadline - now, max((lim.cpu_time_s - used) / _CPUS, 0.005))
+
+    def _drain(self, fd: int) -> bool:
+        chunk = os.read(fd, _READ_CHUNK)
+        if not chunk:
+            return False
+        buf = self._fds[fd]
+        room = self.spec.limits.output_bytes - len(self.out) - len(self.err)
+        buf += chunk[: max(room, 0)]
+        if len(chunk) > room:
+            self._kill("output")
+        return True
+
+    @property
+    def output_full(self) -> bool:
+        return len(self.out) + len(self.err) >= self.spec.limits.output_bytes
+
+    def _kill(self, why: str) -> None:
+        """Everything in the box cgroup: the Sentry, the gofer and the ptrace stubs (the
+        program's code runs in the stubs). `runsc run` sees its sandbox die and exits; it
+        is killed too while it is still setting up (it may not have made the sandbox yet)."""
+        self.killed_for = why
+        self.app_ended = time.monotonic()
+        if why == "setup":
+            kill_pidfd(self.runsc_pidfd)
+        self.cg.kill_all()
+
+
+def kill_pidfd(pidfd: int) -> None:
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
