@@ -17,6 +17,10 @@ from service.errors import ApiError
 _DRAIN_MAX_BYTES = 256 * 1024 * 1024  # a larger body is cut off, not read
 
 
+# Redis's reply prefixes for "up, but cannot take this write now".
+_REFUSALS = ("MISCONF", "READONLY", "OOM ", "LOADING")
+
+
 def create_app(test_config: Config | Mapping[str, Any] | None = None) -> Flask:
     """The whole service. `test_config`: a Config, or field overrides on the environment's."""
     if isinstance(test_config, Config):
@@ -29,7 +33,7 @@ def create_app(test_config: Config | Mapping[str, Any] | None = None) -> Flask:
     app.url_map.strict_slashes = False  # Judge0 clients add trailing slashes
     app.extensions["stockade"] = Core.build(config, languages.load())
 
-    from service import judge0, judge0_info, metrics, native, openapi, piston
+    from service import judge0, judge0_info, metrics, native, openapi, piston, playground
 
     app.register_blueprint(judge0.bp)
     app.register_blueprint(judge0_info.bp)
@@ -37,6 +41,7 @@ def create_app(test_config: Config | Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(piston.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(playground.bp)
     limits.install(app)
 
     def refuse_large_bodies() -> tuple[Response, int] | None:
@@ -62,6 +67,15 @@ def create_app(test_config: Config | Mapping[str, Any] | None = None) -> Flask:
         # Redis away (restarted, failing over): the client may retry; this is not its fault
         # and not ours to hide behind a 500.
         return jsonify({"error": f"the store is unavailable, try again: {e}"}), 503
+
+    @app.errorhandler(redis.exceptions.ResponseError)
+    def store_refuses(e: redis.exceptions.ResponseError) -> tuple[Response, int]:
+        # Redis up but refusing writes: its disk is full (MISCONF), it is a replica
+        # (READONLY), at maxmemory (OOM) or loading its AOF (LOADING). Nothing was stored;
+        # the client may retry. Any other reply error is our bug: a 500.
+        if any(tag in str(e) for tag in _REFUSALS):
+            return jsonify({"error": f"the store refuses writes for now, try again: {e}"}), 503
+        raise e
 
     @app.errorhandler(ApiError)
     def api_error(e: ApiError) -> tuple[Response, int]:
