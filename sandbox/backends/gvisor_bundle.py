@@ -20,11 +20,12 @@ PLATFORMS = ("ptrace", "kvm", "systrap")
 SENTRY_MEMORY_BYTES = 48 << 20
 # Host tasks: the Sentry's and the gofer's threads (34 for a one-process box here) plus,
 # on the ptrace platform, a stub process and its threads for every task of the program
-# (5.1 host tasks each, measured with 10 and 40 sleeping children). The program's own
-# count is held inside the Sentry by RLIMIT_NPROC = limits.pids; the host's pids.max is
-# the backstop behind it, because a Sentry that cannot make a stub panics.
+# and a Sentry thread for each one running (5.1 host tasks per sleeping child; a fork
+# bomb held at pids=16 peaked at 317-397 host tasks). The program's own count is held
+# inside the Sentry by RLIMIT_NPROC = limits.pids; the host's pids.max is the backstop
+# behind it, with room to spare, because a Sentry that cannot make a thread panics.
 HOST_TASKS_BASE = 64
-HOST_TASKS_PER_TASK = 8
+HOST_TASKS_PER_TASK = 32
 PID_MAX = 4 * 1024 * 1024
 
 _RLIMIT_NAMES = {
