@@ -56,6 +56,14 @@ class ProbeOutcome:
     detail: str
 
 
+def check_root(euid: int) -> Finding:
+    """The box launcher makes namespaces, cgroups and mounts in the host's namespaces."""
+    if euid == 0:
+        return ok("root", "running as root, as the box launcher must")
+    detail = f"running as uid {euid}: the probes below that need root fail for that reason"
+    return Finding("root", Level.FAIL, detail, "run stockade doctor (and the worker) as root")
+
+
 # ---- cgroups ------------------------------------------------------------------------------
 
 
@@ -193,7 +201,10 @@ def check_probe(name: str, outcome: ProbeOutcome) -> Finding:
     """A kernel feature the box cannot do without, tried for real in a child."""
     if outcome.ok:
         return ok(name, outcome.detail)
-    return Finding(name, Level.FAIL, outcome.detail, _PROBE_FIXES.get(name, ""))
+    fix = _PROBE_FIXES.get(name, "")
+    if "EPERM" in outcome.detail:
+        fix = "run as root (see the root finding); else " + fix
+    return Finding(name, Level.FAIL, outcome.detail, fix)
 
 
 # ---- tools, tiers, disk, Redis ---------------------------------------------------------------

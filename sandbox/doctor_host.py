@@ -58,6 +58,10 @@ def run_child(name: str, *args: str) -> tuple[ProbeOutcome, dict[str, object]]:
 # ---- one function per check: readings in, findings out -------------------------------------
 
 
+def root(_: Options) -> list[Finding]:
+    return [doctor.check_root(os.geteuid())]
+
+
 def cgroups(_: Options) -> list[Finding]:
     mountinfo = _read("/proc/self/mountinfo") or ""
     mounts = parse_mountinfo(mountinfo)
@@ -239,6 +243,7 @@ def redis_ping(opts: Options) -> list[Finding]:
 
 
 CHECKS: tuple[tuple[str, Callable[[Options], list[Finding]]], ...] = (
+    ("root", root),
     ("cgroups", cgroups),
     ("swap", swap),
     ("SMT and CPU frequency", timing),

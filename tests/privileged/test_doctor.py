@@ -83,6 +83,6 @@ def test_text_output_and_no_leftovers(tmp_path: Path) -> None:
     before = set(Path("/tmp").glob("stockade-doctor-*"))
     proc = subprocess.run([str(STOCKADE), "doctor"], capture_output=True, text=True, timeout=30)
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("OK    cgroups ")
+    assert lines[0].startswith("OK    root ") and lines[1].startswith("OK    cgroups ")
     assert lines[-1].endswith(" FAIL") and " OK, " in lines[-1]
     assert set(Path("/tmp").glob("stockade-doctor-*")) == before

@@ -77,6 +77,12 @@ def test_delegation(
     assert bool(f.fix) == (level is Level.FAIL)
 
 
+def test_root() -> None:
+    assert doctor.check_root(0).level is Level.OK
+    f = doctor.check_root(1000)
+    assert f.level is Level.FAIL and "uid 1000" in f.detail and f.fix
+
+
 def test_swap() -> None:
     header = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
     assert doctor.check_swap(header).level is Level.OK
@@ -110,6 +116,8 @@ def test_probe_outcomes() -> None:
     assert doctor.check_probe("seccomp", ProbeOutcome(True, "loads")).level is Level.OK
     failed = doctor.check_probe("overlayfs", ProbeOutcome(False, "mount: ENODEV"))
     assert failed.level is Level.FAIL and "overlay" in failed.fix
+    denied = doctor.check_probe("overlayfs", ProbeOutcome(False, "unshare(0x20000): EPERM"))
+    assert denied.fix.startswith("run as root")
     hung = doctor.check_probe("user namespaces", ProbeOutcome(None, "no answer in 3 s"))
     assert hung.level is Level.FAIL and hung.detail == "no answer in 3 s"
 
