@@ -17,7 +17,7 @@ from service.languages import LanguageInfo
 from service.queue import TASK, task_message
 from worker import heartbeat
 from worker.model import Submission
-from worker.store import INTERNAL_ERROR, Record, Store
+from worker.store import Record, Store
 
 _DISABLED_CACHE_S = 5.0
 _WORKERS_CACHE_S = 2.0
@@ -90,16 +90,15 @@ class Core:
     def submit(
         self, sub: Submission, *, callback_url: str | None = None, meta: dict[str, Any]
     ) -> str:
-        """Stored first, then queued: a failed send ends the record as Internal Error."""
-        token = self.store.create(sub, callback_url=callback_url, meta=meta)
-        try:
-            self.store.redis.lpush(
-                self.config.queue, task_message(TASK, [token], self.config.queue)
-            )
-        except Exception as e:  # the broker is down: say so, never leave it In Queue
-            self.store.finish(token, INTERNAL_ERROR, None, f"could not queue: {e}")
-            raise ApiError.message(503, "queue is unavailable") from e
-        return token
+        """Stored and queued in one transaction (Celery's broker is the store's Redis): both
+        happen or neither, and a Redis error reaches the client as a 503."""
+        queue = self.config.queue
+        return self.store.create(
+            sub,
+            callback_url=callback_url,
+            meta=meta,
+            enqueue=lambda token: (queue, task_message(TASK, [token], queue)),
+        )
 
     def wait(self, token: str, timeout_s: float | None = None) -> Record | None:
         """The final record, or the record as it stands when the wait times out."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -129,8 +130,12 @@ class Store:
         *,
         callback_url: str | None = None,
         meta: dict[str, Any] | None = None,
+        enqueue: Callable[[str], tuple[str, bytes]] | None = None,
     ) -> str:
-        """Stores a new submission in status 1 and returns its token (queue it after this)."""
+        """Stores a new submission in status 1 and returns its token. `enqueue(token)` gives
+        (list key, message) to LPUSH in the same transaction: the broker is this Redis, so a
+        submission is stored and queued together or not at all (a Redis that refuses writes,
+        its disk full say, can never leave a stored record that no task will ever judge)."""
         token = str(uuid.uuid4())
         now = time.time()
         fields = {
@@ -148,6 +153,8 @@ class Store:
         pipe.hset(self._key(token), mapping=fields)  # type: ignore[arg-type]
         pipe.zadd(f"{self.prefix}tokens", {token: now})
         pipe.sadd(f"{self.prefix}queued", token)
+        if enqueue is not None:
+            pipe.lpush(*enqueue(token))
         pipe.execute()
         return token
 

@@ -153,9 +153,11 @@ class FaultStack(Stack):
     port: int = 0
     events: list[str] = field(default_factory=list)
 
-    def start_redis(self) -> None:
+    def start_redis(self, data_dir: Path | None = None) -> None:
+        """Redis on self.sock, its AOF in `data_dir` (the test's tmp dir when None)."""
         self.sock.unlink(missing_ok=True)
-        proc, log = self.spawn("redis", redis_command(str(self.sock), str(self.tmp)), self.base_env)
+        argv = redis_command(str(self.sock), str(data_dir or self.tmp))
+        proc, log = self.spawn("redis", argv, self.base_env)
         wait_until("redis", self.sock.exists, proc, log, 10)
         self.redis = proc
 
