@@ -39,6 +39,7 @@ DEFAULT_PLATFORM = "ptrace"
 PROBE_TIMEOUT_S = 10.0
 _RUNSC_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 _EXEC_FAILED = "creating process: failed to load"
+_FATAL = ("panic:", "fatal error:", "runtime:")
 
 
 def platform_from_env(environ: dict[str, str] | None = None) -> str:
@@ -227,9 +228,9 @@ class GvisorBackend:
             exec_error = error[error.find("failed to load") :]
         if error and stderr.endswith(error.encode() + b"\n"):
             stderr = stderr[: -len(error) - 1]  # runsc's own message, not the program's
-        panic = _read_text(os.path.join(box.box_dir, "panic.log")).strip()
+        panic = _sentry_panic(box.box_dir)
         if panic and not watch.killed_for and not oom:
-            raise SandboxError("gvisor: sentry", "runsc boot", 0, panic.splitlines()[0])
+            raise SandboxError("gvisor: sentry", "runsc boot", 0, panic)
         # A program that never ran has no wait status (classify() then says 127, as the
         # container tier does).
         wait_status = None if exec_error else bundle.wait_status_from_exit(code)
@@ -295,6 +296,15 @@ def _runsc_error(box_dir: str) -> str:
             continue
         if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
             return str(entry.get("msg", line))
+    return ""
+
+
+def _sentry_panic(box_dir: str) -> str:
+    """The Go runtime's first fatal line in the panic log (which also carries rate-limited
+    notices, e.g. a raw socket refused), or "" when the Sentry did not crash."""
+    for line in _read_text(os.path.join(box_dir, "panic.log")).splitlines():
+        if line.startswith(_FATAL):
+            return line.strip()
     return ""
 
 
