@@ -1,0 +1,251 @@
+"""MicrovmBackend: a BoxSpec run in a fresh QEMU microvm, warm from the pool when it can be."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+from sandbox import cgroups, rlimits, seccomp
+from sandbox.backends.microvm import accel, protocol
+from sandbox.backends.microvm.disks import FSTYPE, image_disks
+from sandbox.backends.microvm.kernel import tsc_khz
+from sandbox.backends.microvm.pool import PoolKey, VmPool, pool_size
+from sandbox.backends.microvm.prepare import Artifacts, prepare
+from sandbox.backends.microvm.qemu_plan import VmPlan, vm_memory_mib
+from sandbox.backends.microvm.vm import Owner, Vm
+from sandbox.config import HostConfig
+from sandbox.errors import SandboxError
+from sandbox.result import BoxResult, Observed, classify, failed
+from sandbox.slots import SlotPool
+from sandbox.spec import BoxSpec, box_path
+from sandbox.stdio import Stdio
+from sandbox.templates import Images
+
+BOOT_TIMEOUT_S = 60.0
+# The host's wall kill comes this long after the guest's own, which should always win.
+HOST_MARGIN_S = 1.0
+TICK_MS = 10  # how often the agent checks the box's CPU time
+QEMU_OVERHEAD_MIB = 256  # QEMU itself beside guest RAM: translation cache, devices, heap
+VM_SLOTS = 16
+# The program's first translation is most of a short job under TCG; a pool VM runs this
+# (as the box user, in a throwaway root) before it waits, so a job finds it translated.
+WARMUPS = {
+    "python3": ("python3", "-c", "pass"),
+    "nodejs": ("node", "-e", "0"),
+    "ruby": ("ruby", "-e", "0"),
+    "perl": ("perl", "-e", "0"),
+    "php": ("php", "-r", "0;"),
+    "lua": ("lua", "-e", "x=0"),
+}
+DEFAULT_WARMUP = ("/bin/sh", "-c", ":")
+
+
+@dataclass
+class _Booted:
+    vm: Vm
+    owner: Owner
+    disk_fds: tuple[int, ...]
+    key: PoolKey
+
+
+class MicrovmBackend:
+    def __init__(self, config: HostConfig, images: Images | None) -> None:
+        self.config = config
+        self.images = images
+        env = dict(os.environ)
+        self.debug = env.get("STOCKADE_MICROVM_DEBUG", "") == "1"
+        self.artifacts: Artifacts = prepare(config.state_dir)
+        self.cgroups = cgroups.probe()
+        # QEMU's uids: a range of their own past the box slots' (first_uid .. +slots).
+        self.slots = SlotPool(
+            os.path.join(config.run_dir, "microvm-slots"),
+            config.first_uid + 2 * config.slots,
+            VM_SLOTS,
+        )
+        self._seq = 10**9  # past any container box's number in this process (cgroup names)
+        self._seq_lock = threading.Lock()
+        self.tsc_khz = tsc_khz()
+        self.accel = accel.choose(
+            env.get("STOCKADE_MICROVM_ACCEL", ""),
+            os.path.join(self.artifacts.root, "accel.json"),
+            self.artifacts.kernel_version,
+            self._boots_on_kvm,
+        )
+        self.pool: VmPool[_Booted] = VmPool(self._start_warm, self._discard, pool_size(env))
+
+    @property
+    def runtime(self) -> str:
+        return f"microvm/{self.accel}"
+
+    def _boots_on_kvm(self, timeout_s: float) -> bool:
+        try:
+            booted = self._boot(PoolKey("", 256), "kvm", timeout_s)
+        except SandboxError:
+            return False
+        self._discard(booted)
+        return True
+
+    def _boot(self, key: PoolKey, accel_name: str, timeout_s: float = BOOT_TIMEOUT_S) -> _Booted:
+        layers = self.images.image_layers(key.image) if key.image and self.images else []
+        disks = image_disks(self.artifacts.disk_dir, layers)
+        fds = tuple(os.open(d, os.O_RDONLY | os.O_CLOEXEC) for d in disks)
+        slot = self.slots.acquire()
+        cg: cgroups.BoxCgroup | None = None
+        vm: Vm | None = None
+        try:
+            with self._seq_lock:
+                self._seq += 1
+                name = f"{os.getpid()}-{self._seq}"
+            limit = (key.memory_mib + QEMU_OVERHEAD_MIB) << 20
+            cg = self.cgroups.create(name, cgroups.CgroupLimits(limit, 64))
+            plan = VmPlan(
+                vmlinux=self.artifacts.vmlinux,
+                initramfs=self.artifacts.initramfs,
+                disk_fds=fds,
+                memory_mib=key.memory_mib,
+                accel=accel_name,
+                tsc_khz=self.tsc_khz,
+                fstype=FSTYPE,
+                debug=self.debug,
+            )
+            owner = Owner(slot, cg)
+            vm = Vm(plan, owner, fds, key.image)
+            vm.wait_ready(time.monotonic() + timeout_s)
+            return _Booted(vm, owner, fds, key)
+        except BaseException:
+            if vm is not None:
+                vm.kill()
+            if cg is not None:
+                cg.destroy()
+            self.slots.release(slot)
+            for fd in fds:
+                os.close(fd)
+            raise
+
+    def _start_warm(self, key: PoolKey) -> _Booted:
+        booted = self._boot(key, self.accel)
+        try:
+            argv = WARMUPS.get(key.image, DEFAULT_WARMUP)
+            warm = BoxSpec(argv=argv, rootfs=key.image)
+            booted.vm.send(protocol.WARM, self._job(warm).encode())
+            booted.vm.outcome(time.monotonic() + BOOT_TIMEOUT_S)
+            booted.vm.wait_ready(time.monotonic() + BOOT_TIMEOUT_S)
+        except BaseException:
+            self._discard(booted)
+            raise
+        return booted
+
+    def _discard(self, booted: _Booted) -> None:
+        booted.vm.kill()
+        booted.owner.cgroup.destroy()
+        self.slots.release(booted.owner.slot)
+        for fd in booted.disk_fds:
+            os.close(fd)
+
+    def _job(self, spec: BoxSpec) -> protocol.Job:
+        lim = spec.limits
+        env = {"PATH": self.config.box_path, "HOME": "/box", "LANG": "C.UTF-8", **dict(spec.env)}
+        return protocol.Job(
+            argv=spec.argv,
+            env=tuple(env.items()),
+            files=tuple((box_path(f.path), f.content, f.mode) for f in spec.files),
+            stdin=spec.stdin,
+            limits={
+                "cpu_ms": int(lim.cpu_time_s * 1000),
+                "wall_ms": int(lim.wall_time_s * 1000),
+                "memory": lim.memory_bytes,
+                "pids": lim.pids,
+                "output": lim.output_bytes,
+                "scratch": lim.scratch_bytes,
+                "inodes": lim.scratch_inodes,
+                "uid": self.config.first_uid,
+                "collect_max": spec.collect_max_bytes,
+                "tick_ms": TICK_MS,
+            },
+            rlimits=tuple(rlimits.plan(lim)),
+            seccomp_bpf=seccomp.filter_for(spec.profile, self.config.profiles_dir).bpf,
+            collect=tuple(box_path(p) + ("/" if p.endswith("/") else "") for p in spec.collect),
+            entropy=os.urandom(64),
+            now_ns=time.time_ns(),
+        )
+
+    def refusal(self, spec: BoxSpec, stdio: Stdio) -> str:
+        """Why this tier cannot run `spec` at all, or '' when it can."""
+        if spec.rootfs == "host":
+            return (
+                "rootfs: the microvm tier runs images only (the host's /usr is not served "
+                "to a VM); name an image, e.g. --rootfs python3"
+            )
+        if spec.network:
+            return "network: the microvm tier has no network device; run without --net"
+        if stdio.stdin_fd >= 0 or stdio.stdout_fd >= 0:
+            return "stdio: the microvm tier does not connect caller pipes (interactive judging)"
+        return ""
+
+    def run(self, spec: BoxSpec, stdio: Stdio) -> BoxResult:
+        started = time.monotonic()
+        refusal = self.refusal(spec, stdio)
+        if refusal:
+            self._close_owned(stdio)
+            return failed(refusal, 0.0, self.runtime)
+        key = PoolKey(spec.rootfs, vm_memory_mib(spec.limits.memory_bytes))
+        booted = self.pool.take(key)
+        try:
+            if booted is None:
+                booted = self._boot(key, self.accel)
+            job = self._job(spec)
+            job_started = time.monotonic()
+            booted.vm.send(protocol.JOB, job.encode())
+            out = booted.vm.outcome(job_started + spec.limits.wall_time_s + HOST_MARGIN_S)
+        except SandboxError as e:
+            return failed(e.describe(), time.monotonic() - started, self.runtime)
+        finally:
+            if booted is not None:
+                self._discard(booted)
+        return self._result(spec, out, time.monotonic() - job_started)
+
+    def _result(self, spec: BoxSpec, out: protocol.Outcome, host_wall_s: float) -> BoxResult:
+        if out.failure:
+            return failed(f"guest agent: {out.failure}", host_wall_s, self.runtime)
+        host_killed = not out.done
+        obs = Observed(
+            wait_status=out.wait_status,
+            cpu_time_s=out.cpu_time_s,
+            wall_time_s=out.wall_time_s if out.done else host_wall_s,
+            oom_killed=out.oom_killed,
+            output_exceeded=out.output_exceeded,
+            wall_exceeded=out.wall_exceeded or host_killed,
+            cpu_limit_s=spec.limits.cpu_time_s,
+            wall_limit_s=spec.limits.wall_time_s,
+            exec_error=out.exec_error,
+        )
+        status, code, sig, message = classify(obs)
+        if host_killed:
+            message += " (the host stopped the VM)"
+        return BoxResult(
+            status=status,
+            exit_code=code,
+            signal=sig,
+            time=obs.cpu_time_s,
+            wall_time=obs.wall_time_s,
+            memory=out.memory_peak,
+            stdout=bytes(out.stdout),
+            stderr=bytes(out.stderr),
+            message=message,
+            files=out.files,
+            files_refused=out.refused,
+            runtime=self.runtime,
+        )
+
+    @staticmethod
+    def _close_owned(stdio: Stdio) -> None:
+        if stdio.owned:
+            for fd in {stdio.stdin_fd, stdio.stdout_fd} - {-1}:
+                os.close(fd)
+
+    def close(self) -> None:
+        self.pool.close()
+        self.slots.close()
+        self.cgroups.close()

@@ -1,0 +1,131 @@
+"""The warm pool: booted, warmed-up VMs kept ready per (image, guest memory), so a job waits
+for neither the boot nor the first translation of its interpreter. Each VM serves one job."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class PoolKey:
+    image: str
+    memory_mib: int
+
+
+def pool_size(environ: dict[str, str] | None, default: int = 1) -> int:
+    """STOCKADE_MICROVM_POOL: ready VMs per key (0 turns the pool off). A booting VM takes
+    a whole core under TCG, so the default is one."""
+    raw = (environ or {}).get("STOCKADE_MICROVM_POOL", "")
+    if not raw.strip():
+        return default
+    value = int(raw)
+    if value < 0:
+        raise ValueError(f"STOCKADE_MICROVM_POOL: must be 0 or more, got {value}")
+    return value
+
+
+def next_to_start(
+    ready: dict[PoolKey, int], starting: dict[PoolKey, int], per_key: int, max_starting: int
+) -> PoolKey | None:
+    """Which key to boot a VM for next: the one furthest below its target, and none while
+    `max_starting` boots are under way (boots compete with jobs for the host's cores)."""
+    if sum(starting.values()) >= max_starting:
+        return None
+    short = [
+        (ready.get(k, 0) + starting.get(k, 0), k.image, k.memory_mib, k)
+        for k in ready.keys() | starting.keys()
+        if ready.get(k, 0) + starting.get(k, 0) < per_key
+    ]
+    return min(short)[3] if short else None
+
+
+class VmPool(Generic[V]):
+    """Keeps `per_key` ready VMs for each key that was ever asked for. `start` boots and
+    warms one (blocking, in the pool's thread); `discard` ends one that is not taken."""
+
+    def __init__(
+        self,
+        start: Callable[[PoolKey], V],
+        discard: Callable[[V], None],
+        per_key: int,
+        max_starting: int = 1,
+    ) -> None:
+        self._start = start
+        self._discard = discard
+        self._per_key = per_key
+        self._max_starting = max_starting
+        self._ready: dict[PoolKey, list[V]] = {}
+        self._starting: dict[PoolKey, int] = {}
+        self._cond = threading.Condition()
+        self._closed = False
+        self._failures = 0
+        self._thread = threading.Thread(target=self._run, name="microvm-pool", daemon=True)
+        if per_key > 0:
+            self._thread.start()
+
+    def take(self, key: PoolKey) -> V | None:
+        """A ready VM for `key`, or None (the caller boots one itself); either way the key
+        is now one the pool keeps warm."""
+        with self._cond:
+            vms = self._ready.setdefault(key, [])
+            vm = vms.pop(0) if vms else None
+            self._cond.notify_all()
+            return vm
+
+    def wait_ready(self, key: PoolKey, timeout_s: float) -> bool:
+        """Until a VM for `key` is ready (tests and benchmarks measure the warm path)."""
+        with self._cond:
+            self._ready.setdefault(key, [])
+            self._cond.notify_all()
+            return self._cond.wait_for(lambda: bool(self._ready[key]), timeout_s)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                counts = {k: len(v) for k, v in self._ready.items()}
+                key = None
+                while not self._closed:
+                    key = next_to_start(counts, self._starting, self._per_key, self._max_starting)
+                    if key is not None:
+                        break
+                    self._cond.wait()
+                    counts = {k: len(v) for k, v in self._ready.items()}
+                if self._closed or key is None:
+                    return
+                self._starting[key] = self._starting.get(key, 0) + 1
+            vm: V | None = None
+            try:
+                vm = self._start(key)
+                self._failures = 0
+            except Exception as e:  # a failed boot is retried, slower each time
+                self._failures += 1
+                log.warning("microvm pool: starting a VM for %s failed: %s", key, e)
+            with self._cond:
+                self._starting[key] -= 1
+                if vm is not None and not self._closed:
+                    self._ready.setdefault(key, []).append(vm)
+                    vm = None
+                self._cond.notify_all()
+                if self._failures:
+                    self._cond.wait(min(30.0, 0.5 * 2**self._failures))
+            if vm is not None:
+                self._discard(vm)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join()
+        with self._cond:
+            vms = [vm for vs in self._ready.values() for vm in vs]
+            self._ready.clear()
+        for vm in vms:
+            self._discard(vm)

@@ -1,0 +1,182 @@
+"""The host <-> guest agent protocol: framing, the JOB record encoding, the RESULT layout.
+
+One byte stream carries it (here QEMU's serial port; the guest opens /dev/ttyS0 unless the
+kernel command line says stockade.chan=hvc0 or another). Nothing in it is QEMU's: another
+VMM (Firecracker, cloud-hypervisor) reuses the same kernel, initramfs and agent by booting
+them with the same command line, attaching each layer as a virtio disk with serial "L<n>",
+and connecting its serial console (or a vsock stream, given stockade.chan=) to a FrameReader.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+MAGIC = b"\xfeSTK"
+MAX_FRAME = 64 << 20
+_HEAD = struct.Struct("<BI")
+
+# Frame types (agent.c's enum).
+HELLO = ord("H")
+JOB = ord("J")
+STDOUT = ord("O")
+STDERR = ord("E")
+FILE = ord("F")
+REFUSED = ord("X")
+RESULT = ord("R")
+FAIL = ord("S")
+WARM = ord("W")  # a JOB of the host's own, whose frames are dropped; HELLO follows it
+
+# The L record: u64 each, in this order (agent_job.h's struct job).
+LIMIT_FIELDS = (
+    "cpu_ms",
+    "wall_ms",
+    "memory",
+    "pids",
+    "output",
+    "scratch",
+    "inodes",
+    "uid",
+    "collect_max",
+    "tick_ms",
+)
+_RESULT = struct.Struct("<iIIIQQQ")
+
+
+def frame(kind: int, payload: bytes) -> bytes:
+    """MAGIC, type, length, payload, crc32 of type|length|payload (all little-endian)."""
+    head = _HEAD.pack(kind, len(payload))
+    crc = zlib.crc32(payload, zlib.crc32(head))
+    return MAGIC + head + payload + struct.pack("<I", crc)
+
+
+class FrameReader:
+    """Incremental decoder: feed bytes as they arrive, take whole frames. Bytes outside a
+    frame (a kernel message on a shared console) and frames with a bad checksum are skipped."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self.skipped = 0
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        self._buf += data
+        out: list[tuple[int, bytes]] = []
+        while True:
+            at = self._buf.find(MAGIC)
+            if at < 0:
+                keep = len(MAGIC) - 1  # a magic split across two reads
+                self.skipped += max(len(self._buf) - keep, 0)
+                del self._buf[: max(len(self._buf) - keep, 0)]
+                return out
+            self.skipped += at
+            del self._buf[:at]
+            if len(self._buf) < 9:
+                return out
+            kind, length = _HEAD.unpack_from(self._buf, 4)
+            if length > MAX_FRAME:
+                del self._buf[:1]
+                continue
+            end = 9 + length + 4
+            if len(self._buf) < end:
+                return out
+            payload = bytes(self._buf[9 : 9 + length])
+            (crc,) = struct.unpack_from("<I", self._buf, 9 + length)
+            if zlib.crc32(payload, zlib.crc32(bytes(self._buf[4:9]))) != crc:
+                del self._buf[:1]
+                continue
+            del self._buf[:end]
+            out.append((kind, payload))
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything the agent needs for one box; encode() gives the JOB payload."""
+
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    files: tuple[tuple[str, bytes, int], ...]  # normalised box path, content, mode
+    stdin: bytes
+    limits: dict[str, int]  # LIMIT_FIELDS
+    rlimits: tuple[tuple[int, int, int], ...]
+    seccomp_bpf: bytes
+    collect: tuple[str, ...]
+    entropy: bytes
+    now_ns: int
+
+    def encode(self) -> bytes:
+        parts: list[bytes] = []
+        for a in self.argv:
+            parts.append(_record("A", a.encode()))
+        for k, v in self.env:
+            parts.append(_record("E", f"{k}={v}".encode()))
+        for path, content, mode in self.files:
+            parts.append(_record("F", struct.pack("<I", mode) + path.encode() + b"\0" + content))
+        parts.append(_record("I", self.stdin))
+        values = [self.limits[name] for name in LIMIT_FIELDS]
+        parts.append(_record("L", struct.pack(f"<{len(values)}Q", *values)))
+        for res, soft, hard in self.rlimits:
+            parts.append(_record("r", struct.pack("<3Q", res, _u64(soft), _u64(hard))))
+        parts.append(_record("S", self.seccomp_bpf))
+        for path in self.collect:
+            parts.append(_record("C", path.encode()))
+        parts.append(_record("R", self.entropy))
+        parts.append(_record("T", struct.pack("<Q", self.now_ns)))
+        return b"".join(parts)
+
+
+def _record(key: str, value: bytes) -> bytes:
+    return key.encode() + struct.pack("<I", len(value)) + value
+
+
+def _u64(value: int) -> int:
+    # RLIM_INFINITY is -1 in Python's resource module and ~0 for the kernel.
+    return value & ((1 << 64) - 1)
+
+
+@dataclass
+class Outcome:
+    """What the agent reported for one job, gathered from its frames."""
+
+    stdout: bytearray = field(default_factory=bytearray)
+    stderr: bytearray = field(default_factory=bytearray)
+    files: dict[str, bytes] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+    wait_status: int | None = None
+    oom_killed: bool = False
+    output_exceeded: bool = False
+    wall_exceeded: bool = False
+    cpu_time_s: float = 0.0
+    wall_time_s: float = 0.0
+    memory_peak: int = 0
+    exec_error: str = ""
+    failure: str = ""  # the agent's own failure (a FAIL frame): an XX
+    done: bool = False
+
+    def take(self, kind: int, payload: bytes) -> None:
+        """Fold one frame in; RESULT and FAIL end the job."""
+        if kind == STDOUT:
+            self.stdout += payload
+        elif kind == STDERR:
+            self.stderr += payload
+        elif kind in (FILE, REFUSED):
+            path, _, rest = payload.partition(b"\0")
+            name = path.decode("utf-8", "replace")
+            if kind == FILE:
+                self.files[name] = rest
+            else:
+                self.refused[name] = f"{name}: {rest.decode('utf-8', 'replace')}"
+        elif kind == RESULT:
+            status, oom, ole, wall_x, cpu_us, wall_us, peak = _RESULT.unpack_from(payload)
+            self.wait_status = None if status < 0 else status
+            self.oom_killed = bool(oom)
+            self.output_exceeded = bool(ole)
+            self.wall_exceeded = bool(wall_x)
+            self.cpu_time_s = cpu_us / 1e6
+            self.wall_time_s = wall_us / 1e6
+            self.memory_peak = peak
+            self.exec_error = payload[_RESULT.size :].decode("utf-8", "replace")
+            self.done = True
+        elif kind == FAIL:
+            self.failure = payload.decode("utf-8", "replace")
+            self.done = True

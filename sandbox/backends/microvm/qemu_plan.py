@@ -1,0 +1,101 @@
+"""QEMU's command line and the guest kernel's, as pure functions of a VmPlan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+QEMU = "qemu-system-x86_64"
+# QEMU's own seccomp filter (-sandbox): no obsolete syscalls, no setuid, no fork/exec, no
+# scheduler or affinity changes. QEMU needs none of them to run a VM it was fully given.
+SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+# The translation cache under TCG: QEMU 7.2 reserves 1 GiB by default; 64 MiB holds a
+# kernel and a Python interpreter's hot code with room to spare and bounds resident memory.
+TB_SIZE_MIB = 256
+
+
+@dataclass(frozen=True)
+class VmPlan:
+    vmlinux: str
+    initramfs: str
+    disk_fds: tuple[int, ...]  # read-only fds on the layer disks, top-most layer first
+    memory_mib: int
+    vcpus: int = 1
+    accel: str = "tcg"  # "tcg" or "kvm"
+    tsc_khz: int | None = None
+    fstype: str = "erofs"
+    debug: bool = False  # the kernel's console on the serial port too (framing skips it)
+    incoming_fd: int = -1  # restore a snapshot read from this fd instead of booting
+    qmp_fd: int = -1  # a connected socket for QMP (snapshots), or none
+
+
+def kernel_cmdline(plan: VmPlan) -> str:
+    args = [
+        # No console: the serial port is the agent's channel alone (unless debugging).
+        "console=ttyS0" if plan.debug else "console=",
+        "quiet",
+        "loglevel=0" if not plan.debug else "loglevel=7",
+        # microvm has no PIT to calibrate the TSC against (MACHINE.md: it can hang there).
+        *([f"tsc_early_khz={plan.tsc_khz}"] if plan.tsc_khz else []),
+        "tsc=reliable",
+        "no_timer_check",
+        "pci=off",
+        "i8042.noaux",
+        "i8042.nokbd",
+        "8250.nr_uarts=1",
+        "cryptomgr.notests",
+        # The guest runs one untrusted job and holds nothing another could want; the VM
+        # boundary protects the host. Mitigations (page-table isolation above all) cost
+        # every guest syscall a TLB flush, dear under emulation.
+        "mitigations=off",
+        "panic=-1",
+        "reboot=t",
+        "rdinit=/init",
+        f"stockade.layers={len(plan.disk_fds)}",
+        f"stockade.fs={plan.fstype}",
+    ]
+    return " ".join(args)
+
+
+def qemu_argv(plan: VmPlan) -> list[str]:
+    """The command line. The channel is QEMU's stdin/stdout (one socket), every disk an
+    inherited fd (-add-fd), so QEMU opens nothing of the host's by name but the kernel and
+    initramfs it reads at start-up."""
+    accel = "kvm" if plan.accel == "kvm" else f"tcg,tb-size={TB_SIZE_MIB}"
+    argv = [
+        QEMU,
+        *("-M", "microvm,x-option-roms=off"),
+        *("-accel", accel),
+        *("-cpu", "host" if plan.accel == "kvm" else "qemu64"),
+        *("-m", str(plan.memory_mib)),
+        *("-smp", str(plan.vcpus)),
+        "-nodefaults",
+        "-no-user-config",
+        *("-display", "none"),
+        "-no-reboot",
+        *("-sandbox", SANDBOX),
+        *("-kernel", plan.vmlinux),
+        *("-initrd", plan.initramfs),
+        *("-append", kernel_cmdline(plan)),
+        *("-chardev", "stdio,id=chan,signal=off"),
+        *("-serial", "chardev:chan"),
+    ]
+    for i, fd in enumerate(plan.disk_fds):
+        argv += ["-add-fd", f"fd={fd},set={i + 1},opaque=L{i}"]
+        argv += [
+            "-drive",
+            f"if=none,id=L{i},file=/dev/fdset/{i + 1},format=raw,readonly=on",
+            "-device",
+            f"virtio-blk-device,drive=L{i},serial=L{i}",
+        ]
+    if plan.qmp_fd >= 0:
+        argv += ["-chardev", f"socket,id=qmp,fd={plan.qmp_fd}", "-mon", "chardev=qmp,mode=control"]
+    if plan.incoming_fd >= 0:
+        argv += ["-incoming", f"fd:{plan.incoming_fd}"]
+    return argv
+
+
+def vm_memory_mib(box_memory_bytes: int, floor_mib: int = 512) -> int:
+    """Guest RAM for a box: its memory limit plus room for the guest kernel, the agent and
+    the scratch tmpfs's page cache, rounded up to 256 MiB so boxes share pool sizes."""
+    need = box_memory_bytes // (1 << 20) + 192
+    return max(floor_mib, -(-need // 256) * 256)

@@ -1,0 +1,148 @@
+"""One QEMU process: started unprivileged in its own host cgroup, spoken to over its serial
+channel, killed and waited for. The thin layer that makes the calls; plans are elsewhere."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sandbox import syscalls
+from sandbox.backends.microvm import protocol
+from sandbox.backends.microvm.qemu_plan import VmPlan, qemu_argv
+from sandbox.cgroups import BoxCgroup, join_in_child
+from sandbox.errors import SandboxError
+from sandbox.slots import Slot
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who QEMU runs as, and the host cgroup that caps it."""
+
+    slot: Slot
+    cgroup: BoxCgroup
+
+
+class VmError(SandboxError):
+    """The VM or its agent failed; describe() names the step and what QEMU said."""
+
+
+def _preexec(cg_fds: list[int], uid: int, gid: int) -> Callable[[], None]:
+    def run() -> None:
+        # cgroup first, while still root and before QEMU allocates anything; then the
+        # credentials; the death signal last, because a credential change clears it
+        # (prctl(2) PR_SET_PDEATHSIG): QEMU must never outlive the launcher.
+        join_in_child(cg_fds)
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+        syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    return run
+
+
+class Vm:
+    """A started VM. Every method that waits takes an absolute monotonic deadline."""
+
+    def __init__(self, plan: VmPlan, owner: Owner, pass_fds: tuple[int, ...], label: str) -> None:
+        self.owner = owner
+        self.label = label
+        self.started = time.monotonic()
+        self.booted_s = 0.0
+        self._reader = protocol.FrameReader()
+        self._pending: list[tuple[int, bytes]] = []
+        host, guest = socket.socketpair()
+        err_r, err_w = os.pipe()
+        self._sock = host
+        self._err = err_r
+        try:
+            self._proc = subprocess.Popen(
+                qemu_argv(plan),
+                stdin=guest.fileno(),
+                stdout=guest.fileno(),
+                stderr=err_w,
+                pass_fds=pass_fds,
+                preexec_fn=_preexec(owner.cgroup.join_fds(), owner.slot.uid, owner.slot.gid),
+                env={"PATH": "/usr/bin:/bin"},
+            )
+        except (OSError, subprocess.SubprocessError) as e:
+            host.close()
+            os.close(err_r)
+            raise VmError("vm", "spawn qemu-system-x86_64", getattr(e, "errno", 0) or 0) from e
+        finally:
+            guest.close()
+            os.close(err_w)
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def _next(self, deadline: float, step: str) -> tuple[int, bytes]:
+        while not self._pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise VmError(step, "read(serial)", 0, "timed out waiting for the guest agent")
+            ready, _, _ = select.select([self._sock], [], [], left)
+            if not ready:
+                continue
+            data = self._sock.recv(1 << 16)
+            if not data:
+                raise VmError(step, "read(serial)", 0, f"QEMU ended: {self._exit_text()}")
+            self._pending += self._reader.feed(data)
+        return self._pending.pop(0)
+
+    def wait_ready(self, deadline: float) -> None:
+        """Until the agent says HELLO (booted, or done warming up)."""
+        while True:
+            kind, payload = self._next(deadline, "boot")
+            if kind == protocol.HELLO:
+                self.booted_s = time.monotonic() - self.started
+                return
+            if kind == protocol.FAIL:
+                raise VmError("guest agent", "boot", 0, payload.decode("utf-8", "replace"))
+
+    def send(self, kind: int, payload: bytes) -> None:
+        try:
+            self._sock.sendall(protocol.frame(kind, payload))
+        except OSError as e:
+            raise VmError("job", "write(serial)", e.errno or 0, "the VM is gone") from e
+
+    def outcome(self, deadline: float) -> protocol.Outcome:
+        """Frames until the agent's RESULT or FAIL. A deadline passed is the host's wall kill:
+        the outcome comes back not done, with what the program printed so far."""
+        out = protocol.Outcome()
+        while not out.done:
+            try:
+                kind, payload = self._next(deadline, "job")
+            except VmError as e:
+                if time.monotonic() >= deadline:
+                    return out
+                raise e
+            out.take(kind, payload)
+        return out
+
+    def _exit_text(self) -> str:
+        code = self._proc.poll()
+        err = b""
+        try:
+            os.set_blocking(self._err, False)
+            err = os.read(self._err, 4096)
+        except OSError:
+            pass
+        said = err.decode("utf-8", "replace").strip().splitlines()
+        tail = said[-1] if said else "nothing on stderr"
+        return f"exit status {code}: {tail}"
+
+    def kill(self) -> None:
+        """SIGKILL QEMU, reap it, close the channel; the owner's cgroup and slot stay with
+        the caller, who gives them back."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        self._sock.close()
+        os.close(self._err)
