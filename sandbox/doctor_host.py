@@ -154,39 +154,57 @@ def kvm(opts: Options) -> list[Finding]:
         api_version=api if isinstance(api, int) else None,
         modules=modules,
         tiny_guest=tiny,
-        kernel_boot=_boot_kernel(opts.kernel) if tiny.ok else None,
+        kernel_boot=_kernel_boot(opts) if tiny.ok else None,
     )
     return [check_kvm(readings)]
 
 
-def guest_kernel(explicit: str | None) -> str | None:
-    candidates = (
-        [explicit] if explicit else [f"/boot/vmlinuz-{platform.release()}", "/boot/vmlinuz"]
-    )
-    return next((k for k in candidates if k and os.path.isfile(k)), None)
+def _kernel_boot(opts: Options) -> ProbeOutcome | None:
+    kernel = guest_kernel(opts.kernel, opts.config.state_dir)
+    return boot_kernel(kernel) if kernel else None
 
 
-def _boot_kernel(explicit: str | None) -> ProbeOutcome | None:
-    """Boot a real kernel under KVM with no root file system: it prints its banner, panics
-    and QEMU exits, well within the timeout on a working KVM."""
-    kernel, qemu = guest_kernel(explicit), shutil.which("qemu-system-x86_64")
-    if kernel is None or qemu is None:
-        return None
-    argv = [
-        qemu, "-accel", "kvm", "-M", "microvm", "-cpu", "host", "-m", "128", "-smp", "1",
+def guest_kernel(explicit: str | None, state_dir: str) -> str | None:
+    """The kernel to boot: the one asked for, else the microvm tier's own prepared vmlinux
+    (what that tier would boot), else the host's /boot image."""
+    if explicit:
+        return explicit if os.path.isfile(explicit) else None
+    prepared = sorted(glob.glob(f"{state_dir}/microvm/kernel/linux-image-*/vmlinux"))
+    candidates = [*prepared[-1:], f"/boot/vmlinuz-{platform.release()}", "/boot/vmlinuz"]
+    return next((k for k in candidates if os.path.isfile(k)), None)
+
+
+def kernel_boot_argv(qemu: str, kernel: str, accel: str = "kvm") -> list[str]:
+    """A microvm with no disk and no initramfs: the kernel prints its banner, panics for want
+    of a root file system, and (panic=-1 with -no-reboot) QEMU exits."""
+    cpu = ["-cpu", "host"] if accel == "kvm" else []
+    return [
+        qemu, "-accel", accel, "-M", "microvm", *cpu, "-m", "128", "-smp", "1",
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-serial", "stdio",
         "-kernel", kernel,
         "-append", "console=ttyS0 earlyprintk=ttyS0 panic=-1 reboot=t pci=off",
     ]  # fmt: skip
+
+
+def boot_kernel(kernel: str, accel: str = "kvm") -> ProbeOutcome | None:
+    """Boot `kernel` for at most KERNEL_BOOT_TIMEOUT_S; None when QEMU is not installed."""
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu is None:
+        return None
     started = time.monotonic()
     try:
         proc = subprocess.run(
-            argv, capture_output=True, timeout=KERNEL_BOOT_TIMEOUT_S, stdin=subprocess.DEVNULL
+            kernel_boot_argv(qemu, kernel, accel),
+            capture_output=True,
+            timeout=KERNEL_BOOT_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
         out, finished = proc.stdout, True
     except subprocess.TimeoutExpired as e:  # run() killed QEMU; e.stdout is what it said
         out, finished = e.stdout or b"", False
-    return kernel_boot_outcome(out, time.monotonic() - started, finished)
+    outcome = kernel_boot_outcome(out, time.monotonic() - started, finished)
+    return ProbeOutcome(outcome.ok, f"{kernel}: {outcome.detail}")
 
 
 def tools(_: Options) -> list[Finding]:

@@ -73,9 +73,8 @@ def kernel_boot_outcome(output: bytes, seconds: float, finished: bool) -> ProbeO
     kernel that gets to start_kernel prints its banner, then panics and QEMU exits."""
     if KERNEL_MARKER in output:
         return ProbeOutcome(True, f"its banner printed within {seconds:.1f} s")
-    last = output.decode(errors="replace").strip().splitlines()[-1:] or ["nothing"]
+    lines = output.decode(errors="replace").strip().splitlines()
+    said = f"last said: {lines[-1][:120]}" if lines else "no output at all"
     if finished:
-        return ProbeOutcome(
-            False, f"QEMU exited without the kernel's banner (last: {last[0][:120]})"
-        )
-    return ProbeOutcome(False, f"no kernel banner in {seconds:.1f} s (hung after: {last[0][:120]})")
+        return ProbeOutcome(False, f"QEMU exited without the kernel's banner ({said})")
+    return ProbeOutcome(False, f"no kernel banner in {seconds:.1f} s ({said})")

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.config import HostConfig
+from sandbox.doctor_host import boot_kernel, guest_kernel
+
 pytestmark = pytest.mark.privileged
 
 STOCKADE = Path(sys.executable).parent / "stockade"
@@ -48,6 +51,22 @@ def test_kvm_is_not_usable_here(run: tuple[int, dict[str, dict[str, str]], float
     _, by, _ = run
     kvm = by["KVM"]
     assert kvm["level"] == "WARN" and "PVM" in kvm["detail"] and kvm["fix"], kvm
+    if microvm_kernel():  # the tier's own kernel was booted on KVM, and hung
+        assert "a Linux kernel does not boot" in kvm["detail"], kvm
+
+
+def microvm_kernel() -> str | None:
+    return guest_kernel(None, HostConfig.from_env().state_dir)
+
+
+def test_the_boot_probe_sees_a_kernel_that_boots() -> None:
+    """The same probe under QEMU's emulation (TCG), where the kernel does boot: the banner
+    is seen, so the KVM verdict above is the hypervisor's, not a blind probe's."""
+    kernel = microvm_kernel()
+    if kernel is None:
+        pytest.skip("no guest kernel here: the microvm tier's is not prepared and /boot has none")
+    outcome = boot_kernel(kernel, accel="tcg")
+    assert outcome is not None and outcome.ok, outcome
 
 
 def test_no_swap_and_timing(run: tuple[int, dict[str, dict[str, str]], float]) -> None:
