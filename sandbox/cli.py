@@ -105,6 +105,7 @@ _SUBCOMMANDS = (
     ("sandbox.cli_layers", "add_layers_parser", "run_layers"),
     ("sandbox.cli_languages", "add_languages_parser", "run_languages"),
     ("sandbox.cli_judge", "add_judge_parser", "run_judge"),
+    ("sandbox.cli_microvm", "add_microvm_parser", "run_microvm"),
     ("sandbox.cli_doctor", "add_doctor_parser", "run_doctor"),
     ("service.commands", "add_service_parsers", "run_service"),
 )

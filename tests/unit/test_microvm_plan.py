@@ -1,0 +1,226 @@
+"""The microVM tier's pure parts: QEMU's and the kernel's command lines, the agent protocol's
+framing and records, the pool policy, the kernel and initramfs helpers."""
+
+from __future__ import annotations
+
+import lzma
+import struct
+import zlib
+
+import pytest
+
+from sandbox.backends.microvm import protocol
+from sandbox.backends.microvm.initramfs import Entry, cpio_newc
+from sandbox.backends.microvm.kernel import (
+    extract_vmlinux,
+    load_order,
+    module_depends,
+    real_package,
+)
+from sandbox.backends.microvm.pool import PoolKey, next_to_start, pool_size
+from sandbox.backends.microvm.qemu_plan import VmPlan, kernel_cmdline, qemu_argv, vm_memory_mib
+
+
+def plan(**kw: object) -> VmPlan:
+    base: dict[str, object] = dict(
+        vmlinux="/k/vmlinux",
+        initramfs="/k/i.cpio",
+        disk_fds=(7, 8),
+        memory_mib=512,
+        tsc_khz=2100000,
+    )
+    base.update(kw)
+    return VmPlan(**base)  # type: ignore[arg-type]
+
+
+def test_qemu_argv_is_sandboxed_and_has_no_network_or_defaults() -> None:
+    argv = qemu_argv(plan())
+    assert argv[0] == "qemu-system-x86_64"
+    joined = " ".join(argv)
+    assert "-nodefaults" in argv and "-no-user-config" in argv
+    sandbox = argv[argv.index("-sandbox") + 1]
+    for part in (
+        "on",
+        "obsolete=deny",
+        "elevateprivileges=deny",
+        "spawn=deny",
+        "resourcecontrol=deny",
+    ):
+        assert part in sandbox.split(",")
+    assert "-netdev" not in argv and "-nic" not in argv and "virtio-net" not in joined
+    assert argv[argv.index("-m") + 1] == "512"
+    assert argv[argv.index("-M") + 1].startswith("microvm")
+    assert "tcg" in argv[argv.index("-accel") + 1]
+
+
+def test_qemu_argv_attaches_every_layer_read_only_by_inherited_fd() -> None:
+    argv = qemu_argv(plan())
+    drives = [argv[i + 1] for i, a in enumerate(argv) if a == "-drive"]
+    assert len(drives) == 2
+    assert all("readonly=on" in d and "file=/dev/fdset/" in d for d in drives)
+    assert "fd=7,set=1,opaque=L0" in argv and "fd=8,set=2,opaque=L1" in argv
+    devices = [argv[i + 1] for i, a in enumerate(argv) if a == "-device"]
+    assert devices == [
+        "virtio-blk-device,drive=L0,serial=L0",
+        "virtio-blk-device,drive=L1,serial=L1",
+    ]
+
+
+def test_qemu_argv_kvm_and_restore() -> None:
+    argv = qemu_argv(plan(accel="kvm", incoming_fd=9))
+    assert argv[argv.index("-accel") + 1] == "kvm"
+    assert argv[argv.index("-incoming") + 1] == "fd:9"
+
+
+def test_kernel_cmdline() -> None:
+    line = kernel_cmdline(plan()).split()
+    assert "tsc_early_khz=2100000" in line
+    assert "console=" in line and "quiet" in line and "panic=-1" in line
+    assert "stockade.layers=2" in line and "stockade.fs=erofs" in line
+    assert "console=ttyS0" in kernel_cmdline(plan(debug=True)).split()
+    assert not any(
+        a.startswith("tsc_early_khz") for a in kernel_cmdline(plan(tsc_khz=None)).split()
+    )
+
+
+def test_vm_memory_leaves_room_above_the_box_limit() -> None:
+    assert vm_memory_mib(256 << 20) == 512
+    assert vm_memory_mib(64 << 20) == 512
+    big = vm_memory_mib(1 << 30)
+    assert big >= 1024 + 192 and big % 256 == 0
+
+
+def test_frames_round_trip_through_noise_and_split_reads() -> None:
+    data = b"kernel noise\r\n" + protocol.frame(protocol.STDOUT, b"hi") + b"\xfe\xfe"
+    data += protocol.frame(protocol.RESULT, b"x" * 1000)
+    reader = protocol.FrameReader()
+    got = []
+    for i in range(0, len(data), 7):  # a serial port delivers any split
+        got += reader.feed(data[i : i + 7])
+    assert got == [(protocol.STDOUT, b"hi"), (protocol.RESULT, b"x" * 1000)]
+
+
+def test_frame_with_a_bad_checksum_is_dropped() -> None:
+    good = protocol.frame(protocol.STDERR, b"ok")
+    bad = bytearray(protocol.frame(protocol.STDOUT, b"evil"))
+    bad[-1] ^= 0xFF
+    assert protocol.FrameReader().feed(bytes(bad) + good) == [(protocol.STDERR, b"ok")]
+
+
+def test_frame_layout_matches_the_agent() -> None:
+    f = protocol.frame(ord("O"), b"abc")
+    assert f[:4] == b"\xfeSTK" and f[4] == ord("O")
+    assert struct.unpack_from("<I", f, 5)[0] == 3 and f[9:12] == b"abc"
+    assert struct.unpack_from("<I", f, 12)[0] == zlib.crc32(f[4:12])
+
+
+def _records(payload: bytes) -> list[tuple[str, bytes]]:
+    out, at = [], 0
+    while at < len(payload):
+        key, n = chr(payload[at]), struct.unpack_from("<I", payload, at + 1)[0]
+        out.append((key, payload[at + 5 : at + 5 + n]))
+        at += 5 + n
+    return out
+
+
+def test_job_records() -> None:
+    limits = {name: i + 1 for i, name in enumerate(protocol.LIMIT_FIELDS)}
+    job = protocol.Job(
+        argv=("python3", "-c", "print(1)"),
+        env=(("PATH", "/usr/bin"),),
+        files=(("/box/a.py", b"print(2)", 0o644),),
+        stdin=b"in",
+        limits=limits,
+        rlimits=((7, 256, -1),),
+        seccomp_bpf=b"\x06\x00\x00\x00\x00\x00\xff\x7f",
+        collect=("/box/out/",),
+        entropy=b"e" * 32,
+        now_ns=123,
+    )
+    recs = _records(job.encode())
+    assert [v for k, v in recs if k == "A"] == [b"python3", b"-c", b"print(1)"]
+    assert ("E", b"PATH=/usr/bin") in recs
+    assert ("F", struct.pack("<I", 0o644) + b"/box/a.py\0print(2)") in recs
+    assert ("I", b"in") in recs and ("C", b"/box/out/") in recs
+    (lim,) = [v for k, v in recs if k == "L"]
+    assert struct.unpack(f"<{len(protocol.LIMIT_FIELDS)}Q", lim) == tuple(range(1, 11))
+    (rl,) = [v for k, v in recs if k == "r"]
+    assert struct.unpack("<3Q", rl) == (7, 256, (1 << 64) - 1)  # RLIM_INFINITY as the kernel's
+    assert ("T", struct.pack("<Q", 123)) in recs
+
+
+def test_outcome_from_frames() -> None:
+    out = protocol.Outcome()
+    out.take(protocol.STDOUT, b"a")
+    out.take(protocol.STDOUT, b"b")
+    out.take(protocol.FILE, b"/box/x\0data")
+    out.take(protocol.REFUSED, b"/box/l\0a symlink (not followed)")
+    assert not out.done
+    out.take(protocol.RESULT, struct.pack("<iIIIQQQ", 0, 1, 0, 1, 1_500_000, 2_000_000, 4096) + b"")
+    assert out.done and out.stdout == b"ab" and out.files == {"/box/x": b"data"}
+    assert out.refused == {"/box/l": "/box/l: a symlink (not followed)"}
+    assert out.oom_killed and out.wall_exceeded and not out.output_exceeded
+    assert out.cpu_time_s == 1.5 and out.wall_time_s == 2.0 and out.memory_peak == 4096
+    never = protocol.Outcome()
+    never.take(protocol.RESULT, struct.pack("<iIIIQQQ", -1, 0, 0, 0, 0, 0, 0) + b"x: No such file")
+    assert never.wait_status is None and never.exec_error == "x: No such file"
+
+
+def test_pool_policy() -> None:
+    a, b = PoolKey("python3", 512), PoolKey("gcc", 512)
+    assert next_to_start({a: 0, b: 1}, {}, per_key=1, max_starting=1) == a
+    assert next_to_start({a: 1, b: 1}, {}, per_key=1, max_starting=1) is None
+    assert next_to_start({a: 0}, {a: 1}, per_key=1, max_starting=2) is None  # already booting
+    assert next_to_start({a: 0, b: 0}, {b: 1}, per_key=1, max_starting=1) is None  # bounded
+    assert next_to_start({a: 0, b: 0}, {b: 1}, per_key=1, max_starting=2) == a
+    assert next_to_start({}, {}, per_key=0, max_starting=1) is None
+
+
+def test_pool_size_from_env() -> None:
+    assert pool_size({}) == 1
+    assert pool_size({"STOCKADE_MICROVM_POOL": "3"}) == 3
+    assert pool_size({"STOCKADE_MICROVM_POOL": "0"}) == 0
+    with pytest.raises(ValueError, match="STOCKADE_MICROVM_POOL"):
+        pool_size({"STOCKADE_MICROVM_POOL": "-1"})
+
+
+def test_real_package_and_module_order() -> None:
+    assert real_package("linux-image-amd64\n  Depends: linux-image-6.1.0-56-amd64\n") == (
+        "linux-image-6.1.0-56-amd64"
+    )
+    ko = b"\x7fELF...\0license=GPL\0depends=virtio,virtio_ring\0intree=Y\0"
+    assert module_depends(ko) == ("virtio", "virtio_ring")
+    assert module_depends(b"\0depends=\0") == ()
+    deps = {"virtio_blk": ("virtio", "virtio_ring"), "virtio_ring": ("virtio",), "virtio": ()}
+    assert load_order(("virtio_blk",), deps) == ["virtio", "virtio_ring", "virtio_blk"]
+    assert load_order(("builtin_only",), deps) == []
+    with pytest.raises(ValueError, match="cycle"):
+        load_order(("a",), {"a": ("b",), "b": ("a",)})
+
+
+def test_extract_vmlinux_finds_the_xz_elf() -> None:
+    elf = b"\x7fELF" + bytes(range(256)) * 10
+    bz = (
+        b"MZ setup code"
+        + b"\xfd7zXZ\x00 not a stream"
+        + lzma.compress(elf, lzma.FORMAT_XZ)
+        + b"tail"
+    )
+    assert extract_vmlinux(bz) == elf
+    with pytest.raises(ValueError):
+        extract_vmlinux(b"no kernel here")
+
+
+def test_cpio_newc_layout() -> None:
+    data = cpio_newc(
+        [
+            Entry("init", 0o755, b"abc"),
+            Entry("dev", 0o755),
+            Entry("bin/sh", 0o777, target="busybox"),
+        ]
+    )
+    assert data.startswith(b"070701")
+    assert b"init\0" in data and b"abc" in data and b"TRAILER!!!\0" in data
+    assert len(data) % 4 == 0
+    # mode of the first entry: a regular file 0755
+    assert int(data[14:22], 16) == 0o100755
