@@ -10,7 +10,9 @@ from service.core import core
 from service.errors import ApiError
 
 # Open to everyone even when tokens are set: probes, scrapers and the docs.
-EXEMPT = ("/metrics", "/api/v1/health", "/openapi.json", "/docs", "/authenticate")
+EXEMPT = ("/metrics", "/api/v1/health", "/openapi.json", "/docs", "/authenticate", "/")
+# The playground's static files: public like the page, which asks for a token to submit.
+EXEMPT_PREFIXES = ("/playground/",)
 AUTHZ = ("DELETE",)
 WINDOW_S = 60
 
@@ -27,7 +29,7 @@ def check_request() -> None:
     """Authentication, then authorization for destructive calls, then the rate limit."""
     c = core()
     path = request.path.rstrip("/") or "/"
-    if path in EXEMPT:
+    if path in EXEMPT or request.path.startswith(EXEMPT_PREFIXES):
         return
     token = client_token()
     if c.config.auth_tokens and token not in c.config.auth_tokens:

@@ -101,6 +101,9 @@ def test_auth_rate_limit_and_caps(redis_url: str) -> None:
     h = {"X-Auth-Token": "s3cret"}
     assert [c.get("/statuses", headers=h).status_code for _ in range(4)] == [200, 200, 200, 429]
     assert c.get("/metrics").status_code == 200  # exempt
+    # The playground page and its files are public and not counted (the page asks for a token).
+    for path in ("/", "/playground/playground.js", "/playground/playground.css"):
+        assert c.get(path).status_code == 200, path
     c = make(redis_url, max_queue_depth=1, max_body_bytes=1000, max_source_bytes=100).test_client()
     assert c.post("/submissions", json=HELLO).status_code == 201
     r = c.post("/submissions", json=HELLO)
