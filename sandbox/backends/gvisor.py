@@ -12,11 +12,11 @@ cgroup's peak and includes the Sentry and the gofer (18-19 MB for a trivial prog
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import os
 import shutil
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
 
@@ -24,6 +24,7 @@ from sandbox import cgroups
 from sandbox.backends import gvisor_bundle as bundle
 from sandbox.backends import gvisor_rootfs as fs
 from sandbox.backends import gvisor_sweep as sweep
+from sandbox.backends.gvisor_logs import runsc_error, sentry_panic
 from sandbox.backends.gvisor_watch import RunscWatch
 from sandbox.cgroups.manager import PARENT
 from sandbox.config import HostConfig
@@ -38,8 +39,10 @@ RUNSC = "/usr/bin/runsc"
 DEFAULT_PLATFORM = "ptrace"
 PROBE_TIMEOUT_S = 10.0
 _RUNSC_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+# Container ids and box dirs, unique in this process across backends (itertools.count's
+# next() is atomic under the GIL).
+_SEQ = itertools.count(1)
 _EXEC_FAILED = "creating process: failed to load"
-_FATAL = ("panic:", "fatal error:", "runtime:")
 
 
 def platform_from_env(environ: dict[str, str] | None = None) -> str:
@@ -101,12 +104,11 @@ class GvisorBackend:
         self.runtime = f"gvisor/{self.platform}"
         base = os.path.join(config.run_dir, "gvisor")
         self.state_dir = os.path.join(base, "state")
-        self.own_dir = os.path.join(base, str(os.getpid()))
+        # <pid>.<n>: a probe's backend and the served one may live in one process at once.
+        self.own_dir = os.path.join(base, f"{os.getpid()}.{next(_SEQ)}")
         for d in (base, self.state_dir):
             os.makedirs(d, mode=0o700, exist_ok=True)
         sweep.sweep_stale(self.runsc, base, self.state_dir)
-        # A previous backend of this same process (a probe, say) is gone by now.
-        sweep.remove_tree(self.own_dir)
         os.makedirs(self.own_dir, mode=0o700)
         self.cgroups = cgroups.probe()
         self.roots = sweep.v1_roots()
@@ -118,8 +120,6 @@ class GvisorBackend:
         self.image_init = os.path.join(self.own_dir, "image-init")
         fs.build_skeleton(self.host_root, self.user, self.binds, links)
         fs.build_skeleton(self.image_init, self.user, [], {})
-        self._seq = 0
-        self._lock = threading.Lock()
 
     def close(self) -> None:
         self.cgroups.close()
@@ -141,9 +141,7 @@ class GvisorBackend:
             self._teardown(box)
 
     def _next_cid(self) -> str:
-        with self._lock:
-            self._seq += 1
-            return f"gvisor-{os.getpid()}-{self._seq}"
+        return f"gvisor-{os.getpid()}-{next(_SEQ)}"
 
     def _prepare(self, spec: BoxSpec, box: _Box) -> bundle.BundleInputs:
         box.cid = self._next_cid()
@@ -219,7 +217,7 @@ class GvisorBackend:
             detail = f"runsc did not start the program within {PROBE_TIMEOUT_S:g} s"
             raise SandboxError("gvisor: create", f"runsc --platform={self.platform} run", 0, detail)
         stderr = bytes(watch.err)
-        error = _runsc_error(box.box_dir)
+        error = runsc_error(box.box_dir)
         oom = cg.oom_killed()
         exec_error = ""
         if error and not watch.killed_for and not oom:
@@ -228,7 +226,7 @@ class GvisorBackend:
             exec_error = error[error.find("failed to load") :]
         if error and stderr.endswith(error.encode() + b"\n"):
             stderr = stderr[: -len(error) - 1]  # runsc's own message, not the program's
-        panic = _sentry_panic(box.box_dir)
+        panic = sentry_panic(box.box_dir)
         if panic and not watch.killed_for and not oom:
             raise SandboxError("gvisor: sentry", "runsc boot", 0, panic)
         # A program that never ran has no wait status (classify() then says 127, as the
@@ -284,36 +282,6 @@ class GvisorBackend:
             fs.unmount(target)
         if box.box_dir:
             sweep.remove_tree(box.box_dir)
-
-
-def _runsc_error(box_dir: str) -> str:
-    """runsc's own error (its log is JSON lines only when it failed; warnings are not
-    logged at the default level)."""
-    for line in reversed(_read_text(os.path.join(box_dir, "runsc.log")).splitlines()):
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
-            return str(entry.get("msg", line))
-    return ""
-
-
-def _sentry_panic(box_dir: str) -> str:
-    """The Go runtime's first fatal line in the panic log (which also carries rate-limited
-    notices, e.g. a raw socket refused), or "" when the Sentry did not crash."""
-    for line in _read_text(os.path.join(box_dir, "panic.log")).splitlines():
-        if line.startswith(_FATAL):
-            return line.strip()
-    return ""
-
-
-def _read_text(path: str) -> str:
-    try:
-        with open(path, errors="replace") as f:
-            return f.read(1 << 16)
-    except FileNotFoundError:
-        return ""
 
 
 def _sealed_memfd(data: bytes) -> int:

@@ -103,7 +103,8 @@ def sweep_stale(runsc: str, base_dir: str, state_dir: str) -> list[str]:
         delete_state(runsc, state_dir, cid)
         removed.append(f"{state_dir}/{cid}")
     for name in _listdir(base_dir):
-        if name.isdigit() and not _alive(int(name)):
+        owner = name.split(".", 1)[0]  # <backend pid>.<n>
+        if owner.isdigit() and not _alive(int(owner)):
             remove_tree(os.path.join(base_dir, name))
             removed.append(os.path.join(base_dir, name))
     roots = v1_roots()

@@ -47,14 +47,14 @@ def leftovers() -> list[str]:
             cmd = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if mine.search(cmd) or f"/gvisor/{PID}/gvisor-" in cmd:
+        if mine.search(cmd) or f"/gvisor/{PID}." in cmd:
             found.append(f"process {name}: {cmd[:120]}")
     for root in gvisor_sweep.v1_roots():
         for parent in (root, os.path.join(root, "stockade")):
             if os.path.isdir(parent):
                 found += [f"cgroup {parent}/{d}" for d in os.listdir(parent) if mine.fullmatch(d)]
     with open("/proc/self/mountinfo") as f:
-        found += [f"mount {line.split()[4]}" for line in f if f"/gvisor/{PID}/gvisor-" in line]
+        found += [f"mount {line.split()[4]}" for line in f if f"/gvisor/{PID}." in line]
     state = "/run/stockade/gvisor/state"
     if os.path.isdir(state):
         found += [f"state {n}" for n in os.listdir(state) if mine.match(n)]
@@ -199,7 +199,7 @@ def test_box_whose_sandbox_is_killed_mid_run_leaves_nothing(launcher: Launcher) 
                     cmd = Path(f"/proc/{name}/cmdline").read_bytes()
                 except OSError:
                     continue
-                if cmd.startswith(b"runsc-sandbox") and f"/gvisor/{PID}/".encode() in cmd:
+                if cmd.startswith(b"runsc-sandbox") and f"/gvisor/{PID}.".encode() in cmd:
                     os.kill(int(name), signal.SIGKILL)
                     killed.append(int(name))
                     return
@@ -226,10 +226,10 @@ def test_sweeper_removes_what_a_dead_backend_left(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
     (state / f"{name}_sandbox:{name}.state").write_text("{}")
-    (tmp_path / str(dead.pid) / name).mkdir(parents=True)
+    (tmp_path / f"{dead.pid}.1" / name).mkdir(parents=True)
     removed = gvisor_sweep.sweep_stale("/usr/bin/runsc", str(tmp_path), str(state))
     assert not [p for p in made if os.path.exists(p)], removed
-    assert not list(state.iterdir()) and not (tmp_path / str(dead.pid)).exists()
+    assert not list(state.iterdir()) and not (tmp_path / f"{dead.pid}.1").exists()
 
 
 def test_limits_match_a_container_box(launcher: Launcher) -> None:
