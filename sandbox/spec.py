@@ -162,6 +162,9 @@ def validate(spec: BoxSpec) -> list[str]:
             errors.append(f"{field_name}: {text!r} must be a plain name (letters, digits, . _ -)")
     if spec.tier not in TIERS:
         errors.append(f"tier: must be one of {', '.join(TIERS)}, got {spec.tier!r}")
+    elif spec.network and spec.tier != "container":
+        # The stronger tiers have no network device at all: none to grant, none to leak.
+        errors.append(f"network: only the container tier grants a network, not {spec.tier}")
     for c in spec.collect:
         full = box_path(c)
         if not (full.startswith("/box/") or (c.endswith("/") and full == "/box")):

@@ -71,6 +71,9 @@ class Core:
         if tier != "container" and tier not in served:
             rule = f"{tier} is not served by any live worker (served: {', '.join(served)})"
             raise ApiError.field(422, "tier", rule)
+        if tier != "container" and sub.enable_network:
+            rule = f"only the container tier has a network; this submission runs in {tier}"
+            raise ApiError.field(422, "enable_network", rule)
         return dataclasses.replace(sub, tier=tier)
 
     def batch_items(self, body: dict[str, Any]) -> list[Any]:

@@ -127,6 +127,8 @@ def _problems(**changes: object) -> list[str]:
         ({"collect": ("../tmp/x",)}, "collect", "inside /box"),
         ({"profile": "../../etc/x"}, "profile", "plain name"),
         ({"rootfs": "/"}, "rootfs", "plain name"),
+        ({"tier": "vm"}, "tier", "one of container, gvisor, microvm"),
+        ({"tier": "gvisor", "network": True}, "network", "only the container tier"),
     ],
 )
 def test_each_problem_names_the_field_and_the_rule(
