@@ -2,8 +2,8 @@
  *
  * Boot: mount /proc /sys /dev, load the modules listed in /etc/modules (finit_module(2)),
  * mount each layer disk (erofs, read-only, found by its virtio serial "L<n>"), mount cgroup2
- * and make the box cgroup, then say HELLO on the channel (/dev/ttyS0 unless the kernel
- * command line names another with stockade.chan=). Job: one JOB frame from the host (see
+ * and make the box cgroup, then say HELLO on the channel (the device the kernel command
+ * line names with stockade.chan=, e.g. vport0p1 for a virtio-serial port; else ttyS0). Job: one JOB frame from the host (see
  * protocol.py for the framing and the record keys); the program runs under a tmpfs+overlay
  * root in the box cgroup (memory.max, pids.max), with rlimits, an unprivileged uid,
  * no_new_privs and the host-compiled seccomp filter; stdout/stderr stream back as frames,
@@ -148,7 +148,15 @@ static void fail(const char *fmt, ...) {
     int n = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (n >= (int)sizeof msg) n = sizeof msg - 1;
-    if (chan >= 0) send_frame(T_FAIL, msg, (uint32_t)n);
+    if (chan >= 0) {
+        send_frame(T_FAIL, msg, (uint32_t)n);
+        for (;;) pause();
+    }
+    /* No channel yet: the kernel log (seen with STOCKADE_MICROVM_DEBUG=1), then power off,
+     * which the host sees as QEMU ending during boot. */
+    int kmsg = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+    if (kmsg >= 0) write_all(kmsg, msg, (size_t)n);
+    reboot(RB_POWER_OFF);
     for (;;) pause();
 }
 
@@ -249,19 +257,21 @@ static void boot(void) {
         if (n > 0) cmdline[n] = 0;
         close(fd);
     }
+    int null = open("/dev/null", O_RDWR);
+    for (int i = 0; i < 3; i++) if (fcntl(i, F_GETFD) < 0) dup2(null, i);
+    /* Modules first: the channel may be a virtio port, whose node appears with its driver. */
+    load_modules();
     const char *c = param("stockade.chan");
     char tty[64] = "/dev/ttyS0";
     if (c) snprintf(tty, sizeof tty, "/dev/%.*s", (int)strcspn(c, " \n"), c);
-    chan = open(tty, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (chan < 0) reboot(RB_POWER_OFF);  /* no channel: nobody to tell, the host times out */
+    for (int tries = 0; (chan = open(tty, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0 && tries < 1000; tries++)
+        usleep(5000);
+    if (chan < 0) fail("boot: open(%s): %s", tty, strerror(errno));
     struct termios t;
-    if (tcgetattr(chan, &t) == 0) {
+    if (tcgetattr(chan, &t) == 0) {  /* a serial port: raw bytes, no echo, no line editing */
         cfmakeraw(&t);
         tcsetattr(chan, TCSANOW, &t);
     }
-    int null = open("/dev/null", O_RDWR);
-    for (int i = 0; i < 3; i++) if (fcntl(i, F_GETFD) < 0) dup2(null, i);
-    load_modules();
     const char *fs = param("stockade.fs");
     char fstype[32] = "erofs";
     if (fs) snprintf(fstype, sizeof fstype, "%.*s", (int)strcspn(fs, " \n"), fs);

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from sandbox.backends.microvm.pool import PoolKey, VmPool, pool_size
 from sandbox.backends.microvm.prepare import Artifacts, prepare
 from sandbox.backends.microvm.qemu_plan import VmPlan, vm_memory_mib
 from sandbox.backends.microvm.vm import Owner, Vm
+from sandbox.cgroups.manager import PARENT
 from sandbox.config import HostConfig
 from sandbox.errors import SandboxError
 from sandbox.result import BoxResult, Observed, classify, failed
@@ -29,6 +31,10 @@ HOST_MARGIN_S = 1.0
 TICK_MS = 10  # how often the agent checks the box's CPU time
 QEMU_OVERHEAD_MIB = 256  # QEMU itself beside guest RAM: translation cache, devices, heap
 VM_SLOTS = 16
+QEMU_PIDS = 64  # QEMU's threads: vCPUs, I/O, RCU, the main loop
+# QEMU cgroups are vm<launcher pid>-<n>: apart from the container boxes' <pid>-<n>, and
+# swept like them once their launcher is gone.
+CGROUP_PREFIX = "vm"
 # The program's first translation is most of a short job under TCG; a pool VM runs this
 # (as the box user, in a throwaway root) before it waits, so a job finds it translated.
 WARMUPS = {
@@ -42,6 +48,26 @@ WARMUPS = {
 DEFAULT_WARMUP = ("/bin/sh", "-c", ":")
 
 
+def sweep_stale() -> None:
+    """Remove the QEMU cgroups of launchers that died (QEMU died with them: PDEATHSIG).
+    rmdir refuses a cgroup that still holds a task, so nothing alive is lost."""
+    pattern = re.compile(rf"{CGROUP_PREFIX}(\d+)-\d+")
+    with open("/proc/self/mountinfo") as f:
+        mounts = cgroups.parse_mountinfo(f.read())
+    for mount in mounts:
+        parent = os.path.join(mount.mount_point, PARENT)
+        if not os.path.isdir(parent):
+            continue
+        for name in os.listdir(parent):
+            m = pattern.fullmatch(name)
+            if m is None or os.path.exists(f"/proc/{m.group(1)}"):
+                continue
+            try:
+                os.rmdir(os.path.join(parent, name))
+            except OSError:
+                continue
+
+
 @dataclass
 class _Booted:
     vm: Vm
@@ -51,7 +77,7 @@ class _Booted:
 
 
 class MicrovmBackend:
-    def __init__(self, config: HostConfig, images: Images | None) -> None:
+    def __init__(self, config: HostConfig, images: Images | None, pool: int | None = None) -> None:
         self.config = config
         self.images = images
         env = dict(os.environ)
@@ -64,8 +90,9 @@ class MicrovmBackend:
             config.first_uid + 2 * config.slots,
             VM_SLOTS,
         )
-        self._seq = 10**9  # past any container box's number in this process (cgroup names)
+        self._seq = 0
         self._seq_lock = threading.Lock()
+        self._swept = False
         self.tsc_khz = tsc_khz()
         self.accel = accel.choose(
             env.get("STOCKADE_MICROVM_ACCEL", ""),
@@ -73,7 +100,8 @@ class MicrovmBackend:
             self.artifacts.kernel_version,
             self._boots_on_kvm,
         )
-        self.pool: VmPool[_Booted] = VmPool(self._start_warm, self._discard, pool_size(env))
+        size = pool_size(env) if pool is None else pool
+        self.pool: VmPool[_Booted] = VmPool(self._start_warm, self._discard, size)
 
     @property
     def runtime(self) -> str:
@@ -97,9 +125,12 @@ class MicrovmBackend:
         try:
             with self._seq_lock:
                 self._seq += 1
-                name = f"{os.getpid()}-{self._seq}"
+                name = f"{CGROUP_PREFIX}{os.getpid()}-{self._seq}"
             limit = (key.memory_mib + QEMU_OVERHEAD_MIB) << 20
-            cg = self.cgroups.create(name, cgroups.CgroupLimits(limit, 64))
+            cg = self.cgroups.create(name, cgroups.CgroupLimits(limit, QEMU_PIDS))
+            if not self._swept:
+                self._swept = True
+                sweep_stale()
             plan = VmPlan(
                 vmlinux=self.artifacts.vmlinux,
                 initramfs=self.artifacts.initramfs,

@@ -15,11 +15,19 @@ from dataclasses import dataclass
 from sandbox.errors import SandboxError
 
 META_PACKAGE = "linux-image-amd64"
-# What the agent needs beyond the built-in kernel: the virtio-mmio transport, block disks
+# What the agent needs beyond the built-in kernel: the virtio-mmio transport, its channel
+# (a virtio-serial port), block disks
 # for the layers, erofs to read them, overlay for the writable root. crc32c_generic first:
 # libcrc32c (erofs needs it) asks the crypto API for "crc32c" when it loads, a soft
 # dependency that no depends= names.
-WANTED_MODULES = ("crc32c_generic", "virtio_mmio", "virtio_blk", "erofs", "overlay")
+WANTED_MODULES = (
+    "crc32c_generic",
+    "virtio_mmio",
+    "virtio_console",
+    "virtio_blk",
+    "erofs",
+    "overlay",
+)
 XZ_MAGIC = b"\xfd7zXZ\x00"
 ELF_MAGIC = b"\x7fELF"
 

@@ -1,10 +1,11 @@
 """The host <-> guest agent protocol: framing, the JOB record encoding, the RESULT layout.
 
-One byte stream carries it (here QEMU's serial port; the guest opens /dev/ttyS0 unless the
-kernel command line says stockade.chan=hvc0 or another). Nothing in it is QEMU's: another
-VMM (Firecracker, cloud-hypervisor) reuses the same kernel, initramfs and agent by booting
-them with the same command line, attaching each layer as a virtio disk with serial "L<n>",
-and connecting its serial console (or a vsock stream, given stockade.chan=) to a FrameReader.
+One byte stream carries it: here a virtio-serial port (the guest's /dev/vport0p1, named by
+stockade.chan= on the kernel command line); ttyS0 works too, slowly. Nothing in it is
+QEMU's. Another VMM (Firecracker, cloud-hypervisor) reuses the same kernel, initramfs and
+agent: boot them with kernel_cmdline()'s arguments, attach each layer as a virtio disk with
+serial "L<n>", and connect a serial console or virtio-console (stockade.chan=ttyS0 or hvc0)
+to a FrameReader.
 """
 
 from __future__ import annotations
