@@ -60,6 +60,8 @@ def test_qemu_argv_attaches_every_layer_read_only_by_inherited_fd() -> None:
     assert all("readonly=on" in d and "file=/dev/fdset/" in d for d in drives)
     assert "fd=7,set=1,opaque=L0" in argv and "fd=8,set=2,opaque=L1" in argv
     devices = [argv[i + 1] for i, a in enumerate(argv) if a == "-device"]
+    assert "virtserialport,chardev=chan,name=stockade" in devices  # the agent's channel
+    devices = [d for d in devices if d.startswith("virtio-blk")]
     assert devices == [
         "virtio-blk-device,drive=L0,serial=L0",
         "virtio-blk-device,drive=L1,serial=L1",
