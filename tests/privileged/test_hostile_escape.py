@@ -349,15 +349,17 @@ def test_ptrace_and_proc_mem_of_init(launcher: Launcher, guard: hu.HostGuard) ->
         assert out[key] in ("EACCES", "EPERM"), f"{key}={out[key]}"
 
 
+PLANT_INPUT_LINK = "os.symlink('/etc', '/box/input')\nsay('planted', 1)\n"
+READ_INPUT = (
+    "say('input', open('/box/input').read())\nsay('is_link', os.path.islink('/box/input'))\n"
+)
+
+
 def test_box_files_cannot_be_placed_outside(launcher: Launcher, guard: hu.HostGuard) -> None:
     """A program that plants a symlink where the next box's input goes cannot make the
     launcher write outside: every box starts from a fresh /box."""
-    planted = hu.run_py(launcher, "os.symlink('/etc', '/box/input')\nsay('planted', 1)\n")
-    r = hu.run_py(
-        launcher,
-        "say('input', open('/box/input').read())\nsay('is_link', os.path.islink('/box/input'))\n",
-        files=(FileIn("input", b"data"),),
-    )
+    planted = hu.run_py(launcher, PLANT_INPUT_LINK)
+    r = hu.run_py(launcher, READ_INPUT, files=(FileIn("input", b"data"),))
     guard.check()
     assert hu.kv(planted)["planted"] == "1"
     assert r.status == Status.OK, hu.describe(r)

@@ -101,10 +101,11 @@ PROC_VIEW = """
 pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
 say("pids", ",".join(map(str, pids)))
 status = dict(l.split(":", 1) for l in open("/proc/1/status").read().splitlines() if ":" in l)
-say("init_nspid", status["NSpid"].strip())
+# .get: gVisor's /proc/<pid>/status has no NSpid or CapAmb line (test_tier_gvisor_files.py).
+say("init_nspid", status.get("NSpid", "absent").strip())
 say("init_ppid", status["PPid"].strip())
 own = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines() if ":" in l)
-say("self_nspid", own["NSpid"].strip())
+say("self_nspid", own.get("NSpid", "absent").strip())
 for name in ("kallsyms", "keys", "timer_list", "kcore", "sysrq-trigger", "sched_debug", "kmsg"):
     path = "/proc/" + name
     if not os.path.exists(path):
@@ -324,7 +325,7 @@ import ctypes
 for pid in ("self", "1"):
     st = dict(l.split(":", 1) for l in open(f"/proc/{pid}/status").read().splitlines() if ":" in l)
     for key in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp", "Uid"):
-        say(f"{pid}_{key}", " ".join(st[key].split()))
+        say(f"{pid}_{key}", " ".join(st.get(key, "absent").split()))
 PR_CAP_AMBIENT, RAISE, PR_CAPBSET_READ = 47, 2, 23
 sys_attempt("ambient_raise", 157, PR_CAP_AMBIENT, RAISE, 21, 0, 0)
 sys_attempt("no_new_privs_off", 157, 38, 0, 0, 0, 0)

@@ -67,15 +67,14 @@ def test_fork_bomb_outliving_its_parent(
     assert r.wall_time < 1.5
 
 
+PY_MEMORY_BOMB = "blocks = []\nwhile True:\n    blocks.append(bytearray(1 << 20))\n"
+
+
 @pytest.mark.parametrize(
     ("kind", "code"),
     [
         pytest.param("c", "", id="c-malloc"),
-        pytest.param(
-            "py",
-            "blocks = []\nwhile True:\n    blocks.append(bytearray(1 << 20))\n",
-            id="python-bytearray",
-        ),
+        pytest.param("py", PY_MEMORY_BOMB, id="python-bytearray"),
     ],
 )
 def test_memory_bomb(
@@ -256,9 +255,12 @@ def test_cpu_spin_threads_counted_together(
     assert max(per_thread) < 0.6 * lim.cpu_time_s, hu.describe(r)
 
 
+SLEEPER = "import time\nsay('sleeping', 1)\ntime.sleep(3600)\n"
+
+
 def test_sleep_hits_wall_clock(launcher: Launcher, guard: hu.HostGuard) -> None:
     lim = limits(wall_time_s=1.0)
-    r = hu.run_py(launcher, "import time\nsay('sleeping', 1)\ntime.sleep(3600)\n", limits=lim)
+    r = hu.run_py(launcher, SLEEPER, limits=lim)
     guard.check()
     assert r.status == Status.TO and "wall" in r.message, hu.describe(r)
     assert lim.wall_time_s <= r.wall_time < lim.wall_time_s + 1.0

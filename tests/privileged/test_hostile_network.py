@@ -109,6 +109,14 @@ def test_host_loopback_and_abstract_sockets_unreachable(
     assert out["proc_net_tcp_port"] == out["proc_net_unix_name"] == "False"
 
 
+HOST_PATH_SOCKET = """
+import socket
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+attempt("connect", s.connect, sys.argv[1])
+attempt("docker", socket.socket(socket.AF_UNIX).connect, "/run/docker.sock")
+"""
+
+
 def test_host_path_unix_socket_unreachable(launcher: Launcher, guard: hu.HostGuard) -> None:
     """A unix socket on a host path (as Redis or Docker expose one) is not in the box."""
     path = f"/tmp/stockade-hostile-{secrets.token_hex(6)}.sock"
@@ -117,13 +125,7 @@ def test_host_path_unix_socket_unreachable(launcher: Launcher, guard: hu.HostGua
     srv.listen(1)
     srv.setblocking(False)
     try:
-        code = (
-            "import socket\n"
-            "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
-            "attempt('connect', s.connect, sys.argv[1])\n"
-            "attempt('docker', socket.socket(socket.AF_UNIX).connect, '/run/docker.sock')\n"
-        )
-        r = hu.run_py(launcher, code, path)
+        r = hu.run_py(launcher, HOST_PATH_SOCKET, path)
         guard.check()
         with pytest.raises(BlockingIOError):
             srv.accept()
