@@ -93,6 +93,7 @@ class MicrovmBackend:
         self._seq = 0
         self._seq_lock = threading.Lock()
         self._swept = False
+        self._live: dict[int, str] = {}
         self.tsc_khz = tsc_khz()
         self.accel = accel.choose(
             env.get("STOCKADE_MICROVM_ACCEL", ""),
@@ -143,11 +144,15 @@ class MicrovmBackend:
             )
             owner = Owner(slot, cg)
             vm = Vm(plan, owner, fds, key.image)
+            with self._seq_lock:
+                self._live[vm.pid] = cg.dir_name
             vm.wait_ready(time.monotonic() + timeout_s)
             return _Booted(vm, owner, fds, key)
         except BaseException:
             if vm is not None:
                 vm.kill()
+                with self._seq_lock:
+                    self._live.pop(vm.pid, None)
             if cg is not None:
                 cg.destroy()
             self.slots.release(slot)
@@ -168,8 +173,16 @@ class MicrovmBackend:
             raise
         return booted
 
+    def live(self) -> dict[int, str]:
+        """QEMU pid -> its host cgroup's directory name, for every VM held now (ready in
+        the pool, booting or running a box): anything else of ours is a leftover."""
+        with self._seq_lock:
+            return dict(self._live)
+
     def _discard(self, booted: _Booted) -> None:
         booted.vm.kill()
+        with self._seq_lock:
+            self._live.pop(booted.vm.pid, None)
         booted.owner.cgroup.destroy()
         self.slots.release(booted.owner.slot)
         for fd in booted.disk_fds:
