@@ -15,6 +15,7 @@ from service.config import Config
 from service.errors import ApiError
 from service.languages import LanguageInfo
 from service.queue import TASK, task_message
+from service.waiter import Waiter
 from worker import heartbeat
 from worker.model import Submission
 from worker.store import Record, Store
@@ -30,11 +31,12 @@ class Core:
     languages: dict[int, LanguageInfo]
     _disabled: tuple[float, set[int]] = field(default=(0.0, set()))
     _workers: tuple[float, list[heartbeat.Beat]] = field(default=(-1e9, []))
+    waiter: Waiter | None = None
 
     @classmethod
     def build(cls, config: Config, languages: dict[int, LanguageInfo]) -> Core:
         store = Store(config.redis_url, config.redis_prefix, config.result_ttl_s)
-        return cls(config, store, languages)
+        return cls(config, store, languages, waiter=Waiter(config.redis_url, config.redis_prefix))
 
     def disabled(self) -> set[int]:
         """Languages the workers switched off, cached for a few seconds."""
@@ -106,6 +108,11 @@ class Core:
     def wait(self, token: str, timeout_s: float | None = None) -> Record | None:
         """The final record, or the record as it stands when the wait times out."""
         limit = self.config.wait_timeout_s if timeout_s is None else timeout_s
+        if self.waiter is not None:
+            served, record = self.waiter.wait(token, lambda: self.store.get(token), limit)
+            if served:
+                return record or self.store.get(token)
+        # The shared listener is not subscribed (Redis restarting): a subscription of our own.
         return self.store.wait(token, limit) or self.store.get(token)
 
 
