@@ -16,9 +16,14 @@ def add_microvm_parser(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="microvm_cmd", required=True)
     prep = sub.add_parser("prepare", help="make what every microVM needs (cached: once)")
     prep.add_argument("images", nargs="*", metavar="IMAGE", help="default: every image")
+    bench = sub.add_parser("bench", help="cold and warm latency of a box (median)")
+    bench.add_argument("--image", default="python3")
+    bench.add_argument("-n", "--runs", type=int, default=3)
 
 
 def run_microvm(args: argparse.Namespace) -> int:
+    if args.microvm_cmd == "bench":
+        return _bench(args)
     # Imported here: the CLI starts without the microvm package's imports.
     from sandbox.backends.microvm.disks import image_disks
     from sandbox.backends.microvm.prepare import prepare
@@ -35,5 +40,18 @@ def run_microvm(args: argparse.Namespace) -> int:
             print(f"{image}: {len(disks)} layer disk(s)")
     except (SandboxError, LayerError, OSError) as e:
         print(f"stockade microvm prepare: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from sandbox.backends.microvm.bench import measure
+    from sandbox.layers import LayerStore
+
+    config = HostConfig.from_env()
+    try:
+        measure(config, LayerStore(config.state_dir), args.image, args.runs, print)
+    except (SandboxError, RuntimeError, OSError) as e:
+        print(f"stockade microvm bench: {e}", file=sys.stderr)
         return 1
     return 0

@@ -240,8 +240,9 @@ class MicrovmBackend:
             if booted is None:
                 booted = self._boot(key, self.accel)
             job = self._job(spec)
-            job_started = time.monotonic()
             booted.vm.send(protocol.JOB, job.encode())
+            # From here the agent's own clock runs: the job is at most a socket buffer away.
+            job_started = time.monotonic()
             out = booted.vm.outcome(job_started + spec.limits.wall_time_s + HOST_MARGIN_S)
         except SandboxError as e:
             return failed(e.describe(), time.monotonic() - started, self.runtime)

@@ -3,6 +3,7 @@ channel, killed and waited for. The thin layer that makes the calls; plans are e
 
 from __future__ import annotations
 
+import grp
 import os
 import select
 import signal
@@ -28,17 +29,27 @@ class Owner:
     cgroup: BoxCgroup
 
 
+def _groups(plan: VmPlan) -> list[int]:
+    """QEMU's only supplementary group: kvm, to open /dev/kvm, when it runs on KVM."""
+    if plan.accel != "kvm":
+        return []
+    try:
+        return [grp.getgrnam("kvm").gr_gid]
+    except KeyError:
+        return []
+
+
 class VmError(SandboxError):
     """The VM or its agent failed; describe() names the step and what QEMU said."""
 
 
-def _preexec(cg_fds: list[int], uid: int, gid: int) -> Callable[[], None]:
+def _preexec(cg_fds: list[int], uid: int, gid: int, groups: list[int]) -> Callable[[], None]:
     def run() -> None:
         # cgroup first, while still root and before QEMU allocates anything; then the
         # credentials; the death signal last, because a credential change clears it
         # (prctl(2) PR_SET_PDEATHSIG): QEMU must never outlive the launcher.
         join_in_child(cg_fds)
-        os.setgroups([])
+        os.setgroups(groups)
         os.setresgid(gid, gid, gid)
         os.setresuid(uid, uid, uid)
         syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -58,6 +69,10 @@ class Vm:
         self._pending: list[tuple[int, bytes]] = []
         host, guest = socket.socketpair()
         err_r, err_w = os.pipe()
+        cg_fds = owner.cgroup.join_fds()
+        if plan.debug:  # the guest's console goes to QEMU's stderr: ours, not a pipe that fills
+            os.close(err_w)
+            err_w = os.dup(2)
         self._sock = host
         self._err = err_r
         try:
@@ -67,7 +82,7 @@ class Vm:
                 stdout=guest.fileno(),
                 stderr=err_w,
                 pass_fds=pass_fds,
-                preexec_fn=_preexec(owner.cgroup.join_fds(), owner.slot.uid, owner.slot.gid),
+                preexec_fn=_preexec(cg_fds, owner.slot.uid, owner.slot.gid, _groups(plan)),
                 env={"PATH": "/usr/bin:/bin"},
             )
         except (OSError, subprocess.SubprocessError) as e:
