@@ -7,6 +7,7 @@ import dataclasses
 import os
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -218,6 +219,38 @@ def test_exec_error_and_seccomp(vm: MicrovmBackend) -> None:
     )
     r = run(vm, "python3", "-c", code)
     assert r.status is Status.OK and r.stdout.split() == [b"-1", b"1"], hu.describe(r)
+
+
+def test_interactive_stdio_is_a_conversation(vm: MicrovmBackend) -> None:
+    """The caller's pipes, as the judge's interactor uses them: each answer is read before
+    the next question is written, so stdin must flow while the program runs."""
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    code = (
+        "import sys\n"
+        "for line in sys.stdin:\n"
+        "    print(int(line) * 2, flush=True)\n"
+        "print('bye', file=sys.stderr)\n"
+    )
+    answers: list[bytes] = []
+
+    def interactor() -> None:
+        with os.fdopen(in_w, "wb", buffering=0) as ask, os.fdopen(out_r, "rb") as hear:
+            for n in (1, 20, 300):
+                ask.write(b"%d\n" % n)
+                answers.append(hear.readline())
+        # `with` closed the write end: the program sees EOF and ends.
+
+    thread = threading.Thread(target=interactor)
+    thread.start()
+    r = vm.run(
+        BoxSpec(argv=("python3", "-c", code), limits=LIM, rootfs="python3", tier="microvm"),
+        Stdio(in_r, out_w, owned=True),
+    )
+    thread.join(30)
+    assert r.status is Status.OK, hu.describe(r)
+    assert answers == [b"2\n", b"40\n", b"600\n"]
+    assert r.stdout == b"" and r.stderr == b"bye\n"
 
 
 def launcher_backend(launcher: Launcher) -> MicrovmBackend:

@@ -226,3 +226,26 @@ def test_cpio_newc_layout() -> None:
     assert len(data) % 4 == 0
     # mode of the first entry: a regular file 0755
     assert int(data[14:22], 16) == 0o100755
+
+
+def test_verdicts_from_the_agent_and_from_the_host_kill() -> None:
+    from sandbox.backends.microvm.verdict import box_result
+    from sandbox.result import Status
+    from sandbox.spec import BoxSpec, Limits
+
+    spec = BoxSpec(argv=("x",), limits=Limits(cpu_time_s=1.0, wall_time_s=2.0))
+    ok = protocol.Outcome()
+    ok.take(protocol.STDOUT, b"hi")
+    ok.take(protocol.RESULT, struct.pack("<iIIIQQQ", 0, 0, 0, 0, 10_000, 20_000, 1 << 20))
+    r = box_result(spec, ok, 0.5, "microvm/tcg")
+    assert (r.status, r.stdout, r.memory, r.runtime) == (Status.OK, b"hi", 1 << 20, "microvm/tcg")
+    mle = protocol.Outcome()
+    mle.take(protocol.RESULT, struct.pack("<iIIIQQQ", 9, 1, 0, 0, 10_000, 20_000, 64 << 20))
+    assert box_result(spec, mle, 0.5, "microvm/tcg").status is Status.MLE
+    hung = protocol.Outcome()  # the agent never reported: the host's wall kill
+    r = box_result(spec, hung, 3.0, "microvm/tcg")
+    assert r.status is Status.TO and "the host stopped the VM" in r.message
+    broken = protocol.Outcome()
+    broken.take(protocol.FAIL, b"root: mount(overlay): ENOENT")
+    r = box_result(spec, broken, 0.1, "microvm/tcg")
+    assert r.status is Status.XX and r.message == "guest agent: root: mount(overlay): ENOENT"

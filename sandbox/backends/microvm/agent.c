@@ -286,6 +286,8 @@ static void boot(void) {
 
 int main(void) {
     crc_init();
+    /* A program that closes its stdin must not take the agent with it (write(2): EPIPE). */
+    signal(SIGPIPE, SIG_IGN);
     boot();
     send_frame(T_HELLO, "stockade-agent 1", 16);
     uint8_t *job;

@@ -15,6 +15,7 @@ struct job {
     uint64_t now_ns;
     uint8_t *entropy;
     uint32_t entropy_len;
+    int interactive;
 };
 
 static char *dup_str(const uint8_t *p, uint32_t n) {
@@ -61,6 +62,7 @@ static void parse_job(const uint8_t *p, uint32_t len, struct job *j) {
         case 'S': j->bpf = (uint8_t *)v; j->bpf_len = n; break;
         case 'R': j->entropy = (uint8_t *)v; j->entropy_len = n; break;
         case 'T': if (n == 8) j->now_ns = u64_at(v); break;
+        case 'i': j->interactive = 1; break;
         case 'r':
             if (n == 24 && j->nrl < 32) {
                 j->rl[j->nrl].res = u64_at(v);

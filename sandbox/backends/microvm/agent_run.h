@@ -1,6 +1,8 @@
 /* The run half of the guest agent (included once by agent_job.h): the child's ordered steps
  * ending in execve, the parent's watch over output, CPU and wall time, collection, report. */
 
+#include "agent_stdin.h"
+
 /* Child side. Order: cgroup first (charges stay where they were made), then the root, fds,
  * rlimits, credentials, no_new_privs, and seccomp last, just before execve. */
 static void child(struct job *j, int in_fd, int out_w, int err_w, int report_w) {
@@ -8,6 +10,7 @@ static void child(struct job *j, int in_fd, int out_w, int err_w, int report_w) 
     const char *step = "cgroup";
     int cg = open(CG "/cgroup.procs", O_WRONLY | O_CLOEXEC);
     if (cg < 0 || write(cg, "0", 1) < 0) goto out;
+    signal(SIGPIPE, SIG_DFL);  /* the agent ignores it; an ignored signal survives execve */
     step = "setsid";
     if (setsid() < 0) goto out;
     step = "chroot";
@@ -154,10 +157,22 @@ static void run_job(uint8_t *raw, uint32_t len) {
     reseed(&j);
     build_root(&j);
     set_cgroup(&j);
-    int in_fd = memfd_create("stdin", MFD_CLOEXEC);
-    if (in_fd < 0) fail("stdin: memfd_create: %s", strerror(errno));
-    write_all(in_fd, j.stdin_data, j.stdin_len);
-    lseek(in_fd, 0, SEEK_SET);
+    struct relay relay = {-1, 1, NULL, NULL, 0, 0, 0, 0};
+    int in_fd = -1;
+    if (j.interactive) {  /* stdin from the host as it comes (an interactor) */
+        int in[2];
+        if (pipe2(in, O_CLOEXEC)) fail("stdin: pipe2: %s", strerror(errno));
+        in_fd = in[0];
+        relay.pipe_w = in[1];
+        relay.eof = 0;
+        fcntl(in[1], F_SETFL, O_NONBLOCK);
+        fcntl(chan, F_SETFL, O_NONBLOCK);
+    } else {  /* the whole of stdin, seekable, as the container tier's sealed memfd */
+        in_fd = memfd_create("stdin", MFD_CLOEXEC);
+        if (in_fd < 0) fail("stdin: memfd_create: %s", strerror(errno));
+        write_all(in_fd, j.stdin_data, j.stdin_len);
+        lseek(in_fd, 0, SEEK_SET);
+    }
     if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(rep, O_CLOEXEC))
         fail("box: pipe2: %s", strerror(errno));
     double start = now_s();
@@ -174,13 +189,21 @@ static void run_job(uint8_t *raw, uint32_t len) {
     int status = -1, open_out = 1, open_err = 1;
     double wall = j.wall_ms / 1000.0, end = start;
     while (open_out || open_err || status < 0) {
-        struct pollfd p[2] = {{open_out ? out[0] : -1, POLLIN, 0}, {open_err ? err[0] : -1, POLLIN, 0}};
+        int relaying = relay.pipe_w >= 0 && status < 0;
+        struct pollfd p[4] = {
+            {open_out ? out[0] : -1, POLLIN, 0},
+            {open_err ? err[0] : -1, POLLIN, 0},
+            {relaying && !relay.eof && relay.tx_len < RELAY_HIGH ? chan : -1, POLLIN, 0},
+            {relaying && relay.tx_len ? relay.pipe_w : -1, POLLOUT, 0},
+        };
         double left = start + wall - now_s();
         int tick = (int)j.tick_ms;
         if (left * 1000 < tick) tick = left > 0 ? (int)(left * 1000) + 1 : 0;
-        poll(p, 2, tick);
+        poll(p, 4, tick);
         if (open_out && p[0].revents) open_out = pump(out[0], T_OUT, &w);
         if (open_err && p[1].revents) open_err = pump(err[0], T_ERR, &w);
+        if (p[2].revents) relay_read(&relay);
+        if (p[3].revents || relay.eof) relay_write(&relay);
         if (status < 0) {
             int st;
             if (waitpid(pid, &st, WNOHANG) == pid) {
@@ -197,6 +220,8 @@ static void run_job(uint8_t *raw, uint32_t len) {
         if (status < 0 && read_key(CG "/cpu.stat", "usage_usec") >= (long long)j.cpu_ms * 1000)
             kill_box();
     }
+    relay_close(&relay);
+    fcntl(chan, F_SETFL, 0);
     char report[600] = {0};
     ssize_t rn = read(rep[0], report, sizeof report - 1);
     if (rn > 0 && report[0] == 'S') fail("%s", report + 1);

@@ -11,15 +11,17 @@ from dataclasses import dataclass
 from sandbox import cgroups, rlimits, seccomp
 from sandbox.backends.microvm import accel, protocol
 from sandbox.backends.microvm.disks import FSTYPE, image_disks
+from sandbox.backends.microvm.interactive import StdinPump, StdoutSink, take_fds
 from sandbox.backends.microvm.kernel import tsc_khz
 from sandbox.backends.microvm.pool import PoolKey, VmPool, pool_size
 from sandbox.backends.microvm.prepare import Artifacts, prepare
 from sandbox.backends.microvm.qemu_plan import VmPlan, vm_memory_mib
+from sandbox.backends.microvm.verdict import box_result
 from sandbox.backends.microvm.vm import Owner, Vm
 from sandbox.cgroups.manager import PARENT
 from sandbox.config import HostConfig
 from sandbox.errors import SandboxError
-from sandbox.result import BoxResult, Observed, classify, failed
+from sandbox.result import BoxResult, failed
 from sandbox.slots import SlotPool
 from sandbox.spec import BoxSpec, box_path
 from sandbox.stdio import Stdio
@@ -188,7 +190,7 @@ class MicrovmBackend:
         for fd in booted.disk_fds:
             os.close(fd)
 
-    def _job(self, spec: BoxSpec) -> protocol.Job:
+    def _job(self, spec: BoxSpec, interactive: bool = False) -> protocol.Job:
         lim = spec.limits
         env = {"PATH": self.config.box_path, "HOME": "/box", "LANG": "C.UTF-8", **dict(spec.env)}
         return protocol.Job(
@@ -213,9 +215,10 @@ class MicrovmBackend:
             collect=tuple(box_path(p) + ("/" if p.endswith("/") else "") for p in spec.collect),
             entropy=os.urandom(64),
             now_ns=time.time_ns(),
+            interactive=interactive,
         )
 
-    def refusal(self, spec: BoxSpec, stdio: Stdio) -> str:
+    def refusal(self, spec: BoxSpec) -> str:
         """Why this tier cannot run `spec` at all, or '' when it can."""
         if spec.rootfs == "host":
             return (
@@ -224,71 +227,45 @@ class MicrovmBackend:
             )
         if spec.network:
             return "network: the microvm tier has no network device; run without --net"
-        if stdio.stdin_fd >= 0 or stdio.stdout_fd >= 0:
-            return "stdio: the microvm tier does not connect caller pipes (interactive judging)"
         return ""
 
     def run(self, spec: BoxSpec, stdio: Stdio) -> BoxResult:
         started = time.monotonic()
-        refusal = self.refusal(spec, stdio)
+        refusal = self.refusal(spec)
+        stdin_fd, stdout_fd = take_fds(stdio)
         if refusal:
-            self._close_owned(stdio)
+            for fd in {stdin_fd, stdout_fd} - {-1}:
+                os.close(fd)
             return failed(refusal, 0.0, self.runtime)
         key = PoolKey(spec.rootfs, vm_memory_mib(spec.limits.memory_bytes))
         booted = self.pool.take(key)
+        pump: StdinPump | None = None
+        sink: StdoutSink | None = None
         try:
             if booted is None:
                 booted = self._boot(key, self.accel)
-            job = self._job(spec)
+            job = self._job(spec, interactive=stdin_fd >= 0)
             booted.vm.send(protocol.JOB, job.encode())
             # From here the agent's own clock runs: the job is at most a socket buffer away.
             job_started = time.monotonic()
-            out = booted.vm.outcome(job_started + spec.limits.wall_time_s + HOST_MARGIN_S)
+            deadline = job_started + spec.limits.wall_time_s + HOST_MARGIN_S
+            if stdin_fd >= 0:
+                pump, stdin_fd = StdinPump(stdin_fd, booted.vm.send), -1
+            if stdout_fd >= 0:
+                sink, stdout_fd = StdoutSink(stdout_fd, deadline), -1
+            out = booted.vm.outcome(deadline, sink.write if sink else None)
         except SandboxError as e:
             return failed(e.describe(), time.monotonic() - started, self.runtime)
         finally:
+            # The VM first: a pump blocked sending to it fails then, and can be joined.
             if booted is not None:
                 self._discard(booted)
-        return self._result(spec, out, time.monotonic() - job_started)
-
-    def _result(self, spec: BoxSpec, out: protocol.Outcome, host_wall_s: float) -> BoxResult:
-        if out.failure:
-            return failed(f"guest agent: {out.failure}", host_wall_s, self.runtime)
-        host_killed = not out.done
-        obs = Observed(
-            wait_status=out.wait_status,
-            cpu_time_s=out.cpu_time_s,
-            wall_time_s=out.wall_time_s if out.done else host_wall_s,
-            oom_killed=out.oom_killed,
-            output_exceeded=out.output_exceeded,
-            wall_exceeded=out.wall_exceeded or host_killed,
-            cpu_limit_s=spec.limits.cpu_time_s,
-            wall_limit_s=spec.limits.wall_time_s,
-            exec_error=out.exec_error,
-        )
-        status, code, sig, message = classify(obs)
-        if host_killed:
-            message += " (the host stopped the VM)"
-        return BoxResult(
-            status=status,
-            exit_code=code,
-            signal=sig,
-            time=obs.cpu_time_s,
-            wall_time=obs.wall_time_s,
-            memory=out.memory_peak,
-            stdout=bytes(out.stdout),
-            stderr=bytes(out.stderr),
-            message=message,
-            files=out.files,
-            files_refused=out.refused,
-            runtime=self.runtime,
-        )
-
-    @staticmethod
-    def _close_owned(stdio: Stdio) -> None:
-        if stdio.owned:
-            for fd in {stdio.stdin_fd, stdio.stdout_fd} - {-1}:
+            for end in (pump, sink):
+                if end is not None:
+                    end.close()
+            for fd in {stdin_fd, stdout_fd} - {-1}:
                 os.close(fd)
+        return box_result(spec, out, time.monotonic() - job_started, self.runtime)
 
     def close(self) -> None:
         self.pool.close()

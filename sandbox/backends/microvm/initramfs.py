@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sandbox.errors import SandboxError
 
-AGENT_SOURCES = ("agent.c", "agent_job.h", "agent_run.h")
+AGENT_SOURCES = ("agent.c", "agent_job.h", "agent_run.h", "agent_stdin.h")
 BUSYBOX = "/bin/busybox"
 
 

@@ -27,6 +27,7 @@ FILE = ord("F")
 REFUSED = ord("X")
 RESULT = ord("R")
 FAIL = ord("S")
+STDIN = ord("I")  # host -> guest, interactive stdin; an empty one is EOF
 WARM = ord("W")  # a JOB of the host's own, whose frames are dropped; HELLO follows it
 
 # The L record: u64 each, in this order (agent_job.h's struct job).
@@ -104,6 +105,7 @@ class Job:
     collect: tuple[str, ...]
     entropy: bytes
     now_ns: int
+    interactive: bool = False  # stdin comes as STDIN frames, not in the job
 
     def encode(self) -> bytes:
         parts: list[bytes] = []
@@ -123,6 +125,8 @@ class Job:
             parts.append(_record("C", path.encode()))
         parts.append(_record("R", self.entropy))
         parts.append(_record("T", struct.pack("<Q", self.now_ns)))
+        if self.interactive:
+            parts.append(_record("i", b""))
         return b"".join(parts)
 
 

@@ -127,9 +127,12 @@ class Vm:
         except OSError as e:
             raise VmError("job", "write(serial)", e.errno or 0, "the VM is gone") from e
 
-    def outcome(self, deadline: float) -> protocol.Outcome:
+    def outcome(
+        self, deadline: float, on_stdout: Callable[[bytes], None] | None = None
+    ) -> protocol.Outcome:
         """Frames until the agent's RESULT or FAIL. A deadline passed is the host's wall kill:
-        the outcome comes back not done, with what the program printed so far."""
+        the outcome comes back not done, with what the program printed so far. With
+        on_stdout, the program's stdout goes there as it comes instead."""
         out = protocol.Outcome()
         while not out.done:
             try:
@@ -138,7 +141,10 @@ class Vm:
                 if time.monotonic() >= deadline:
                     return out
                 raise e
-            out.take(kind, payload)
+            if kind == protocol.STDOUT and on_stdout is not None:
+                on_stdout(payload)
+            else:
+                out.take(kind, payload)
         return out
 
     def _exit_text(self) -> str:
