@@ -4,10 +4,13 @@ The Sentry's own clocks (CLOCK_PROCESS_CPUTIME_ID inside the box) count time a t
 for a host CPU, so under host load a burner that stops at "1.0 s by its own clock" has done
 less work than it thinks. The work here is fixed instead: an iteration count calibrated in
 a container box to about 0.4 s of CPU, then run on both tiers. Each tier's figure is the
-host kernel's (cpuacct of the box cgroup), which counts only time spent on a CPU, so the
-two must agree for the same work (the bounds are in the test). The comparison fails if the
-Sentry's boot (about 0.12 s, +30% of this work) were counted, or if the ptrace stubs (where
-the program's instructions run) were outside the cgroup (the gVisor figure near 0)."""
+host kernel's (cpuacct of the box cgroup), which counts only time spent on a CPU.
+
+What each test catches: ptrace stubs (where the program's instructions run) outside the
+cgroup would put gVisor's figure near 0, under the comparison's lower bound; the Sentry's
+boot counted (0.06 s here) would make a near-empty program read 0.09 s instead of 0.03 s.
+The comparison's upper bound is loose because the Sentry's own work for the program varies
+with host load (measured: 1.0-1.2 times the container's figure on this 2-core VM)."""
 
 from __future__ import annotations
 
@@ -96,11 +99,12 @@ def iterations(launcher: Launcher, work: bytes) -> int:
 def test_fixed_work_costs_the_same_cpu_on_both_tiers(
     launcher: Launcher, work: bytes, iterations: int, threads: int
 ) -> None:
-    """Container and gVisor boxes alternate, PAIRS of each: the same work costs a single
-    box 10-15% more or less from one run to the next on this shared VM (a container box's
-    figure too), so the medians are compared. gVisor may be up to 15% over: the Sentry's
-    work for the program (the ptrace platform stops the stub on every timer tick and
-    signal) is the box's by design; 10% under would mean CPU the cgroup did not see."""
+    """Container and gVisor boxes alternate, PAIRS of each, and their medians are compared:
+    the same work costs a single box 10-15% more or less from one run to the next on this
+    shared VM, in either tier. gVisor may cost up to 30% more: the Sentry's work for the
+    program (the ptrace platform stops the stub on every timer tick and signal, and the
+    Sentry's Go runtime spins for work when the host is busy) is the box's by design. Under
+    10% less would mean CPU of the program that the cgroup did not see."""
     container: list[float] = []
     gvisor: list[float] = []
     for _ in range(PAIRS):
@@ -109,11 +113,12 @@ def test_fixed_work_costs_the_same_cpu_on_both_tiers(
     c, g = statistics.median(container), statistics.median(gvisor)
     figures = f"container {container}, gVisor {gvisor}: medians {c:.3f} and {g:.3f} s"
     assert 0.7 * TARGET_S <= c <= 1.4 * TARGET_S, figures
-    assert 0.90 * c <= g <= 1.15 * c, figures
+    assert 0.90 * c <= g <= 1.30 * c, figures
 
 
 def test_the_sentrys_boot_is_not_counted(launcher: Launcher, work: bytes) -> None:
-    """A program with almost no work costs about 0.03 s here (runsc starting it): booting
-    the Sentry and the gofer before that, about 0.12 s of CPU, is not the program's."""
+    """A program with almost no work costs about 0.03 s here (runsc starting it). Booting
+    the Sentry and the gofer before that (0.06 s) is not the program's: counted, this box
+    read 0.089 s in a trial with the baseline taken away."""
     r = run_work(launcher, work, "gvisor", 1000)
     assert r.time < 0.06, hu.describe(r)
