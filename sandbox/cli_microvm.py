@@ -31,7 +31,7 @@ def run_microvm(args: argparse.Namespace) -> int:
 
     config = HostConfig.from_env()
     try:
-        art = prepare(config.state_dir)
+        art = prepare(config.state_dir, refresh=True)
         print(f"kernel {art.kernel_version}: {art.vmlinux}")
         print(f"initramfs: {art.initramfs}")
         store = LayerStore(config.state_dir)

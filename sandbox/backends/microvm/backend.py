@@ -96,6 +96,7 @@ class MicrovmBackend:
         self._seq_lock = threading.Lock()
         self._swept = False
         self._live: dict[int, str] = {}
+        self._vms: dict[int, Vm] = {}
         self.tsc_khz = tsc_khz()
         self.accel = accel.choose(
             env.get("STOCKADE_MICROVM_ACCEL", ""),
@@ -142,12 +143,12 @@ class MicrovmBackend:
                 accel=accel_name,
                 tsc_khz=self.tsc_khz,
                 fstype=FSTYPE,
-                debug=self.debug,
             )
             owner = Owner(slot, cg)
-            vm = Vm(plan, owner, fds, key.image)
+            vm = Vm(plan, owner, fds, key.image, debug=self.debug)
             with self._seq_lock:
                 self._live[vm.pid] = cg.dir_name
+                self._vms[vm.pid] = vm
             vm.wait_ready(time.monotonic() + timeout_s)
             return _Booted(vm, owner, fds, key)
         except BaseException:
@@ -155,6 +156,7 @@ class MicrovmBackend:
                 vm.kill()
                 with self._seq_lock:
                     self._live.pop(vm.pid, None)
+                    self._vms.pop(vm.pid, None)
             if cg is not None:
                 cg.destroy()
             self.slots.release(slot)
@@ -185,6 +187,7 @@ class MicrovmBackend:
         booted.vm.kill()
         with self._seq_lock:
             self._live.pop(booted.vm.pid, None)
+            self._vms.pop(booted.vm.pid, None)
         booted.owner.cgroup.destroy()
         self.slots.release(booted.owner.slot)
         for fd in booted.disk_fds:
@@ -268,6 +271,12 @@ class MicrovmBackend:
         return box_result(spec, out, time.monotonic() - job_started, self.runtime)
 
     def close(self) -> None:
+        # A pool VM still booting is killed rather than waited for (seconds under TCG).
+        self.pool.stop()
+        with self._seq_lock:
+            vms = list(self._vms.values())
+        for vm in vms:
+            vm.terminate()
         self.pool.close()
         self.slots.close()
         self.cgroups.close()

@@ -105,6 +105,8 @@ class VmPool(Generic[V]):
                 vm = self._start(key)
                 self._failures = 0
             except Exception as e:  # a failed boot is retried, slower each time
+                if self._closed:
+                    return  # close() killed it
                 self._failures += 1
                 log.warning("microvm pool: starting a VM for %s failed: %s", key, e)
             with self._cond:
@@ -113,15 +115,19 @@ class VmPool(Generic[V]):
                     self._ready.setdefault(key, []).append(vm)
                     vm = None
                 self._cond.notify_all()
-                if self._failures:
+                if self._failures and not self._closed:
                     self._cond.wait(min(30.0, 0.5 * 2**self._failures))
             if vm is not None:
                 self._discard(vm)
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Start no more VMs (one booting now still finishes, or fails if it is killed)."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+    def close(self) -> None:
+        self.stop()
         if self._thread.is_alive():
             self._thread.join()
         with self._cond:

@@ -23,17 +23,15 @@ class VmPlan:
     accel: str = "tcg"  # "tcg" or "kvm"
     tsc_khz: int | None = None
     fstype: str = "erofs"
-    debug: bool = False  # the kernel's console on the serial port, copied to QEMU's stderr
-    incoming_fd: int = -1  # restore a snapshot read from this fd instead of booting
-    qmp_fd: int = -1  # a connected socket for QMP (snapshots), or none
+    console_fd: int = -1  # a socket for the guest kernel's console (debugging), or none
 
 
 def kernel_cmdline(plan: VmPlan) -> str:
     args = [
         # No console unless debugging: printing to an emulated UART costs boot time.
-        "console=ttyS0" if plan.debug else "console=",
+        "console=ttyS0" if plan.console_fd >= 0 else "console=",
         "quiet",
-        "loglevel=0" if not plan.debug else "loglevel=7",
+        "loglevel=7" if plan.console_fd >= 0 else "loglevel=0",
         # microvm has no PIT to calibrate the TSC against (MACHINE.md: it can hang there).
         *([f"tsc_early_khz={plan.tsc_khz}"] if plan.tsc_khz else []),
         "tsc=reliable",
@@ -85,8 +83,8 @@ def qemu_argv(plan: VmPlan) -> list[str]:
         *("-device", "virtio-serial-device,max_ports=2"),
         *("-device", "virtserialport,chardev=chan,name=stockade"),
     ]
-    if plan.debug:
-        argv += ["-chardev", "file,id=log,path=/dev/stderr", "-serial", "chardev:log"]
+    if plan.console_fd >= 0:
+        argv += ["-chardev", f"socket,id=log,fd={plan.console_fd}", "-serial", "chardev:log"]
     for i, fd in enumerate(plan.disk_fds):
         argv += ["-add-fd", f"fd={fd},set={i + 1},opaque=L{i}"]
         argv += [
@@ -95,10 +93,6 @@ def qemu_argv(plan: VmPlan) -> list[str]:
             "-device",
             f"virtio-blk-device,drive=L{i},serial=L{i}",
         ]
-    if plan.qmp_fd >= 0:
-        argv += ["-chardev", f"socket,id=qmp,fd={plan.qmp_fd}", "-mon", "chardev=qmp,mode=control"]
-    if plan.incoming_fd >= 0:
-        argv += ["-incoming", f"fd:{plan.incoming_fd}"]
     return argv
 
 

@@ -3,12 +3,15 @@ channel, killed and waited for. The thin layer that makes the calls; plans are e
 
 from __future__ import annotations
 
+import dataclasses
 import grp
 import os
 import select
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +42,14 @@ def _groups(plan: VmPlan) -> list[int]:
         return []
 
 
+def _copy_out(ours: socket.socket) -> None:
+    """Until QEMU ends: the guest's console to our stderr."""
+    with ours:
+        while data := ours.recv(4096):
+            sys.stderr.buffer.write(data)
+            sys.stderr.flush()
+
+
 class VmError(SandboxError):
     """The VM or its agent failed; describe() names the step and what QEMU said."""
 
@@ -60,7 +71,14 @@ def _preexec(cg_fds: list[int], uid: int, gid: int, groups: list[int]) -> Callab
 class Vm:
     """A started VM. Every method that waits takes an absolute monotonic deadline."""
 
-    def __init__(self, plan: VmPlan, owner: Owner, pass_fds: tuple[int, ...], label: str) -> None:
+    def __init__(
+        self,
+        plan: VmPlan,
+        owner: Owner,
+        pass_fds: tuple[int, ...],
+        label: str,
+        debug: bool = False,
+    ) -> None:
         self.owner = owner
         self.label = label
         self.started = time.monotonic()
@@ -70,9 +88,12 @@ class Vm:
         host, guest = socket.socketpair()
         err_r, err_w = os.pipe()
         cg_fds = owner.cgroup.join_fds()
-        if plan.debug:  # the guest's console goes to QEMU's stderr: ours, not a pipe that fills
-            os.close(err_w)
-            err_w = os.dup(2)
+        theirs: socket.socket | None = None
+        if debug:  # the guest kernel's console, copied to our stderr as it comes
+            ours, theirs = socket.socketpair()
+            plan = dataclasses.replace(plan, console_fd=theirs.fileno())
+            pass_fds = (*pass_fds, theirs.fileno())
+            threading.Thread(target=_copy_out, args=(ours,), daemon=True).start()
         self._sock = host
         self._err = err_r
         try:
@@ -92,6 +113,8 @@ class Vm:
         finally:
             guest.close()
             os.close(err_w)
+            if theirs is not None:
+                theirs.close()
 
     @property
     def pid(self) -> int:
@@ -148,7 +171,10 @@ class Vm:
         return out
 
     def _exit_text(self) -> str:
-        code = self._proc.poll()
+        try:
+            code: int | None = self._proc.wait(timeout=1.0)  # EOF comes just before the exit
+        except subprocess.TimeoutExpired:
+            code = None
         err = b""
         try:
             os.set_blocking(self._err, False)
@@ -158,6 +184,11 @@ class Vm:
         said = err.decode("utf-8", "replace").strip().splitlines()
         tail = said[-1] if said else "nothing on stderr"
         return f"exit status {code}: {tail}"
+
+    def terminate(self) -> None:
+        """SIGKILL QEMU now, from any thread; whoever holds the VM still calls kill()."""
+        if self._proc.poll() is None:
+            self._proc.kill()
 
     def kill(self) -> None:
         """SIGKILL QEMU, reap it, close the channel; the owner's cgroup and slot stay with
