@@ -250,3 +250,13 @@ def test_verdicts_from_the_agent_and_from_the_host_kill() -> None:
     broken.take(protocol.FAIL, b"root: mount(overlay): ENOENT")
     r = box_result(spec, broken, 0.1, "microvm/tcg")
     assert r.status is Status.XX and r.message == "guest agent: root: mount(overlay): ENOENT"
+
+
+def test_host_wall_kill_leaves_time_to_stream_what_the_box_may_send() -> None:
+    from sandbox.backends.microvm.backend import HOST_MARGIN_S, host_wall_s
+    from sandbox.spec import MIB, BoxSpec, Limits
+
+    lim = Limits(wall_time_s=2.0, output_bytes=0)
+    assert host_wall_s(BoxSpec(argv=("x",), limits=lim)) == 2.0 + HOST_MARGIN_S
+    big = BoxSpec(argv=("x",), limits=lim, collect=("out",), collect_max_bytes=64 * MIB)
+    assert host_wall_s(big) > 2.0 + HOST_MARGIN_S + 5
