@@ -93,8 +93,9 @@ def test_vm_memory_leaves_room_above_the_box_limit() -> None:
     assert big >= 1024 + 192 and big % 256 == 0
 
 
-def test_frames_round_trip_through_noise_and_split_reads() -> None:
-    data = b"kernel noise\r\n" + protocol.frame(protocol.STDOUT, b"hi") + b"\xfe\xfe"
+def test_frames_round_trip_after_noise_and_through_split_reads() -> None:
+    # Noise before the first frame (a console sharing the port) is skipped.
+    data = b"kernel noise\r\n\xfe\xfe" + protocol.frame(protocol.STDOUT, b"hi")
     data += protocol.frame(protocol.RESULT, b"x" * 1000)
     reader = protocol.FrameReader()
     got = []
@@ -108,6 +109,47 @@ def test_frame_with_a_bad_checksum_is_dropped() -> None:
     bad = bytearray(protocol.frame(protocol.STDOUT, b"evil"))
     bad[-1] ^= 0xFF
     assert protocol.FrameReader().feed(bytes(bad) + good) == [(protocol.STDERR, b"ok")]
+
+
+def test_once_in_step_a_bad_frame_ends_the_channel() -> None:
+    """A program's output is a frame's payload: after a skip it could be read as frames of
+    its own (a forged RESULT), so after the first good frame nothing is skipped."""
+    forged = protocol.frame(protocol.RESULT, b"\0" * 40)
+    reader = protocol.FrameReader()
+    assert reader.feed(protocol.frame(protocol.HELLO, b"hi")) == [(protocol.HELLO, b"hi")]
+    bad = bytearray(protocol.frame(protocol.STDOUT, forged))
+    bad[-1] ^= 0xFF
+    with pytest.raises(protocol.ProtocolError, match="checksum"):
+        reader.feed(bytes(bad))
+    with pytest.raises(protocol.ProtocolError, match="outside a frame"):
+        protocol.FrameReader().feed(protocol.frame(protocol.HELLO, b"") + b"junk")
+    # Split reads of good frames are still fine once in step.
+    reader = protocol.FrameReader()
+    data = protocol.frame(protocol.HELLO, b"") + protocol.frame(protocol.STDOUT, forged)
+    got = [f for i in range(0, len(data), 3) for f in reader.feed(data[i : i + 3])]
+    assert got == [(protocol.HELLO, b""), (protocol.STDOUT, forged)]
+
+
+def test_the_host_holds_a_guest_to_the_caps() -> None:
+    out = protocol.Outcome(output_cap=4, files_cap=3)
+    out.take(protocol.STDOUT, b"ab")
+    out.take(protocol.STDERR, b"cd")
+    with pytest.raises(protocol.ProtocolError, match="output"):
+        out.take(protocol.STDOUT, b"e")
+    files = protocol.Outcome(files_cap=3)
+    files.take(protocol.FILE, b"/box/a\0abc")
+    with pytest.raises(protocol.ProtocolError, match="files"):
+        files.take(protocol.FILE, b"/box/b\0d")
+    done = protocol.Outcome()
+    done.take(protocol.FAIL, b"x")
+    with pytest.raises(protocol.ProtocolError, match="after the result"):
+        done.take(protocol.STDOUT, b"late")
+    with pytest.raises(protocol.ProtocolError, match="result of 3 bytes"):
+        protocol.Outcome().take(protocol.RESULT, b"abc")
+    seen: list[bytes] = []
+    piped = protocol.Outcome(on_stdout=seen.append)
+    piped.take(protocol.STDOUT, b"to the caller")
+    assert seen == [b"to the caller"] and piped.stdout == b""
 
 
 def test_frame_layout_matches_the_agent() -> None:

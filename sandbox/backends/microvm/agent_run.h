@@ -204,14 +204,13 @@ static void run_job(uint8_t *raw, uint32_t len) {
         if (open_err && p[1].revents) open_err = pump(err[0], T_ERR, &w);
         if (p[2].revents) relay_read(&relay);
         if (p[3].revents || relay.eof) relay_write(&relay);
-        if (status < 0) {
-            int st;
-            if (waitpid(pid, &st, WNOHANG) == pid) {
-                status = st;
-                end = now_s();
-                /* The program is done: whatever it left behind goes, so the pipes close. */
-                kill_box();
-            }
+        /* Every child: orphans of the box are the agent's (it is PID 1) and are reaped too. */
+        for (int st, got; (got = waitpid(-1, &st, WNOHANG)) > 0;) {
+            if (got != pid || status >= 0) continue;
+            status = st;
+            end = now_s();
+            /* The program is done: whatever it left behind goes, so the pipes close. */
+            kill_box();
         }
         if (status < 0 && now_s() - start >= wall) {
             w.wall_exceeded = 1;

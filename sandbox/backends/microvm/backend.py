@@ -185,7 +185,7 @@ class MicrovmBackend:
             argv = WARMUPS.get(key.image, DEFAULT_WARMUP)
             warm = BoxSpec(argv=argv, rootfs=key.image)
             booted.vm.send(protocol.WARM, self._job(warm).encode())
-            booted.vm.outcome(time.monotonic() + BOOT_TIMEOUT_S)
+            booted.vm.outcome(protocol.Outcome(), time.monotonic() + BOOT_TIMEOUT_S)
             booted.vm.wait_ready(time.monotonic() + BOOT_TIMEOUT_S)
         except BaseException:
             self._discard(booted)
@@ -245,6 +245,12 @@ class MicrovmBackend:
             )
         if spec.network:
             return "network: the microvm tier has no network device; run without --net"
+        sent = len(spec.stdin) + sum(len(f.content) + len(f.path) for f in spec.files)
+        if sent > protocol.MAX_FRAME - (1 << 20):
+            return (
+                f"files: the microvm tier takes at most {protocol.MAX_FRAME >> 20} MiB of files "
+                "and stdin per box (one frame to the guest)"
+            )
         return ""
 
     def run(self, spec: BoxSpec, stdio: Stdio) -> BoxResult:
@@ -271,7 +277,12 @@ class MicrovmBackend:
                 pump, stdin_fd = StdinPump(stdin_fd, booted.vm.send), -1
             if stdout_fd >= 0:
                 sink, stdout_fd = StdoutSink(stdout_fd, deadline), -1
-            out = booted.vm.outcome(deadline, sink.write if sink else None)
+            out = protocol.Outcome(
+                output_cap=spec.limits.output_bytes,
+                files_cap=spec.collect_max_bytes,
+                on_stdout=sink.write if sink else None,
+            )
+            booted.vm.outcome(out, deadline)
         except SandboxError as e:
             return failed(e.describe(), time.monotonic() - started, self.runtime)
         finally:

@@ -52,16 +52,7 @@ def prepare(state_dir: str, refresh: bool = False) -> Artifacts:
         with open(tmp, "w") as f:
             json.dump(record, f)
         os.replace(tmp, manifest)
-        _remove_stale(root, {os.path.basename(agent), os.path.basename(initramfs)})
         return art
-
-
-def _remove_stale(root: str, keep: set[str]) -> None:
-    """Agents and initramfs images of earlier sources: no VM will boot them again (a running
-    QEMU holds its initramfs open, so removing one under it is harmless)."""
-    for name in os.listdir(root):
-        if name.startswith(("agent-", "initramfs-")) and name not in keep:
-            os.unlink(os.path.join(root, name))
 
 
 def _cached(manifest: str) -> Artifacts | None:

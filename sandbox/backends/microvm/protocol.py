@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 MAGIC = b"\xfeSTK"
@@ -60,11 +61,14 @@ class FrameReader:
     def __init__(self) -> None:
         self._buf = bytearray()
         self.skipped = 0
+        self.synced = False
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         self._buf += data
         out: list[tuple[int, bytes]] = []
         while True:
+            if self.synced and self._buf:
+                self._check_next()
             at = self._buf.find(MAGIC)
             if at < 0:
                 keep = len(MAGIC) - 1  # a magic split across two reads
@@ -89,6 +93,28 @@ class FrameReader:
                 continue
             del self._buf[:end]
             out.append((kind, payload))
+            self.synced = True
+
+    def _check_next(self) -> None:
+        """Once in step, every byte belongs to a frame: a program's output inside one must
+        never be read as a frame of its own after a skip, so a bad frame ends the channel."""
+        head = bytes(self._buf[:9])
+        if not MAGIC.startswith(head[:4]):
+            raise ProtocolError(f"bytes outside a frame: {head[:9]!r}")
+        if len(head) < 9:
+            return
+        length = _HEAD.unpack_from(head, 4)[1]
+        if length > MAX_FRAME:
+            raise ProtocolError(f"a frame of {length} bytes (at most {MAX_FRAME})")
+        end = 9 + length + 4
+        if len(self._buf) >= end:
+            (crc,) = struct.unpack_from("<I", self._buf, 9 + length)
+            if zlib.crc32(bytes(self._buf[9 : 9 + length]), zlib.crc32(head[4:9])) != crc:
+                raise ProtocolError("a frame with a bad checksum")
+
+
+class ProtocolError(ValueError):
+    """The guest broke the protocol: a compromised guest, or a broken agent. An XX."""
 
 
 @dataclass(frozen=True)
@@ -157,21 +183,41 @@ class Outcome:
     exec_error: str = ""
     failure: str = ""  # the agent's own failure (a FAIL frame): an XX
     done: bool = False
+    # What the agent may send at most (it enforces the same caps): the host holds a guest
+    # that sends more to them, whatever ran in it.
+    output_cap: int = MAX_FRAME
+    files_cap: int = MAX_FRAME
+    on_stdout: Callable[[bytes], None] | None = None  # stdout to a caller's pipe instead
+    _output: int = 0
+    _file_bytes: int = 0
 
     def take(self, kind: int, payload: bytes) -> None:
         """Fold one frame in; RESULT and FAIL end the job."""
-        if kind == STDOUT:
-            self.stdout += payload
-        elif kind == STDERR:
-            self.stderr += payload
+        if self.done:
+            raise ProtocolError("a frame after the result")
+        if kind in (STDOUT, STDERR):
+            self._output += len(payload)
+            if self._output > self.output_cap:
+                raise ProtocolError(f"more than the {self.output_cap} bytes of output allowed")
+            if kind == STDERR:
+                self.stderr += payload
+            elif self.on_stdout is not None:
+                self.on_stdout(payload)
+            else:
+                self.stdout += payload
         elif kind in (FILE, REFUSED):
             path, _, rest = payload.partition(b"\0")
             name = path.decode("utf-8", "replace")
+            self._file_bytes += len(rest) if kind == FILE else 0
+            if self._file_bytes > self.files_cap or len(self.files) + len(self.refused) > 2 * 4096:
+                raise ProtocolError("more collected files than the box may send")
             if kind == FILE:
                 self.files[name] = rest
             else:
-                self.refused[name] = f"{name}: {rest.decode('utf-8', 'replace')}"
+                self.refused[name] = f"{name}: {rest.decode('utf-8', 'replace')[:200]}"
         elif kind == RESULT:
+            if len(payload) < _RESULT.size:
+                raise ProtocolError(f"a result of {len(payload)} bytes")
             status, oom, ole, wall_x, cpu_us, wall_us, peak = _RESULT.unpack_from(payload)
             self.wait_status = None if status < 0 else status
             self.oom_killed = bool(oom)
@@ -180,8 +226,8 @@ class Outcome:
             self.cpu_time_s = cpu_us / 1e6
             self.wall_time_s = wall_us / 1e6
             self.memory_peak = peak
-            self.exec_error = payload[_RESULT.size :].decode("utf-8", "replace")
+            self.exec_error = payload[_RESULT.size :].decode("utf-8", "replace")[:500]
             self.done = True
         elif kind == FAIL:
-            self.failure = payload.decode("utf-8", "replace")
+            self.failure = payload.decode("utf-8", "replace")[:500]
             self.done = True

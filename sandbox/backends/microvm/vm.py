@@ -124,14 +124,17 @@ class Vm:
         while not self._pending:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise VmError(step, "read(serial)", 0, "timed out waiting for the guest agent")
+                raise VmError(step, "read(channel)", 0, "timed out waiting for the guest agent")
             ready, _, _ = select.select([self._sock], [], [], left)
             if not ready:
                 continue
             data = self._sock.recv(1 << 16)
             if not data:
-                raise VmError(step, "read(serial)", 0, f"QEMU ended: {self._exit_text()}")
-            self._pending += self._reader.feed(data)
+                raise VmError(step, "read(channel)", 0, f"QEMU ended: {self._exit_text()}")
+            try:
+                self._pending += self._reader.feed(data)
+            except protocol.ProtocolError as e:
+                raise VmError(step, "read(channel)", 0, f"the guest broke the protocol: {e}") from e
         return self._pending.pop(0)
 
     def wait_ready(self, deadline: float) -> None:
@@ -150,13 +153,9 @@ class Vm:
         except OSError as e:
             raise VmError("job", "write(serial)", e.errno or 0, "the VM is gone") from e
 
-    def outcome(
-        self, deadline: float, on_stdout: Callable[[bytes], None] | None = None
-    ) -> protocol.Outcome:
-        """Frames until the agent's RESULT or FAIL. A deadline passed is the host's wall kill:
-        the outcome comes back not done, with what the program printed so far. With
-        on_stdout, the program's stdout goes there as it comes instead."""
-        out = protocol.Outcome()
+    def outcome(self, out: protocol.Outcome, deadline: float) -> protocol.Outcome:
+        """Frames into `out` until the agent's RESULT or FAIL. A deadline passed is the host's
+        wall kill: the outcome comes back not done, with what the program printed so far."""
         while not out.done:
             try:
                 kind, payload = self._next(deadline, "job")
@@ -164,10 +163,11 @@ class Vm:
                 if time.monotonic() >= deadline:
                     return out
                 raise e
-            if kind == protocol.STDOUT and on_stdout is not None:
-                on_stdout(payload)
-            else:
+            try:
                 out.take(kind, payload)
+            except protocol.ProtocolError as e:
+                detail = f"the guest broke the protocol: {e}"
+                raise VmError("job", "read(channel)", 0, detail) from e
         return out
 
     def _exit_text(self) -> str:
