@@ -27,9 +27,12 @@ lint: deps
 	$(VENV)/bin/ruff format --check sandbox service worker tests bench
 	$(VENV)/bin/mypy
 
-# Every language's image (cached in /var/lib/stockade: minutes the first time, then none).
+# Every language's image (cached in /var/lib/stockade: minutes the first time, then none),
+# and the microVM tier's guest kernel, agent and the layer disks the tests boot (other
+# images' disks are made on their first microVM box).
 images: deps
 	$(VENV)/bin/stockade layers build --all
+	$(VENV)/bin/stockade microvm prepare debian python3 gcc
 
 test: deps lint images
 	$(PY) -m pytest -q -rs tests
