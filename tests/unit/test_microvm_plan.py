@@ -302,3 +302,36 @@ def test_host_wall_kill_leaves_time_to_stream_what_the_box_may_send() -> None:
     assert host_wall_s(BoxSpec(argv=("x",), limits=lim)) == 2.0 + HOST_MARGIN_S
     big = BoxSpec(argv=("x",), limits=lim, collect=("out",), collect_max_bytes=64 * MIB)
     assert host_wall_s(big) > 2.0 + HOST_MARGIN_S + 5
+
+
+def test_pool_keeps_learned_keys_warm_and_take_waits_for_a_boot_under_way() -> None:
+    import threading
+    import time
+
+    from sandbox.backends.microvm.pool import VmPool
+
+    started: list[PoolKey] = []
+    discarded: list[str] = []
+    gate = threading.Event()
+
+    def start(key: PoolKey) -> str:
+        started.append(key)
+        gate.wait(5)
+        return f"vm{len(started)}"
+
+    pool: VmPool[str] = VmPool(start, discarded.append, per_key=1)
+    key = PoolKey("python3", 512)
+    try:
+        assert pool.take(key) is None  # unknown key: nothing ready, nothing booting
+        deadline = time.monotonic() + 5
+        while not started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert started == [key]  # the pool learned the key and boots for it
+        threading.Timer(0.2, gate.set).start()
+        t = time.monotonic()
+        assert pool.take(key, wait_s=5) == "vm1"  # waited for the boot under way
+        assert 0.1 < time.monotonic() - t < 4
+        assert pool.wait_ready(key, 5)  # and refilled
+    finally:
+        pool.close()
+    assert discarded == ["vm2"]  # close() ends what was not taken

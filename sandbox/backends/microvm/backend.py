@@ -265,7 +265,7 @@ class MicrovmBackend:
                 os.close(fd)
             return failed(refusal, 0.0, self.runtime)
         key = PoolKey(spec.rootfs, vm_memory_mib(spec.limits.memory_bytes))
-        booted = self.pool.take(key)
+        booted = self.pool.take(key, BOOT_TIMEOUT_S)
         pump: StdinPump | None = None
         sink: StdoutSink | None = None
         try:
