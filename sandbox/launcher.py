@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import importlib
 import json
 import os
@@ -22,7 +21,7 @@ from sandbox.reaper import Reaper
 from sandbox.result import BoxResult, Observed, classify, failed
 from sandbox.slots import Slot, SlotPool
 from sandbox.spec import BoxSpec, Limits, box_path, validate
-from sandbox.stdio import Stdio
+from sandbox.stdio import Stdio, sealed_memfd
 from sandbox.templates import Images, TemplateCache
 from sandbox.warm import WarmBox, WarmKey, WarmPool
 from sandbox.watch import Watch, kill
@@ -184,7 +183,7 @@ class Launcher:
         box.warm = warm = self._take_live(key)
         cg = warm.cgroup
         cg.set_limits(cgroups.CgroupLimits(lim.memory_bytes, lim.pids))
-        stdin_fd = _sealed_memfd(spec.stdin) if stdio.stdin_fd < 0 else os.dup(stdio.stdin_fd)
+        stdin_fd = sealed_memfd(spec.stdin) if stdio.stdin_fd < 0 else os.dup(stdio.stdin_fd)
         box.fds.append(stdin_fd)
         out_r, out_w = _pipe(box)
         if stdio.stdout_fd >= 0:
@@ -330,18 +329,6 @@ def _pipe(box: _Run) -> tuple[int, int]:
 def _close_owned(box: _Run, fd: int) -> None:
     os.close(fd)
     box.fds.remove(fd)
-
-
-def _sealed_memfd(data: bytes) -> int:
-    """stdin as a sealed memfd: the program can seek it and can never change it."""
-    fd = os.memfd_create("stdin", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-    os.lseek(fd, 0, os.SEEK_SET)
-    seals = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL
-    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
-    return fd
 
 
 def _read_report(fd: int) -> dict[str, str]:

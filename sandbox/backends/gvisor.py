@@ -11,7 +11,6 @@ cgroup's peak and includes the Sentry and the gofer (18-19 MB for a trivial prog
 
 from __future__ import annotations
 
-import fcntl
 import itertools
 import json
 import os
@@ -32,7 +31,7 @@ from sandbox.errors import SandboxError
 from sandbox.result import BoxResult, Observed, classify, failed
 from sandbox.rootfs import BoxUser
 from sandbox.spec import BoxSpec
-from sandbox.stdio import Stdio
+from sandbox.stdio import Stdio, sealed_memfd
 from sandbox.templates import Images
 
 RUNSC = "/usr/bin/runsc"
@@ -179,7 +178,7 @@ class GvisorBackend:
     def _run(self, spec: BoxSpec, stdio: Stdio, box: _Box, started: float) -> BoxResult:
         inputs = self._prepare(spec, box)
         assert box.cgroup is not None
-        stdin_fd = _sealed_memfd(spec.stdin) if stdio.stdin_fd < 0 else os.dup(stdio.stdin_fd)
+        stdin_fd = sealed_memfd(spec.stdin) if stdio.stdin_fd < 0 else os.dup(stdio.stdin_fd)
         box.fds.append(stdin_fd)
         out_r, out_w = _pipe(box)
         if stdio.stdout_fd >= 0:
@@ -282,18 +281,6 @@ class GvisorBackend:
             fs.unmount(target)
         if box.box_dir:
             sweep.remove_tree(box.box_dir)
-
-
-def _sealed_memfd(data: bytes) -> int:
-    """stdin as a sealed memfd: the program can seek it and can never change it."""
-    fd = os.memfd_create("stdin", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-    os.lseek(fd, 0, os.SEEK_SET)
-    seals = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL
-    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
-    return fd
 
 
 def _pipe(box: _Box) -> tuple[int, int]:
