@@ -13,6 +13,7 @@ import subprocess
 from sandbox.backends import gvisor_bundle as bundle
 from sandbox.backends.gvisor_rootfs import unmount
 from sandbox.cgroups import parse_mountinfo
+from sandbox.cgroups.base import pid_alive
 from sandbox.cgroups.manager import PARENT
 
 # Our container ids and box cgroups are gvisor-<backend pid>-<n>; `runsc do` names its own
@@ -28,16 +29,6 @@ def v1_roots(mountinfo: str = "/proc/self/mountinfo") -> list[str]:
     with open(mountinfo) as f:
         mounts = parse_mountinfo(f.read())
     return [m.mount_point for m in mounts if m.fstype == "cgroup" and m.root == "/"]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 def _rmdir(path: str) -> bool:
@@ -97,14 +88,14 @@ def sweep_stale(runsc: str, base_dir: str, state_dir: str) -> list[str]:
     for name in _listdir(state_dir):
         cid = name.split("_", 1)[0]
         match = CID.match(cid)
-        if match and not _alive(int(match.group(1))):
+        if match and not pid_alive(int(match.group(1))):
             dead_cids.add(cid)
     for cid in sorted(dead_cids):
         delete_state(runsc, state_dir, cid)
         removed.append(f"{state_dir}/{cid}")
     for name in _listdir(base_dir):
         owner = name.split(".", 1)[0]  # <backend pid>.<n>
-        if owner.isdigit() and not _alive(int(owner)):
+        if owner.isdigit() and not pid_alive(int(owner)):
             remove_tree(os.path.join(base_dir, name))
             removed.append(os.path.join(base_dir, name))
     roots = v1_roots()
@@ -112,7 +103,7 @@ def sweep_stale(runsc: str, base_dir: str, state_dir: str) -> list[str]:
         parent = os.path.join(root, PARENT)
         for name in _listdir(parent):
             match = CID.match(name)
-            if match and not _alive(int(match.group(1))) and _rmdir(os.path.join(parent, name)):
+            if match and not pid_alive(int(match.group(1))) and _rmdir(os.path.join(parent, name)):
                 removed.append(os.path.join(parent, name))
         for name in _listdir(root):
             if RUNSC_DO.match(name) and _rmdir(os.path.join(root, name)):

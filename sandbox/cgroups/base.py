@@ -194,7 +194,7 @@ class BaseManager(ABC):
         for parent in sorted(parents):
             for name in os.listdir(parent):
                 owner, dash, seq = name.partition("-")
-                if not (dash and owner.isdigit() and seq.isdigit()) or _alive(int(owner)):
+                if not (dash and owner.isdigit() and seq.isdigit()) or pid_alive(int(owner)):
                     continue
                 try:
                     self._ops.rmdir(os.path.join(parent, name))
@@ -226,7 +226,8 @@ class BaseManager(ABC):
         self._live.pop(dir_name, None)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this pid exists (a launcher that made cgroups, say)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
