@@ -43,9 +43,7 @@ say("pid1_visible", os.path.exists("/proc/1"))
 
 
 @pytest.fixture(scope="module")
-def files(
-    launcher: Launcher, elves: dict[str, bytes], canary_paths: list[Path], microvm_usable: None
-) -> Group:
+def files(launcher: Launcher, elves: dict[str, bytes], canary_paths: list[Path]) -> Group:
     os.environ["STOCKADE_SECRET_TEST"] = fi.SECRET
     before = [fi._fingerprint(p) for p in canary_paths]
     tunables = fi._host_tunables()

@@ -59,7 +59,7 @@ def run_c(
     return hu.run_c(launcher, elves, name, *args, **M, **spec)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def microvm_usable(launcher: Launcher) -> None:
     """The tier runs here and the session launcher's backend (whose pool VMs are not
     leftovers) is registered with test_tier_microvm's nothing_left."""
@@ -67,7 +67,7 @@ def microvm_usable(launcher: Launcher) -> None:
     launcher_backend(launcher)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def no_new_mounts(microvm_usable: None) -> Iterator[None]:
     """QEMU mounts nothing on the host: a box must not leave a mount behind either."""
     before = hu.stockade_mounts()
