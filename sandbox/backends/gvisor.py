@@ -117,7 +117,7 @@ class GvisorBackend:
         self.binds, links = fs.host_binds()
         self.host_root = os.path.join(self.own_dir, "host-root")
         self.image_init = os.path.join(self.own_dir, "image-init")
-        fs.build_skeleton(self.host_root, self.user, self.binds, links)
+        self.binds = fs.build_skeleton(self.host_root, self.user, self.binds, links)
         fs.build_skeleton(self.image_init, self.user, [], {})
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 
 from sandbox import files as box_files
 from sandbox import mounts as m
@@ -35,19 +36,32 @@ def host_binds(host_root: str = "/") -> tuple[list[HostBind], dict[str, str]]:
     return binds, links
 
 
-def build_skeleton(root: str, user: BoxUser, binds: list[HostBind], links: dict[str, str]) -> None:
+def build_skeleton(
+    root: str, user: BoxUser, binds: list[HostBind], links: dict[str, str]
+) -> list[HostBind]:
     """A root directory holding only mount points, symlinks and the init layer's identity
     files (/etc/passwd naming the box uid, /etc/hosts, ...). It is the root of a host box
-    and the top lower layer of an image box; runsc mounts it read-only."""
+    and the top lower layer of an image box; runsc mounts it read-only. The small, static
+    configuration under /etc is copied in (links kept as links) rather than bound: each bind
+    is a gofer mount that every box's start pays for, and the copy is as fresh as the
+    backend. Returns the binds that are still to be mounted (/usr)."""
     os.makedirs(root, mode=0o755)
     for d in MOUNT_DIRS:
         os.makedirs(root + d, mode=0o755, exist_ok=True)
     os.chmod(root + "/tmp", 0o1777)
     for path, target in links.items():
         os.symlink(target, root + path)
+    mounted = []
     for b in binds:
         dest = root + b.destination
         os.makedirs(os.path.dirname(dest), mode=0o755, exist_ok=True)
+        if b.destination.startswith("/etc/"):
+            if os.path.isdir(b.source):
+                shutil.copytree(b.source, dest, symlinks=True)
+            else:
+                shutil.copy2(b.source, dest, follow_symlinks=False)
+            continue
+        mounted.append(b)
         if os.path.isdir(b.source):
             os.makedirs(dest, mode=0o755, exist_ok=True)
         else:
@@ -58,6 +72,7 @@ def build_skeleton(root: str, user: BoxUser, binds: list[HostBind], links: dict[
         with open(root + op.path, "wb") as f:
             f.write(op.content)
         os.chmod(root + op.path, op.mode)
+    return mounted
 
 
 def mount_image(target: str, layers: list[str]) -> None:
