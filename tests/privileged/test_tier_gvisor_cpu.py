@@ -122,4 +122,3 @@ def test_the_sentrys_boot_is_not_counted(launcher: Launcher, work: bytes) -> Non
     read 0.089 s in a trial with the baseline taken away."""
     r = run_work(launcher, work, "gvisor", 1000)
     assert r.time < 0.06, hu.describe(r)
-
