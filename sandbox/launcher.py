@@ -18,7 +18,7 @@ from sandbox.mounts import Op
 from sandbox.network import GrantedNetwork, NetConfig, ensure_firewall
 from sandbox.plan import ChildPlan, Prep, await_ready, send_plan, send_prep
 from sandbox.reaper import Reaper
-from sandbox.result import BoxResult, Observed, classify, failed
+from sandbox.result import BoxResult, Observed, failed, judged
 from sandbox.slots import Slot, SlotPool
 from sandbox.spec import BoxSpec, Limits, box_path, validate
 from sandbox.stdio import Stdio, sealed_memfd
@@ -270,19 +270,8 @@ class Launcher:
             wall_limit_s=spec.limits.wall_time_s,
             exec_error=exec_error,
         )
-        status, code, sig, message = classify(obs)
-        return BoxResult(
-            status=status,
-            exit_code=code,
-            signal=sig,
-            time=obs.cpu_time_s,
-            wall_time=wall,
-            memory=cg.memory_peak_bytes(),
-            stdout=bytes(watch.out),
-            stderr=bytes(watch.err),
-            message=message,
-            files=files,
-            files_refused=refused,
+        return judged(
+            obs, cg.memory_peak_bytes(), bytes(watch.out), bytes(watch.err), files, refused
         )
 
     def _teardown(self, box: _Run) -> None:

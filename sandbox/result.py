@@ -121,3 +121,30 @@ def classify(obs: Observed) -> tuple[Status, int | None, int | None, str]:
     if code == 0:
         return Status.OK, 0, None, "Exited normally"
     return Status.RE, code, None, f"Exited with code {code}"
+
+
+def judged(
+    obs: Observed,
+    memory: int,
+    stdout: bytes,
+    stderr: bytes,
+    files: dict[str, bytes] | None = None,
+    refused: dict[str, str] | None = None,
+    runtime: str = "container",
+) -> BoxResult:
+    """The BoxResult of what a tier observed: one classification for every tier."""
+    status, code, sig, message = classify(obs)
+    return BoxResult(
+        status=status,
+        exit_code=code,
+        signal=sig,
+        time=obs.cpu_time_s,
+        wall_time=obs.wall_time_s,
+        memory=memory,
+        stdout=stdout,
+        stderr=stderr,
+        message=message,
+        files=files or {},
+        files_refused=refused or {},
+        runtime=runtime,
+    )

@@ -28,7 +28,7 @@ from sandbox.backends.gvisor_watch import RunscWatch
 from sandbox.cgroups.manager import PARENT
 from sandbox.config import HostConfig
 from sandbox.errors import SandboxError
-from sandbox.result import BoxResult, Observed, classify, failed
+from sandbox.result import BoxResult, Observed, failed, judged
 from sandbox.rootfs import BoxUser
 from sandbox.spec import BoxSpec
 from sandbox.stdio import Stdio, sealed_memfd
@@ -244,22 +244,9 @@ class GvisorBackend:
             wall_limit_s=spec.limits.wall_time_s,
             exec_error=exec_error,
         )
-        status, exit_code, sig, message = classify(obs)
         files, refused = fs.collect(scratch, spec)
-        return BoxResult(
-            status=status,
-            exit_code=exit_code,
-            signal=sig,
-            time=obs.cpu_time_s,
-            wall_time=wall,
-            memory=cg.memory_peak_bytes(),
-            stdout=bytes(watch.out),
-            stderr=stderr,
-            message=message,
-            files=files,
-            files_refused=refused,
-            runtime=self.runtime,
-        )
+        memory = cg.memory_peak_bytes()
+        return judged(obs, memory, bytes(watch.out), stderr, files, refused, self.runtime)
 
     def _teardown(self, box: _Box) -> None:
         """Nothing of the box outlives it: runsc, the sandbox, its state, cgroups, mounts."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from sandbox.backends.microvm import protocol
-from sandbox.result import BoxResult, Observed, classify, failed
+from sandbox.result import BoxResult, Observed, failed, judged
 from sandbox.spec import BoxSpec
 
 
@@ -24,20 +26,9 @@ def box_result(spec: BoxSpec, out: protocol.Outcome, host_wall_s: float, runtime
         wall_limit_s=spec.limits.wall_time_s,
         exec_error=out.exec_error,
     )
-    status, code, sig, message = classify(obs)
-    if host_killed:
-        message += " (the host stopped the VM)"
-    return BoxResult(
-        status=status,
-        exit_code=code,
-        signal=sig,
-        time=obs.cpu_time_s,
-        wall_time=obs.wall_time_s,
-        memory=out.memory_peak,
-        stdout=bytes(out.stdout),
-        stderr=bytes(out.stderr),
-        message=message,
-        files=out.files,
-        files_refused=out.refused,
-        runtime=runtime,
+    r = judged(
+        obs, out.memory_peak, bytes(out.stdout), bytes(out.stderr), out.files, out.refused, runtime
     )
+    if host_killed:
+        return dataclasses.replace(r, message=r.message + " (the host stopped the VM)")
+    return r
