@@ -17,7 +17,29 @@ _READ_CHUNK = 1 << 16
 _CPUS = os.cpu_count() or 1
 
 
-class Watch:
+class CappedOutput:
+    """stdout and stderr of a box, capped together at the spec's output_bytes; a chunk past
+    the cap is cut and the box killed for "output" (each tier's own _kill)."""
+
+    spec: BoxSpec
+    out: bytearray
+    err: bytearray
+
+    def _kill(self, why: str) -> None:
+        raise NotImplementedError
+
+    def _capture(self, buf: bytearray, chunk: bytes) -> None:
+        room = self.spec.limits.output_bytes - len(self.out) - len(self.err)
+        buf += chunk[: max(room, 0)]
+        if len(chunk) > room:
+            self._kill("output")
+
+    @property
+    def output_full(self) -> bool:
+        return len(self.out) + len(self.err) >= self.spec.limits.output_bytes
+
+
+class Watch(CappedOutput):
     """The launcher's wait: pipes drained, output capped, CPU and wall limits enforced.
     The box is over when all three pipes reach EOF: init closes the result pipe only when
     it exits, after it killed whatever the program left behind."""
@@ -76,16 +98,9 @@ class Watch:
         buf = self._fds[fd]
         if buf is self.res:
             buf += chunk
-            return True
-        room = self.spec.limits.output_bytes - len(self.out) - len(self.err)
-        buf += chunk[: max(room, 0)]
-        if len(chunk) > room:
-            self._kill("output")
+        else:
+            self._capture(buf, chunk)
         return True
-
-    @property
-    def output_full(self) -> bool:
-        return len(self.out) + len(self.err) >= self.spec.limits.output_bytes
 
     def _kill(self, why: str) -> None:
         if not self.killed_for:

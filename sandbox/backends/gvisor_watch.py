@@ -11,6 +11,7 @@ import time
 from sandbox import cgroups
 from sandbox.errors import SandboxError
 from sandbox.spec import BoxSpec
+from sandbox.watch import CappedOutput
 
 _READ_CHUNK = 1 << 16
 _CPUS = os.cpu_count() or 1
@@ -21,7 +22,7 @@ _SETUP_POLL_S = 0.002  # the pid file is looked for this often until the program
 _GIVE_UP_S = 5.0
 
 
-class RunscWatch:
+class RunscWatch(CappedOutput):
     """Waits for `runsc run` and the pipes. The program starts when runsc writes the pid
     file (create done, start next): the wall clock and the CPU baseline start there."""
 
@@ -112,16 +113,8 @@ class RunscWatch:
         chunk = os.read(fd, _READ_CHUNK)
         if not chunk:
             return False
-        buf = self._fds[fd]
-        room = self.spec.limits.output_bytes - len(self.out) - len(self.err)
-        buf += chunk[: max(room, 0)]
-        if len(chunk) > room:
-            self._kill("output")
+        self._capture(self._fds[fd], chunk)
         return True
-
-    @property
-    def output_full(self) -> bool:
-        return len(self.out) + len(self.err) >= self.spec.limits.output_bytes
 
     def _kill(self, why: str) -> None:
         """Everything in the box cgroup: the Sentry, the gofer and the ptrace stubs (the
