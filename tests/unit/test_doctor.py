@@ -11,18 +11,10 @@ from sandbox.cgroups.manager import parse_mountinfo
 from sandbox.cli_doctor import format_text
 from sandbox.doctor import Finding, Level, ProbeOutcome
 from sandbox.doctor_kvm import KvmReadings, check_kvm, kernel_boot_outcome
+from tests.unit.cgroup_fake import V1_MOUNTINFO
 
 # This machine's hybrid layout: v1 controllers, and a cgroup2 tree without memory or pids.
-HYBRID = """\
-31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
-32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
-33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
-35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
-37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
-39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
-40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
-41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
-"""
+HYBRID = V1_MOUNTINFO
 UNIFIED = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
 
 
