@@ -69,13 +69,14 @@ class Core:
         the operator's minimum. One no live worker serves is a 422, never a downgrade."""
         info = self.languages.get(sub.language_id)
         tier = strongest(sub.tier, info.tier if info else "", self.config.min_tier)
-        served = self.tiers()
-        if tier != "container" and tier not in served:
-            rule = f"{tier} is not served by any live worker (served: {', '.join(served)})"
-            raise ApiError.field(422, "tier", rule)
-        if tier != "container" and sub.enable_network:
-            rule = f"only the container tier has a network; this submission runs in {tier}"
-            raise ApiError.field(422, "enable_network", rule)
+        if tier != "container":  # the container tier needs no look at the workers
+            served = self.tiers()
+            if tier not in served:
+                rule = f"{tier} is not served by any live worker (served: {', '.join(served)})"
+                raise ApiError.field(422, "tier", rule)
+            if sub.enable_network:
+                rule = f"only the container tier has a network; this submission runs in {tier}"
+                raise ApiError.field(422, "enable_network", rule)
         return dataclasses.replace(sub, tier=tier)
 
     def batch_items(self, body: dict[str, Any]) -> list[Any]:
