@@ -47,6 +47,18 @@ class Beat:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
+def served_tiers(self) -> list[str]:
+        return [t for t, why in self.tiers.items() if why is None]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Beat:
+        d = json.loads(text)
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
 def live(beats: list[Beat], now: float) -> list[Beat]:
     """The workers seen within STALE_S, by hostname."""
     return sorted((b for b in beats if now - b.seen_at <= STALE_S), key=lambda b: b.hostname)
@@ -78,7 +90,7 @@ def read_live(client: redis.Redis, prefix: str) -> list[Beat]:
             stale.append(host)
     if stale:
         client.hdel(prefix + KEY, *stale)
-    return live(beats, now)
+    return sorted(beats, key=lambda b: b.hostname)
 
 
 def probe_tiers() -> dict[str, str | None]:
