@@ -47,23 +47,6 @@ class Beat:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
-def served_tiers(self) -> list[str]:
-        return [t for t, why in self.tiers.items() if why is None]
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> Beat:
-        d = json.loads(text)
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
-
-
-def live(beats: list[Beat], now: float) -> list[Beat]:
-    """The workers seen within STALE_S, by hostname."""
-    return sorted((b for b in beats if now - b.seen_at <= STALE_S), key=lambda b: b.hostname)
-
-
 def served_tiers(beats: list[Beat]) -> list[str]:
     """Every tier at least one of these workers serves, weakest first."""
     from sandbox.spec import TIERS
