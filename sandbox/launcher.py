@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import json
 import os
@@ -30,6 +31,9 @@ from sandbox.zygote import Zygote
 # Placeholder limits while a box waits warm: tight, so an idle init can hold nothing.
 _IDLE = cgroups.CgroupLimits(memory_bytes=64 << 20, pids=1)
 _LIVE_TRIES = 8
+_PIPE_DEFAULT = 64 * 1024
+_PIPE_SLACK = 4096  # one more atomic write (PIPE_BUF) than the cap
+_PIPE_MAX = 4 * 1024 * 1024
 
 
 @dataclass
@@ -186,6 +190,7 @@ class Launcher:
         stdin_fd = sealed_memfd(spec.stdin) if stdio.stdin_fd < 0 else os.dup(stdio.stdin_fd)
         box.fds.append(stdin_fd)
         out_r, out_w = _pipe(box)
+        _room_past(out_w, lim.output_bytes)
         if stdio.stdout_fd >= 0:
             os.dup2(stdio.stdout_fd, out_w)  # the program writes to the caller's pipe
             _close_owned(box, out_r)
@@ -194,6 +199,7 @@ class Launcher:
             for fd in {stdio.stdin_fd, stdio.stdout_fd} - {-1}:
                 os.close(fd)
         err_r, err_w = _pipe(box)
+        _room_past(err_w, lim.output_bytes)
         rep_r, rep_w = _pipe(box)
         res_r, res_w = _pipe(box)
         sync_r, sync_w = _pipe(box) if spec.network else (-1, -1)
@@ -313,6 +319,20 @@ def _pipe(box: _Run) -> tuple[int, int]:
     r, w = os.pipe()
     box.fds += [r, w]
     return r, w
+
+
+def _room_past(fd: int, output_bytes: int) -> None:
+    """A pipe that holds more than the output cap: a flood then always gets past the cap
+    before its writer blocks, so OLE does not depend on how soon the watch reads. (A 64 KiB
+    cap on the default 64 KiB pipe let a runtime that buffers blocked writes in memory, as
+    Node does, stop just under the cap and reach the OOM killer first.) Best effort: the
+    kernel caps the size; above that the race stays as it was."""
+    want = min(output_bytes + _PIPE_SLACK, _PIPE_MAX)
+    if want > _PIPE_DEFAULT:
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, want)
+        except OSError:
+            pass
 
 
 def _close_owned(box: _Run, fd: int) -> None:
