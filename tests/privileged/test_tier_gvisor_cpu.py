@@ -115,8 +115,11 @@ def test_fixed_work_costs_the_same_cpu_on_both_tiers(
     assert 0.7 * TARGET_S <= c <= 1.4 * TARGET_S, figures
     # Two threads on this 2-core host leave the Sentry no idle core: its own work for the
     # box then grows (measured 1.30x in a make test run), and it is the box's CPU by design.
-    high = 1.30 if threads == 1 else 1.50
-    assert 0.90 * c <= g <= high * c, figures
+    # The container's own two-thread figures spread 0.38-0.57 s in one make test run (its
+    # median 0.49 against gVisor's 0.44): the lower bound there only catches stubs outside
+    # the cgroup, which would read near 0.
+    low, high = (0.90, 1.30) if threads == 1 else (0.60, 1.50)
+    assert low * c <= g <= high * c, figures
 
 
 def test_the_sentrys_boot_is_not_counted(launcher: Launcher, work: bytes) -> None:
