@@ -148,27 +148,26 @@ class GvisorBackend:
         os.mkdir(box.box_dir, 0o700)
         memory, pids = bundle.host_cgroup_limits(spec.limits)
         box.cgroup = self.cgroups.create(box.cid, cgroups.CgroupLimits(memory, pids))
-        root = self.host_root
-        binds: tuple[bundle.HostBind, ...] = tuple(self.binds)
-        if spec.rootfs != "host":
-            if self.images is None:
-                raise SandboxError("gvisor: image", f"image_layers({spec.rootfs})", 0, "no store")
-            layers = self.images.image_layers(spec.rootfs)
-            root = os.path.join(box.box_dir, "rootfs")
-            box.mounts.append(root)
-            fs.mount_image(root, [self.image_init, *layers])
-            binds = ()
         scratch = os.path.join(box.box_dir, "scratch")
         box.mounts.append(scratch)
         fs.mount_scratch(scratch, spec, self.user)
         fs.place_files(scratch, spec.files, self.user)
+        root = os.path.join(box.box_dir, "rootfs")
+        if spec.rootfs == "host":
+            box.mounts += fs.assemble_root(root, self.host_root, self.binds, scratch)
+        else:
+            if self.images is None:
+                raise SandboxError("gvisor: image", f"image_layers({spec.rootfs})", 0, "no store")
+            layers = self.images.image_layers(spec.rootfs)
+            box.mounts.append(root)
+            fs.mount_image(root, [self.image_init, *layers])
+            box.mounts += fs.assemble_root(root, None, [], scratch)
         inputs = bundle.BundleInputs(
             root_path=root,
             scratch_dir=scratch,
             uid=self.user.uid,
             gid=self.user.gid,
             cgroups_path=f"/{PARENT}/{box.cgroup.dir_name}",
-            binds=binds,
         )
         config = bundle.oci_config(spec, inputs, self.config.box_path)
         with open(os.path.join(box.box_dir, "config.json"), "w") as f:

@@ -52,12 +52,11 @@ class HostBind:
 class BundleInputs:
     """What the host side prepared for one box: where its root and scratch dirs are."""
 
-    root_path: str  # the skeleton dir (host rootfs) or the image's overlay mount
-    scratch_dir: str  # a host tmpfs holding box/, tmp/ and shm/
+    root_path: str  # the box's assembled root (gvisor_rootfs.assemble_root)
+    scratch_dir: str  # a host tmpfs holding box/ (in the root), tmp/ and shm/
     uid: int
     gid: int
     cgroups_path: str  # "/stockade/<dir>", the box cgroup made before runsc starts
-    binds: tuple[HostBind, ...] = ()
 
 
 def host_cgroup_limits(limits: Limits) -> tuple[int, int]:
@@ -86,32 +85,28 @@ def box_env(spec: BoxSpec, path: str) -> list[str]:
     return [f"{k}={v}" for k, v in env.items()]
 
 
-def _bind(source: str, destination: str, writable: bool) -> dict[str, Any]:
-    mode = "rw" if writable else "ro"
+def _bind(source: str, destination: str) -> dict[str, Any]:
     return {
         "destination": destination,
         "type": "bind",
         "source": source,
-        "options": ["rbind", mode, "nosuid", "nodev"],
+        "options": ["rbind", "rw", "nosuid", "nodev"],
     }
 
 
 def oci_mounts(inputs: BundleInputs) -> list[dict[str, Any]]:
-    """proc, the host's read-only paths, and the scratch tmpfs's box/, tmp/ and shm/. The
-    scratch is a host tmpfs bound in (not a tmpfs of the Sentry's) so that its size is
-    capped by the host kernel, the spec's files are placed before the program starts and
-    collected files are read with the host's O_NOFOLLOW walk after it ends."""
+    """The Sentry's own /proc, and the scratch's tmp/ and shm/ (the Sentry would cover them
+    in the root with a tmpfs and a /dev of its own). /, /usr and /box are the root,
+    assembled on the host (gvisor_rootfs.assemble_root). The scratch is a host tmpfs so
+    that its size is capped by the host kernel, the spec's files are placed before the
+    program starts and collected files are read with the host's O_NOFOLLOW walk after it
+    ends."""
     s = inputs.scratch_dir
-    mounts: list[dict[str, Any]] = [
+    return [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": []},
+        _bind(f"{s}/tmp", "/tmp"),
+        _bind(f"{s}/shm", "/dev/shm"),
     ]
-    mounts += [_bind(b.source, b.destination, writable=False) for b in inputs.binds]
-    mounts += [
-        _bind(f"{s}/box", "/box", writable=True),
-        _bind(f"{s}/tmp", "/tmp", writable=True),
-        _bind(f"{s}/shm", "/dev/shm", writable=True),
-    ]
-    return mounts
 
 
 def oci_config(spec: BoxSpec, inputs: BundleInputs, path_env: str) -> dict[str, Any]:
@@ -131,7 +126,11 @@ def oci_config(spec: BoxSpec, inputs: BundleInputs, path_env: str) -> dict[str, 
             "rlimits": oci_rlimits(spec.limits),
             "noNewPrivileges": True,
         },
-        "root": {"path": inputs.root_path, "readonly": True},
+        # Writable for the Sentry, because /box is in the same gofer mount: the
+        # host refuses writes everywhere else (read-only binds, an overlay with no upper),
+        # and before that the Sentry's permission checks do (the box user owns nothing
+        # outside the scratch).
+        "root": {"path": inputs.root_path, "readonly": False},
         "hostname": HOSTNAME,
         "mounts": oci_mounts(inputs),
         "linux": {

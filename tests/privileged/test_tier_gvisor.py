@@ -5,6 +5,7 @@ in test_tier_gvisor_cpu.py, the hostile programs in test_tier_gvisor_{containmen
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import re
 import signal
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import backends
-from sandbox.backends import gvisor_sweep
+from sandbox.backends import gvisor_bundle, gvisor_rootfs, gvisor_sweep
 from sandbox.launcher import Launcher
 from sandbox.result import BoxResult, Status
 from sandbox.spec import MIB, BoxSpec, FileIn
@@ -225,3 +226,30 @@ def test_limits_match_a_container_box(launcher: Launcher) -> None:
     code = "b = bytearray(40 * 1000 * 1000); print(len(b))"
     r = run(launcher, "/usr/bin/python3", "-c", code, limits=lim)
     assert (r.status, r.stdout) == (Status.OK, b"40000000\n"), hu.describe(r)
+
+
+def test_assembled_root_refuses_root_itself_outside_the_scratch(tmp_path: Path) -> None:
+    """The gofer runs as root on the host, so the box's read-only paths must be read-only
+    mounts there, not only unwritable by the box uid: even root gets EROFS outside /box
+    (/tmp and /dev/shm are runsc's binds of the scratch, not in this tree)."""
+    skeleton, scratch, target = tmp_path / "skel", tmp_path / "scratch", tmp_path / "root"
+    for d in ("etc", "usr", "box", "tmp", "dev/shm"):
+        (skeleton / d).mkdir(parents=True)
+    for d in ("box", "tmp", "shm"):
+        (scratch / d).mkdir(parents=True)
+    usr = tmp_path / "usr"
+    usr.mkdir()
+    binds = [gvisor_bundle.HostBind(str(usr), "/usr")]
+    made = gvisor_rootfs.assemble_root(str(target), str(skeleton), binds, str(scratch))
+    try:
+        assert made == [str(target), f"{target}/usr", f"{target}/box"]
+        for path in ("etc/x", "usr/x", "x", "tmp/x"):
+            with pytest.raises(OSError) as e:
+                (target / path).write_text("no")
+            assert e.value.errno == errno.EROFS, path
+        (target / "box/a").write_text("yes")
+        assert (scratch / "box/a").read_text() == "yes"
+    finally:
+        for point in reversed(made):
+            gvisor_rootfs.unmount(point)
+    assert not gvisor_sweep.mounts_under(str(target))

@@ -203,12 +203,12 @@ GVISOR_PACKET = {
 # user namespace of the Sentry's with no uid mapped (it reads back 65534), so setuid(0) and
 # its kind are EINVAL and what the capabilities allow (chroot into /box) acts on the
 # Sentry's view only. A second, nested namespace with a mount namespace is refused.
-# pivot_root is EINVAL (the Sentry's root is not a mount it may move), mknod and mkfifo
+# pivot_root is EBUSY (the new root is the Sentry's root mount itself), mknod and mkfifo
 # ENOENT (after the chroot, /box/... is gone from the view), sethostname EPERM (the UTS
 # namespace belongs to the sandbox's first user namespace).
 GVISOR_PRIVILEGED = {
-    "unshare_newuser": "ok", "unshare_newuser_ns": "EPERM", "pivot_root": "EINVAL",
-    "pivot_root_box": "EINVAL", "chroot": "ok", "mknod_mem": "ENOENT", "mknod_vda": "ENOENT",
+    "unshare_newuser": "ok", "unshare_newuser_ns": "EPERM", "pivot_root": "EBUSY",
+    "pivot_root_box": "EBUSY", "chroot": "ok", "mknod_mem": "ENOENT", "mknod_vda": "ENOENT",
     "mkfifo": "ENOENT", "sethostname": "EPERM", "setuid0": "EINVAL", "setresuid0": "EINVAL",
     "setgid0": "EINVAL", "setgroups0": "EINVAL", "hostname": "stockade", "uname": "stockade",
     "uid": "65534,65534", "mem_exists": "False",

@@ -128,10 +128,12 @@ def test_mountinfo_has_no_host_paths(files: Group) -> None:
     options name descriptors of the gofer, not host paths. gVisor prints no per-mount
     flags (no nosuid, no nodev), so MOUNTINFO reports each point for both; setuid is
     powerless all the same (test_setuid_binaries) and the Sentry's /dev has no host
-    device. /sys is listed because it exists: the Sentry's own sysfs (test_sys_view)."""
+    device. /sys is listed because it exists: the Sentry's own sysfs (test_sys_view). "/" is
+    read-write to the Sentry: /box is in the same gofer mount, and the host's mounts under
+    it are read-only everywhere else (test_system_files_are_read_only)."""
     out = files["mountinfo"]
     points = out["points"].split(",")
-    want = {f"{kind}:{p}" for p in points for kind in ("suid", "dev")} | {"host:/sys"}
+    want = {f"{kind}:{p}" for p in points for kind in ("suid", "dev")} | {"host:/sys", "rw:/"}
     assert set(out["bad"].split(",")) == want, files.describe("mountinfo")
     assert out["sys_exists"] == "True"
     allowed_top = {"bin", "box", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "sys"}
@@ -148,7 +150,9 @@ def test_sys_view(files: Group) -> None:
     assert out["write_sys"] == "EACCES"
     kinds = dict(reversed(m.split(":", 1)) for m in out["mountinfo"].split("|"))
     assert kinds["/sys"] == "sysfs" and kinds["/proc"] == "proc" and kinds["/dev"] == "tmpfs"
-    assert kinds["/"] == kinds["/box"] == kinds["/usr"] == "9p", kinds
+    # /box and /usr are in the root's gofer mount (gvisor_rootfs.assemble_root).
+    assert kinds["/"] == kinds["/tmp"] == kinds["/dev/shm"] == "9p", kinds
+    assert "/box" not in kinds and "/usr" not in kinds, kinds
 
 
 def test_dev_has_only_the_harmless_devices(files: Group) -> None:
@@ -179,10 +183,13 @@ def test_proc_sys_and_cgroup_files_are_not_writable(files: Group) -> None:
 
 
 def test_system_files_are_read_only(files: Group) -> None:
+    """The Sentry's permission checks refuse first (EACCES: the root is one writable gofer
+    mount to it, for /box's sake); behind them, the host's mounts are read-only even to
+    the gofer (test_tier_gvisor's test_assembled_root_refuses_root_itself_...)."""
     want = {
-        "append_passwd": "EACCES", "rename_passwd": "EROFS", "unlink_passwd": "EACCES",
+        "append_passwd": "EACCES", "rename_passwd": "EACCES", "unlink_passwd": "EACCES",
         "create_etc": "EACCES", "create_usr_bin": "EACCES", "write_ld_cache": "EACCES",
-        "chmod_usr_su": "EPERM", "mkdir_root": "EROFS",
+        "chmod_usr_su": "EPERM", "mkdir_root": "EACCES",
     }  # fmt: skip
     out = files["read_only"]
     assert {k: out[k] for k in want} == want, files.describe("read_only")

@@ -14,7 +14,6 @@ INPUTS = gb.BundleInputs(
     uid=60064,
     gid=60064,
     cgroups_path="/stockade/gvisor-1-1",
-    binds=(gb.HostBind("/usr", "/usr"), gb.HostBind("/etc/ld.so.cache", "/etc/ld.so.cache")),
 )
 
 
@@ -46,28 +45,24 @@ def test_env_is_the_minimal_one_then_the_spec_overrides() -> None:
     assert not any(e.startswith("TERM=") for e in env)  # nothing of the host's environment
 
 
-def test_root_is_read_only_and_every_namespace_is_new() -> None:
+def test_root_is_the_assembled_tree_and_every_namespace_is_new() -> None:
     c = config()
-    assert c["root"] == {"path": "/run/x/root", "readonly": True}
+    # Writable for the Sentry (/box and /tmp are in it); the host's binds are read-only.
+    assert c["root"] == {"path": "/run/x/root", "readonly": False}
     kinds = {n["type"] for n in c["linux"]["namespaces"]}
     assert kinds == {"pid", "network", "ipc", "uts", "mount"}
     assert c["linux"]["cgroupsPath"] == "/stockade/gvisor-1-1"
     assert "resources" not in c["linux"]  # the box cgroup's limits are ours, set before
 
 
-def test_mounts_host_paths_read_only_and_scratch_writable() -> None:
+def test_runsc_mounts_proc_and_the_scratchs_tmp_and_shm() -> None:
+    """/, /usr and /box are one gofer mount, the root (gvisor_rootfs.assemble_root)."""
     mounts = {m["destination"]: m for m in config()["mounts"]}
+    assert set(mounts) == {"/proc", "/tmp", "/dev/shm"}
     assert mounts["/proc"]["type"] == "proc"
-    for path in ("/usr", "/etc/ld.so.cache"):
-        assert mounts[path]["source"] == path
-        assert "ro" in mounts[path]["options"] and "rw" not in mounts[path]["options"]
-    for dest, sub in (("/box", "box"), ("/tmp", "tmp"), ("/dev/shm", "shm")):
+    for dest, sub in (("/tmp", "tmp"), ("/dev/shm", "shm")):
         assert mounts[dest]["source"] == f"/run/x/scratch/{sub}"
-        assert "rw" in mounts[dest]["options"]
-    for m in mounts.values():
-        if m["type"] == "bind":
-            assert {"nosuid", "nodev"} <= set(m["options"])
-    assert set(mounts) == {"/proc", "/usr", "/etc/ld.so.cache", "/box", "/tmp", "/dev/shm"}
+        assert {"rw", "nosuid", "nodev"} <= set(mounts[dest]["options"])
 
 
 def test_rlimits_are_the_container_tiers_with_nproc_as_the_pids_limit() -> None:
