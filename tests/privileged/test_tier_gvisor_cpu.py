@@ -6,17 +6,25 @@ less work than it thinks. The work here is fixed instead: an iteration count cal
 a container box to about 0.4 s of CPU, then run on both tiers. Each tier's figure is the
 host kernel's (cpuacct of the box cgroup), which counts only time spent on a CPU.
 
-What each test catches: ptrace stubs (where the program's instructions run) outside the
-cgroup would put gVisor's figure near 0, under the comparison's lower bound; the Sentry's
-boot counted (0.06 s here) would make a near-empty program read 0.09 s instead of 0.03 s.
-The comparison's upper bound is loose because the Sentry's own work for the program varies
-with host load (measured: 1.0-1.2 times the container's figure on this 2-core VM)."""
+The issue's "1 s burner within 10%" is the last test: the box's figure against the
+host's own for the program's instructions alone (the ptrace stubs), in the same run. What
+the comparisons with a container box catch: ptrace stubs (where the program's
+instructions run) outside the cgroup would put gVisor's figure near 0, under the
+comparison's lower bound; the Sentry's boot counted (0.06 s here) would make a near-empty
+program read 0.09 s instead of 0.03 s. The comparison's upper bound is loose because the
+Sentry's own work for the program varies with host load (measured: 1.0-1.2 times the
+container's figure on this 2-core VM), and so does the container's own figure."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import statistics
 import subprocess
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -31,11 +39,13 @@ __all__ = ["gvisor_usable", "nothing_left"]
 
 # xorshift64, a chain of dependent operations with no syscall or memory traffic: its cost
 # per iteration is the same in a container and in a ptrace stub. `threads` splits the
-# work across pthreads (each does n / threads iterations).
+# work across pthreads (each does n / threads iterations); a third argument makes it sleep
+# that many milliseconds after the work.
 WORK_C = r"""
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 static unsigned long per_thread;
 static void *work(void *out) {
     unsigned long x = 88172645463325252UL;
@@ -54,6 +64,12 @@ int main(int argc, char **argv) {
     for (int i = 0; i < threads; i++) pthread_create(&t[i], NULL, work, &out[i]);
     for (int i = 0; i < threads; i++) { pthread_join(t[i], NULL); sum ^= out[i]; }
     printf("%lu\n", sum);
+    fflush(stdout);
+    if (argc > 3) {  /* then idle, so that the host can read the stubs' final CPU time */
+        long ms = atol(argv[3]);
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     return 0;
 }
 """
@@ -75,9 +91,12 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return (d / "work").read_bytes()
 
 
-def run_work(launcher: Launcher, work: bytes, tier: str, n: int, threads: int = 1) -> BoxResult:
+def run_work(
+    launcher: Launcher, work: bytes, tier: str, n: int, threads: int = 1, sleep_ms: int = 0
+) -> BoxResult:
+    argv = ("/box/work", str(n), str(threads)) + ((str(sleep_ms),) if sleep_ms else ())
     spec = BoxSpec(
-        argv=("/box/work", str(n), str(threads)),
+        argv=argv,
         files=(FileIn("work", work, 0o755),),
         limits=LIMITS,
         tier=tier,
@@ -128,3 +147,71 @@ def test_the_sentrys_boot_is_not_counted(launcher: Launcher, work: bytes) -> Non
     read 0.089 s in a trial with the baseline taken away."""
     r = run_work(launcher, work, "gvisor", 1000)
     assert r.time < 0.06, hu.describe(r)
+
+
+def _stub_cpu_s(cgroup_dirs: list[str]) -> dict[int, float]:
+    """Seconds on a CPU (schedstat, ns) of each ptrace stub in the box cgroup: the processes
+    the Sentry traces (TracerPid), in which the program's own instructions run."""
+    found: dict[int, float] = {}
+    for d in cgroup_dirs:
+        try:
+            pids = [int(p) for p in Path(d, "cgroup.procs").read_text().split()]
+        except OSError:
+            continue
+        for pid in pids:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                tracer = int(status.split("TracerPid:", 1)[1].split()[0])
+                if not tracer:
+                    continue
+                tasks = os.listdir(f"/proc/{pid}/task")
+                ns = sum(
+                    int(Path(f"/proc/{pid}/task/{t}/schedstat").read_text().split()[0])
+                    for t in tasks
+                )
+            except (OSError, IndexError, ValueError):
+                continue
+            found[pid] = ns / 1e9
+    return found
+
+
+def test_a_1s_burner_is_reported_within_10_percent_of_its_own_cpu(
+    launcher: Launcher, work: bytes, iterations: int
+) -> None:
+    """The issue's bound, in one run, so no run-to-run noise of this shared VM: a burner of
+    about 1 s (fixed work, calibrated in a container box), which then sleeps 0.5 s. While
+    it sleeps, the host's own figure for the program's instructions (the ptrace stubs'
+    time on a CPU, read from schedstat) is final; the box's reported CPU time (the whole
+    cgroup: stubs, Sentry, gofer, from the program's start) must be within 10% of it. Five
+    runs read 1.03-1.05 (the Sentry's own work for a program that makes no syscall, and
+    its start of the program), while the same work's absolute figure spread 0.87-1.17 s."""
+    pattern = re.compile(rf"^gvisor-{os.getpid()}-\d+$")
+    n = int(iterations / TARGET_S)  # iterations is TARGET_S of work; this is 1 s of it
+    stubs: dict[int, float] = {}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            dirs = [
+                os.path.join(parent, name)
+                for parent in ("/sys/fs/cgroup/cpuacct/stockade", "/sys/fs/cgroup/stockade")
+                if os.path.isdir(parent)
+                for name in os.listdir(parent)
+                if pattern.match(name)
+            ]
+            for pid, cpu in _stub_cpu_s(dirs).items():
+                stubs[pid] = max(stubs.get(pid, 0.0), cpu)
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        r = run_work(launcher, work, "gvisor", n, 1, sleep_ms=500)
+    finally:
+        done.set()
+        sampler.join()
+    assert stubs, "no ptrace stub was ever seen in the box cgroup"
+    program = sum(stubs.values())
+    figures = f"reported {r.time:.3f} s, the stubs' own {program:.3f} s ({stubs})"
+    assert 0.6 <= program <= 1.6, figures  # about the 1 s of work, whatever the host's mood
+    assert 0.9 * program <= r.time <= 1.1 * program, figures
