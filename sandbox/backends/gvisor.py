@@ -23,7 +23,7 @@ from sandbox import cgroups
 from sandbox.backends import gvisor_bundle as bundle
 from sandbox.backends import gvisor_rootfs as fs
 from sandbox.backends import gvisor_sweep as sweep
-from sandbox.backends.gvisor_logs import runsc_error, sentry_panic
+from sandbox.backends.gvisor_logs import quiet_sandbox_logs, runsc_error, sentry_panic, wait_status
 from sandbox.backends.gvisor_watch import RunscWatch
 from sandbox.cgroups.manager import PARENT
 from sandbox.config import HostConfig
@@ -146,6 +146,7 @@ class GvisorBackend:
         box.cid = self._next_cid()
         box.box_dir = os.path.join(self.own_dir, box.cid)
         os.mkdir(box.box_dir, 0o700)
+        quiet_sandbox_logs(box.box_dir)
         memory, pids = bundle.host_cgroup_limits(spec.limits)
         box.cgroup = self.cgroups.create(box.cid, cgroups.CgroupLimits(memory, pids))
         scratch = os.path.join(box.box_dir, "scratch")
@@ -229,11 +230,15 @@ class GvisorBackend:
             raise SandboxError("gvisor: sentry", "runsc boot", 0, panic)
         # A program that never ran has no wait status (classify() then says 127, as the
         # container tier does).
-        wait_status = None if exec_error else bundle.wait_status_from_exit(code)
+        status = None
+        if not exec_error:
+            status = wait_status(box.box_dir)
+            if status is None:
+                status = bundle.wait_status_from_exit(code)
         end = watch.app_ended or time.monotonic()
         wall = end - watch.app_started if watch.app_started else end - started
         obs = Observed(
-            wait_status=wait_status,
+            wait_status=status,
             cpu_time_s=watch.cpu_time_s(),
             wall_time_s=wall,
             oom_killed=oom,

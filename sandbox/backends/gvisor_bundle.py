@@ -144,7 +144,10 @@ def oci_config(spec: BoxSpec, inputs: BundleInputs, path_env: str) -> dict[str, 
 
 def runsc_flags(runsc: str, state_dir: str, platform: str, box_dir: str) -> list[str]:
     """Global flags: a private state root, the platform, no network, logs in the box dir
-    (so nothing runsc says can be mistaken for the program's stderr)."""
+    (so nothing runsc says can be mistaken for the program's stderr). The info-level log of
+    each runsc command (--debug-log without --debug) is where `run` says the program's raw
+    wait status (gvisor_logs.wait_status); the Sentry's and gofer's go to /dev/null
+    (gvisor_logs.quiet_sandbox_logs)."""
     return [
         runsc,
         f"--root={state_dir}",
@@ -152,6 +155,7 @@ def runsc_flags(runsc: str, state_dir: str, platform: str, box_dir: str) -> list
         "--network=none",
         f"--log={box_dir}/runsc.log",
         f"--panic-log={box_dir}/panic.log",
+        f"--debug-log={box_dir}/%COMMAND%.log",
     ]
 
 
@@ -169,7 +173,8 @@ def delete_argv(runsc: str, state_dir: str, cid: str) -> list[str]:
 
 def wait_status_from_exit(code: int) -> int:
     """runsc exits with the program's code, or 128 + n when signal n killed it (its
-    main.go, like a shell), so an exit(129..192) of the program reads as a signal here."""
+    main.go, like a shell), so an exit(129..192) of the program reads as a signal here:
+    only the fallback for when `run`'s log has no wait status (gvisor_logs.wait_status)."""
     if 128 < code <= 128 + 64:
         return code - 128  # a wait status for "killed by signal n" (wait(2))
     return (code & 0xFF) << 8

@@ -1,9 +1,15 @@
-"""What runsc says about a box: its own error (JSON log) and a Sentry crash (panic log)."""
+"""What runsc says about a box: its own error (JSON log), a Sentry crash (panic log) and the
+program's wait status (the `run` command's info log)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+
+# runsc's main.go, last words of `runsc run`: the unix.WaitStatus of the container's init,
+# raw (768 for exit(3), 2 for SIGINT), where its exit code folds a signal n into 128 + n.
+_EXIT_LINE = re.compile(r"\] Exiting with status: (\d+)$", re.MULTILINE)
 
 _FATAL = ("panic:", "fatal error:", "runtime:")
 
@@ -28,6 +34,21 @@ def sentry_panic(box_dir: str) -> str:
         if line.startswith(_FATAL):
             return line.strip()
     return ""
+
+
+def quiet_sandbox_logs(box_dir: str) -> None:
+    """The Sentry's and the gofer's info logs go to /dev/null: runsc opens each --debug-log
+    file for its children (following a link), and the Sentry's would log every execve's
+    argv, a program's to grow. Only `run`'s own log (about 33 lines) is kept."""
+    for command in ("boot", "gofer"):
+        os.symlink(os.devnull, os.path.join(box_dir, f"{command}.log"))
+
+
+def wait_status(box_dir: str) -> int | None:
+    """The program's wait status as `runsc run` logged it, or None when it did not (runsc
+    itself was killed, or failed before the program ran)."""
+    found = _EXIT_LINE.findall(_read_text(os.path.join(box_dir, "run.log")))
+    return int(found[-1]) if found else None
 
 
 def _read_text(path: str) -> str:
