@@ -7,7 +7,9 @@ own instructions run. runsc boots the Sentry and the gofer before the program st
 (about 0.12 s of CPU here), so the box's CPU time is the cgroup's cpuacct.usage at the end
 minus its value when runsc wrote the pid file (create finished, start next): the program
 plus the Sentry's and the gofer's work on its behalf, without the boot. Memory is the
-cgroup's peak and includes the Sentry and the gofer (18-19 MB for a trivial program)."""
+program's own, the cgroup's shmem (the Sentry's memory file: gvisor_watch.py), held to the
+spec's limit by the watcher; the cgroup's limit is that plus the Sentry's allowance, a
+backstop whose breach is MLE too."""
 
 from __future__ import annotations
 
@@ -217,7 +219,7 @@ class GvisorBackend:
             raise SandboxError("gvisor: create", f"runsc --platform={self.platform} run", 0, detail)
         stderr = bytes(watch.err)
         error = runsc_error(box.box_dir)
-        oom = cg.oom_killed()
+        oom = cg.oom_killed() or watch.killed_for == "memory"
         exec_error = ""
         if error and not watch.killed_for and not oom:
             if _EXEC_FAILED not in error or not watch.app_started:
@@ -249,7 +251,8 @@ class GvisorBackend:
             exec_error=exec_error,
         )
         files, refused = fs.collect(scratch, spec)
-        memory = cg.memory_peak_bytes()
+        # The backstop's breach is the Sentry's growth too: its figure is the whole cgroup's.
+        memory = cg.memory_peak_bytes() if cg.oom_killed() else watch.memory_peak
         return judged(obs, memory, bytes(watch.out), stderr, files, refused, self.runtime)
 
     def _teardown(self, box: _Box) -> None:

@@ -14,9 +14,9 @@ from sandbox.spec import BoxSpec, Limits
 OCI_VERSION = "1.0.2"
 PLATFORMS = ("ptrace", "kvm", "systrap")
 # What the Sentry and the gofer hold themselves, on top of the program's own memory: their
-# Go heaps and runtimes (a trivial box peaks at 18-19 MB on this host). The host cgroup
-# gets this much more than the spec's memory_bytes, so a program may use about what it
-# may use in a container box.
+# Go heaps and runtimes (13 MB of anonymous memory in a box on this host). The host cgroup
+# gets this much more than the spec's memory_bytes, a backstop: the program's own pages are
+# held to memory_bytes by the watcher (gvisor_watch.py).
 SENTRY_MEMORY_BYTES = 48 << 20
 # Host tasks: the Sentry's and the gofer's threads (34 for a one-process box here) plus,
 # on the ptrace platform, a stub process and its threads for every task of the program

@@ -75,6 +75,12 @@ class BaseCgroup(ABC):
     def memory_peak_bytes(self) -> int: ...
 
     @abstractmethod
+    def shmem_bytes(self) -> int:
+        """Shared memory charged to the box now: tmpfs pages and memfds, such as the gVisor
+        Sentry's memory file, which holds every page of the program's (gvisor_watch.py)."""
+        ...
+
+    @abstractmethod
     def oom_killed(self) -> bool: ...
 
     @abstractmethod

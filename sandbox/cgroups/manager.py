@@ -64,6 +64,10 @@ class BoxCgroup(Protocol):
         """High-water mark of memory (+swap) charged to the box."""
         ...
 
+    def shmem_bytes(self) -> int:
+        """Shared memory (tmpfs, memfds) charged to the box now: memory.stat's "shmem"."""
+        ...
+
     def oom_killed(self) -> bool:
         """True once the kernel's OOM killer has killed a task of the box."""
         ...

@@ -136,6 +136,11 @@ class V1Cgroup(BaseCgroup):
     def memory_peak_bytes(self) -> int:
         return parse_int(self._read(self._peak))
 
+    def shmem_bytes(self) -> int:
+        # memory.rst 5.2: memory.stat's "shmem" (this group's own; a box has no children).
+        stat = self._read(self._dirs["memory"] + "/memory.stat")
+        return parse_keyed(stat).get("shmem", 0)
+
     def oom_killed(self) -> bool:
         # With memsw set, memory.failcnt stays 0 on an OOM kill (the charge fails on the
         # memsw counter); the oom_kill count in memory.oom_control (4.13+) is reliable.

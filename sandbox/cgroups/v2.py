@@ -152,6 +152,10 @@ class V2Cgroup(BaseCgroup):
         self._sampled_peak = max(self._sampled_peak, current)
         return self._sampled_peak
 
+    def shmem_bytes(self) -> int:
+        # cgroup-v2.rst memory.stat: "shmem", swap-backed memory (tmpfs, shm, memfds).
+        return parse_keyed(self._read(self._dir + "/memory.stat")).get("shmem", 0)
+
     def oom_killed(self) -> bool:
         # cgroup-v2.rst memory.events: oom_kill counts processes the OOM killer killed.
         return parse_keyed(self._read(self._dir + "/memory.events")).get("oom_kill", 0) > 0

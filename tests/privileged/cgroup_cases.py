@@ -142,6 +142,32 @@ def check_memory_peak(boxes: Boxes) -> None:
     assert peak - baseline == pytest.approx(50 * MIB, rel=0.1)
 
 
+def check_shmem(boxes: Boxes) -> None:
+    """A memfd's pages are the box's shmem, an anonymous heap's are not: the gVisor tier
+    tells the program's memory (the Sentry's memory file) from the Sentry's own this way."""
+    hold = (
+        "import os, sys, time\n"
+        "heap = bytearray(20 << 20)\n"
+        "for i in range(0, len(heap), 4096): heap[i] = 1\n"
+        "fd = os.memfd_create('held')\n"
+        "os.write(fd, b'x' * ({n} << 20))\n"
+        "print('held', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    for n, low, high in ((0, 0, 4 * MIB), (30, 30 * MIB, 34 * MIB)):
+        cg = boxes.create()
+        r, w = os.pipe()
+        pid = boxes.spawn(cg, hold.format(n=n), stdout=w)
+        os.close(w)
+        try:
+            assert read_line(r) == "held\n"
+            assert low <= cg.shmem_bytes() <= high, (n, cg.shmem_bytes() / MIB)
+        finally:
+            os.close(r)
+            os.kill(pid, signal.SIGKILL)
+            boxes.wait(pid)
+
+
 def check_oom_kill(boxes: Boxes) -> None:
     cg = boxes.create(memory_bytes=32 * MIB)
     started = time.monotonic()

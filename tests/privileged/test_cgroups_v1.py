@@ -66,6 +66,10 @@ def test_memory_peak_of_50_mib(boxes: cases.Boxes) -> None:
     cases.check_memory_peak(boxes)
 
 
+def test_shmem_is_memfd_and_tmpfs_pages_only(boxes: cases.Boxes) -> None:
+    cases.check_shmem(boxes)
+
+
 def test_memory_limit_oom_kills(boxes: cases.Boxes) -> None:
     cases.check_oom_kill(boxes)
 

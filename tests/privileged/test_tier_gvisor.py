@@ -226,12 +226,21 @@ def test_sweeper_removes_what_a_dead_backend_left(tmp_path: Path) -> None:
     assert not list(state.iterdir()) and not (tmp_path / f"{dead.pid}.1").exists()
 
 
-def test_limits_match_a_container_box(launcher: Launcher) -> None:
-    """64 MiB for the program: a 40 MB allocation fits, as in a container box."""
+def test_memory_limit_and_figure_are_the_programs_as_in_a_container_box(
+    launcher: Launcher,
+) -> None:
+    """64 MiB for the program: 40 MB fits and is reported as the program's (the interpreter
+    and its file pages on top, not the Sentry's own 13 MB); 80 MB is MLE on both tiers,
+    though the host cgroup, with the Sentry's allowance, would hold 112 MiB."""
     lim = dataclasses.replace(TIGHT, memory_bytes=64 * MIB)
-    code = "b = bytearray(40 * 1000 * 1000); print(len(b))"
-    r = run(launcher, "/usr/bin/python3", "-c", code, limits=lim)
+    code = "b = bytearray({} * 1000 * 1000); print(len(b))"
+    r = run(launcher, "/usr/bin/python3", "-c", code.format(40), limits=lim)
     assert (r.status, r.stdout) == (Status.OK, b"40000000\n"), hu.describe(r)
+    assert 40_000_000 <= r.memory <= 40_000_000 + 8 * MIB, hu.describe(r)
+    for tier in ("container", "gvisor"):
+        box = BoxSpec(argv=("/usr/bin/python3", "-c", code.format(80)), limits=lim, tier=tier)
+        r = launcher.run(box)
+        assert (r.status, r.stdout) == (Status.MLE, b""), f"{tier}: {hu.describe(r)}"
 
 
 def test_assembled_root_refuses_root_itself_outside_the_scratch(tmp_path: Path) -> None:

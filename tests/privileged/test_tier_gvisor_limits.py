@@ -90,9 +90,11 @@ def test_fork_bomb_outliving_its_parent(launcher: Launcher, elves: dict[str, byt
 
 @pytest.mark.parametrize("kind", ["c", "py"], ids=["c-malloc", "python-bytearray"])
 def test_memory_bomb(launcher: Launcher, elves: dict[str, bytes], kind: str) -> None:
-    """MLE from the host cgroup, whose cap is the spec's memory plus the Sentry's
-    allowance: the program's share is what the Sentry and the gofer leave of it, so a
-    64 MiB box lets a C program touch about 96 MiB here (more than in a container)."""
+    """MLE from the watcher once the program's own pages (the Sentry's memory file, the
+    cgroup's shmem) pass the spec's memory, sampled every 10 ms: a C program touching
+    pages as fast as it can was killed at 64.4-64.5 MiB of a 64 MiB limit in ten runs
+    alone, 76 MiB once while the whole module ran. The host cgroup's cap (the Sentry's
+    allowance on top) is never reached."""
     lim = limits(memory_bytes=64 * MIB)
     if kind == "c":
         r = hu.run_c(launcher, elves, "membomb", limits=lim, **G)
@@ -100,10 +102,10 @@ def test_memory_bomb(launcher: Launcher, elves: dict[str, bytes], kind: str) -> 
         r = hu.run_py(launcher, li.PY_MEMORY_BOMB, limits=lim, **G)
     assert r.status == Status.MLE, hu.describe(r)
     cap = lim.memory_bytes + SENTRY_MEMORY_BYTES
-    assert 0.95 * cap <= r.memory <= 1.01 * cap, hu.describe(r)  # a page over: memsw
+    assert lim.memory_bytes < r.memory < lim.memory_bytes + 32 * MIB < cap, hu.describe(r)
     if kind == "c":
         reached = [int(v) for v in re.findall(rb"mib=(\d+)", r.stdout)]
-        assert 48 <= max(reached) < cap // MIB, hu.describe(r)
+        assert 48 <= max(reached) < (lim.memory_bytes + 32 * MIB) // MIB, hu.describe(r)
 
 
 def test_tmpfs_bomb(launcher: Launcher) -> None:

@@ -170,6 +170,11 @@ def test_stats_are_read_from_the_box_files(tmp_path: Path) -> None:
     assert box.cpu_time_s() == pytest.approx(0.3125)
     assert box.memory_peak_bytes() == 52428800
     assert box.oom_killed()
+    # memory.rst 5.2: this group's "shmem", then the hierarchy's "total_shmem".
+    (mem / "memory.stat").write_text(
+        "cache 56623104\nrss 13631488\nshmem 54525952\ntotal_shmem 99\n"
+    )
+    assert box.shmem_bytes() == 54525952
     box.destroy()
 
 

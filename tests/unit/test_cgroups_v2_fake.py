@@ -127,6 +127,9 @@ def test_stats_from_cpu_stat_peak_and_events(tmp_path: Path) -> None:
     assert box.cpu_time_s() == pytest.approx(0.3)
     assert box.memory_peak_bytes() == 52428800
     assert box.oom_killed()
+    # cgroup-v2.rst's memory.stat: "shmem" among the others, not the first.
+    (d / "memory.stat").write_text("anon 13631488\nfile 56623104\nshmem 54525952\n")
+    assert box.shmem_bytes() == 54525952
     box.destroy()
 
 
