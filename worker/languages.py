@@ -333,16 +333,20 @@ def rootfs_for(language: Language, rootfs: str) -> str:
     return language.image if rootfs == IMAGE else rootfs
 
 
-def self_test(language: Language, launcher: Launcher, rootfs: str = "host") -> tuple[bool, str]:
+def self_test(
+    language: Language, launcher: Launcher, rootfs: str = "host", tier: str = "container"
+) -> tuple[bool, str]:
     """Compile and run the language's self-test program: (enabled, why). `rootfs` is
-    `host`, `image` (the language's own image) or the name of an image."""
+    `host`, `image` (the language's own image) or the name of an image; both boxes run on
+    `tier`."""
     test = language.self_test
     rootfs = rootfs_for(language, rootfs)
     start = time.monotonic()
     try:
         files: tuple[FileIn, ...] = (FileIn(language.source_file, test.source.encode(), REGULAR),)
         if language.compile:
-            r = launcher.run(compile_spec(language, test.source.encode(), rootfs))
+            spec = compile_spec(language, test.source.encode(), rootfs)
+            r = launcher.run(dataclasses.replace(spec, tier=tier))
             if r.status != Status.OK or r.exit_code != 0:
                 return False, "compile: " + _describe(r)
             missing = [e for e in language.executables if f"/box/{e}" not in r.files]
@@ -350,7 +354,8 @@ def self_test(language: Language, launcher: Launcher, rootfs: str = "host") -> t
                 refused = "; ".join(f"{k}: {v}" for k, v in r.files_refused.items())
                 return False, f"compile: produced no {', '.join(missing)} {refused}".rstrip()
             files = artifacts(language, r.files)
-        r = launcher.run(run_spec(language, files, test.stdin.encode(), rootfs))
+        spec = run_spec(language, files, test.stdin.encode(), rootfs)
+        r = launcher.run(dataclasses.replace(spec, tier=tier))
     except (SandboxError, SpecError, OSError) as e:
         return False, f"sandbox: {e}"
     if r.status != Status.OK or r.exit_code != 0:

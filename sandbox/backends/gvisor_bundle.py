@@ -24,6 +24,11 @@ SENTRY_MEMORY_BYTES = 48 << 20
 # bomb held at pids=16 peaked at 317-397 host tasks). The program's own count is held
 # inside the Sentry by RLIMIT_NPROC = limits.pids; the host's pids.max is the backstop
 # behind it, with room to spare, because a Sentry that cannot make a thread panics.
+# The Sentry grows a main thread's stack to 128 MiB at most, whatever RLIMIT_STACK says
+# (measured: 120 MiB of recursion runs, 140 MiB is SIGSEGV with a 512 MiB limit). A runtime
+# that sizes itself from a larger limit crashes (Ruby 3.1 dies with SIGSEGV at start from
+# 129 MiB up), so the limit the program reads is the one that holds.
+SENTRY_MAX_STACK_BYTES = 128 << 20
 HOST_TASKS_BASE = 64
 HOST_TASKS_PER_TASK = 32
 PID_MAX = 4 * 1024 * 1024
@@ -69,13 +74,20 @@ def oci_rlimits(limits: Limits) -> list[dict[str, Any]]:
     """The container tier's rlimits as OCI entries, which the Sentry applies itself.
     RLIMIT_NPROC becomes the pids limit: in gVisor it is what holds the program's task
     count (the host's pids.max also counts the Sentry's threads and ptrace stubs). This
-    runsc does not enforce RLIMIT_CPU, so the host watches the cgroup's CPU time."""
+    runsc does not enforce RLIMIT_CPU, so the host watches the cgroup's CPU time.
+    RLIMIT_STACK is at most what the Sentry lets a stack grow to (SENTRY_MAX_STACK_BYTES)."""
     out: list[dict[str, Any]] = []
     for res, soft, hard in rlimits.plan(limits):
         if res == resource.RLIMIT_NPROC:
             soft = hard = limits.pids
+        if res == resource.RLIMIT_STACK:
+            soft, hard = (_at_most(v, SENTRY_MAX_STACK_BYTES) for v in (soft, hard))
         out.append({"type": _RLIMIT_NAMES[res], "soft": soft, "hard": hard})
     return out
+
+
+def _at_most(value: int, ceiling: int) -> int:
+    return ceiling if value == resource.RLIM_INFINITY or value > ceiling else value
 
 
 def box_env(spec: BoxSpec, path: str) -> list[str]:

@@ -72,7 +72,8 @@ def test_rlimits_are_the_container_tiers_with_nproc_as_the_pids_limit() -> None:
     assert got["RLIMIT_CPU"] == (4, 5)
     assert got["RLIMIT_FSIZE"] == (8 * MIB, 8 * MIB)
     assert got["RLIMIT_NOFILE"] == (64, 64)
-    assert got["RLIMIT_STACK"] == (lim.memory_bytes, lim.memory_bytes)
+    # The memory limit (256 MiB) as in a container box, but no more than the Sentry grows.
+    assert got["RLIMIT_STACK"] == (gb.SENTRY_MAX_STACK_BYTES, gb.SENTRY_MAX_STACK_BYTES)
     assert got["RLIMIT_CORE"] == (0, 0)
     assert set(got) == {
         "RLIMIT_CORE",
@@ -84,6 +85,13 @@ def test_rlimits_are_the_container_tiers_with_nproc_as_the_pids_limit() -> None:
         "RLIMIT_MSGQUEUE",
         "RLIMIT_NPROC",
     }
+
+
+def test_a_stack_limit_under_the_sentrys_ceiling_is_kept() -> None:
+    for stack in (8 * MIB, gb.SENTRY_MAX_STACK_BYTES):
+        lim = Limits(stack_bytes=stack)
+        got = {r["type"]: (r["soft"], r["hard"]) for r in config(limits=lim)["process"]["rlimits"]}
+        assert got["RLIMIT_STACK"] == (stack, stack)
 
 
 def test_host_cgroup_gets_the_sentry_overhead_on_top() -> None:
