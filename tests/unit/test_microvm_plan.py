@@ -335,3 +335,39 @@ def test_pool_keeps_learned_keys_warm_and_take_waits_for_a_boot_under_way() -> N
     finally:
         pool.close()
     assert discarded == ["vm2"]  # close() ends what was not taken
+
+
+def test_pool_keeps_only_the_most_recent_keys_warm_and_gives_a_vm_up() -> None:
+    """Each ready VM holds a VM slot: past max_keys, the least recently asked-for key is
+    dropped and its VMs discarded; give_up_one frees a slot for a box that needs one."""
+    import threading
+    import time
+
+    from sandbox.backends.microvm.pool import VmPool
+
+    lock = threading.Lock()
+    made: list[str] = []
+    discarded: list[str] = []
+
+    def start(key: PoolKey) -> str:
+        with lock:
+            made.append(f"{key.image}-{len(made)}")
+            return made[-1]
+
+    pool: VmPool[str] = VmPool(start, discarded.append, per_key=1, max_keys=2)
+    a, b, c = (PoolKey(name, 256) for name in "abc")
+    try:
+        for key in (a, b):
+            assert pool.take(key) is None
+            assert pool.wait_ready(key, 5)
+        assert pool.take(c) is None  # a is the least recently asked-for: dropped
+        assert pool.wait_ready(c, 5)
+        assert [vm for vm in discarded if vm.startswith("a-")] == [made[0]]
+        assert pool.take(a) is None  # forgotten, so not warm; b is dropped now
+        assert pool.wait_ready(a, 5)
+        time.sleep(0.1)
+        assert len([vm for vm in made if vm.startswith("b-")]) == 1  # never booted again
+        assert pool.give_up_one()  # c's VM (c is the older of the two kept)
+        assert discarded[-1].startswith("c-")
+    finally:
+        pool.close()

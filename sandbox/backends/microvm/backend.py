@@ -22,7 +22,7 @@ from sandbox.cgroups.manager import PARENT
 from sandbox.config import HostConfig
 from sandbox.errors import SandboxError
 from sandbox.result import BoxResult, failed
-from sandbox.slots import SlotPool
+from sandbox.slots import Slot, SlotPool
 from sandbox.spec import BoxSpec, box_path
 from sandbox.stdio import Stdio
 from sandbox.templates import Images
@@ -136,11 +136,31 @@ class MicrovmBackend:
         self._discard(booted)
         return True
 
-    def _boot(self, key: PoolKey, accel_name: str, timeout_s: float = BOOT_TIMEOUT_S) -> _Booted:
+    def _slot(self, evict: bool) -> Slot:
+        """A VM slot; for a box (`evict`), one given up by a ready VM of the pool when every
+        slot is taken: a box is never refused for the sake of one that may come."""
+        try:
+            return self.slots.acquire()
+        except RuntimeError as e:
+            if evict and self.pool.give_up_one():
+                return self._slot(evict=False)
+            raise SandboxError("microvm: slot", "flock(microvm-slots)", 0, str(e)) from e
+
+    def _boot(
+        self,
+        key: PoolKey,
+        accel_name: str,
+        timeout_s: float = BOOT_TIMEOUT_S,
+        evict: bool = False,
+    ) -> _Booted:
         layers = self.images.image_layers(key.image) if key.image and self.images else []
         disks = image_disks(self.artifacts.disk_dir, layers)
-        fds = tuple(os.open(d, os.O_RDONLY | os.O_CLOEXEC) for d in disks)
-        slot = self.slots.acquire()
+        slot = self._slot(evict)
+        try:
+            fds = tuple(os.open(d, os.O_RDONLY | os.O_CLOEXEC) for d in disks)
+        except OSError:
+            self.slots.release(slot)
+            raise
         cg: cgroups.BoxCgroup | None = None
         vm: Vm | None = None
         try:
@@ -270,7 +290,7 @@ class MicrovmBackend:
         sink: StdoutSink | None = None
         try:
             if booted is None:
-                booted = self._boot(key, self.accel)
+                booted = self._boot(key, self.accel, evict=True)
             job = self._job(spec, interactive=stdin_fd >= 0)
             booted.vm.send(protocol.JOB, job.encode())
             # From here the agent's own clock runs: the job is at most a socket buffer away.
