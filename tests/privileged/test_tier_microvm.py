@@ -23,6 +23,7 @@ from sandbox.config import HostConfig
 from sandbox.launcher import Launcher
 from sandbox.layers import LayerStore
 from sandbox.result import BoxResult, Status
+from sandbox.slots import SlotPool
 from sandbox.spec import MIB, BoxSpec, FileIn, Limits
 from sandbox.stdio import Stdio
 from tests.privileged import hostile_util as hu
@@ -312,3 +313,26 @@ def test_warm_pool_latency() -> None:
     assert cold.stdout == warm.stdout == b"hello\n", (hu.describe(cold), hu.describe(warm))
     print(f"microvm python hello: cold {cold_s:.3f} s, warm {warm_times} s")
     assert warm_s <= 0.2 * cold_s, (cold_s, warm_s)
+
+
+def test_a_box_finding_every_vm_slot_taken_takes_one_from_a_ready_vm(tmp_path: Path) -> None:
+    """Ready VMs hold VM slots. With two slots, both held by ready VMs (python3 and debian),
+    a box of a third key (a bigger guest) still runs: it takes the slot of the least
+    recently asked-for ready VM. Before the fix: "all 16 box slots are busy" out of run()
+    once a judge had asked for as many keys as there are slots."""
+    config = HostConfig.from_env()
+    usable(config)
+    pooled = MicrovmBackend(config, LayerStore(config.state_dir), pool=1)
+    pooled.slots.close()
+    pooled.slots = SlotPool(str(tmp_path / "slots"), config.first_uid + 2 * config.slots, 2)
+    big = dataclasses.replace(LIM, memory_bytes=512 * MIB)
+    assert vm_memory_mib(big.memory_bytes) != vm_memory_mib(LIM.memory_bytes)
+    try:
+        for image in ("python3", "debian"):
+            assert pooled.pool.wait_ready(PoolKey(image, vm_memory_mib(LIM.memory_bytes)), 120)
+        assert len(pooled.live()) == 2  # both slots are ready VMs'
+        r = run(pooled, "python3", "-c", "print('big')", limits=big)
+        assert (r.status, r.stdout) == (Status.OK, b"big\n"), hu.describe(r)
+    finally:
+        pooled.close()
+    assert not leftovers(HELD), leftovers(HELD)

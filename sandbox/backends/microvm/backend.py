@@ -139,12 +139,13 @@ class MicrovmBackend:
     def _slot(self, evict: bool) -> Slot:
         """A VM slot; for a box (`evict`), one given up by a ready VM of the pool when every
         slot is taken: a box is never refused for the sake of one that may come."""
-        try:
-            return self.slots.acquire()
-        except RuntimeError as e:
-            if evict and self.pool.give_up_one():
-                return self._slot(evict=False)
-            raise SandboxError("microvm: slot", "flock(microvm-slots)", 0, str(e)) from e
+        while True:
+            try:
+                return self.slots.acquire()
+            except RuntimeError as e:
+                # Another ready VM, if the pool's own boot took the slot just given up.
+                if not (evict and self.pool.give_up_one()):
+                    raise SandboxError("microvm: slot", "flock(microvm-slots)", 0, str(e)) from e
 
     def _boot(
         self,
