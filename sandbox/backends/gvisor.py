@@ -219,7 +219,8 @@ class GvisorBackend:
             raise SandboxError("gvisor: create", f"runsc --platform={self.platform} run", 0, detail)
         stderr = bytes(watch.err)
         error = runsc_error(box.box_dir)
-        oom = cg.oom_killed() or watch.killed_for == "memory"
+        host_oom = cg.oom_killed()  # the backstop: the cgroup's cap, the Sentry's allowance on
+        oom = host_oom or watch.killed_for == "memory"
         exec_error = ""
         if error and not watch.killed_for and not oom:
             if _EXEC_FAILED not in error or not watch.app_started:
@@ -252,7 +253,7 @@ class GvisorBackend:
         )
         files, refused = fs.collect(scratch, spec)
         # The backstop's breach is the Sentry's growth too: its figure is the whole cgroup's.
-        memory = cg.memory_peak_bytes() if cg.oom_killed() else watch.memory_peak
+        memory = cg.memory_peak_bytes() if host_oom else watch.memory_peak
         return judged(obs, memory, bytes(watch.out), stderr, files, refused, self.runtime)
 
     def _teardown(self, box: _Box) -> None:

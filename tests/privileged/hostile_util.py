@@ -271,6 +271,21 @@ def shmem_kib() -> int:
     return 0
 
 
+def shmem_settles(baseline_kib: int) -> bool:
+    """True once the host's shmem is back within 16 MiB of `baseline_kib` (2 s at most):
+    tmpfs and SysV pages a box held are freed a moment after it ends."""
+    deadline = time.monotonic() + 2.0
+    while shmem_kib() - baseline_kib >= 16 * 1024 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return shmem_kib() - baseline_kib < 16 * 1024
+
+
+def host_sysv_keys() -> list[int]:
+    """The keys of the host's SysV shared memory segments."""
+    lines = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    return [int(line.split()[0]) for line in lines]
+
+
 def _wait_warm(launcher: Launcher) -> None:
     wait_full = getattr(getattr(launcher, "warm", None), "wait_full", None)
     if callable(wait_full):

@@ -3,6 +3,7 @@ unix sockets in its network namespace, unix sockets on its paths, and the outsid
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -117,21 +118,29 @@ attempt("docker", socket.socket(socket.AF_UNIX).connect, "/run/docker.sock")
 """
 
 
-def test_host_path_unix_socket_unreachable(launcher: Launcher, guard: hu.HostGuard) -> None:
-    """A unix socket on a host path (as Redis or Docker expose one) is not in the box."""
-    path = f"/tmp/stockade-hostile-{secrets.token_hex(6)}.sock"
+@contextlib.contextmanager
+def host_path_listener(tier: str) -> Iterator[str]:
+    """A listening unix socket on a host path (as Redis or Docker expose one), for a box to
+    try to reach; nothing may have connected to it when the block ends, and it is removed."""
+    path = f"/tmp/stockade-{tier}-{secrets.token_hex(6)}.sock"
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(path)
     srv.listen(1)
     srv.setblocking(False)
     try:
-        r = hu.run_py(launcher, HOST_PATH_SOCKET, path)
-        guard.check()
+        yield path
         with pytest.raises(BlockingIOError):
             srv.accept()
     finally:
         srv.close()
         os.unlink(path)
+
+
+def test_host_path_unix_socket_unreachable(launcher: Launcher, guard: hu.HostGuard) -> None:
+    """A unix socket on a host path (as Redis or Docker expose one) is not in the box."""
+    with host_path_listener("hostile") as path:
+        r = hu.run_py(launcher, HOST_PATH_SOCKET, path)
+        guard.check()
     assert r.status == Status.OK, hu.describe(r)
     out = hu.kv(r)
     assert out["connect"] == out["docker"] == "ENOENT"

@@ -18,7 +18,7 @@ import pytest
 
 from sandbox.launcher import Launcher
 from sandbox.result import BoxResult, Status
-from sandbox.spec import BoxSpec, FileIn
+from sandbox.spec import BoxSpec, FileIn, Limits
 from tests.privileged import hostile_util as hu
 from tests.privileged import test_hostile_syscalls as sy
 from tests.privileged.test_tier_gvisor import gvisor_usable, nothing_left
@@ -105,6 +105,24 @@ def run_group(
     outs = {p.name: parse_kv(r.files.get(f"/box/out/{p.name}", b"")) for p in probes}
     rcs = {p.name: hu.kv(r).get(f"{p.name}_rc", "<missing>") for p in probes}
     return Group(r, outs, rcs)
+
+
+def check_counts_descriptors_rlimits(g: Group, lim: Limits) -> None:
+    """The forkcount, fdbomb and rlimits probes of a group run under `lim`, on a tier with
+    no init of ours in the box: the group's sh and forkcount are the two tasks the pids
+    limit counts besides the forks (a container box's init counts too)."""
+    out = g["forkcount"]
+    assert out["fork_error"] == "EAGAIN", g.describe("forkcount")
+    assert int(out["forked"]) == lim.pids - 2, g.describe("forkcount")
+    out = g["fdbomb"]
+    assert out["error"] == "EMFILE", g.describe("fdbomb")
+    assert int(out["start"]) + int(out["opened"]) == lim.nofile
+    out = g["rlimits"]
+    for name in ("RLIMIT_NOFILE", "RLIMIT_FSIZE", "RLIMIT_CPU", "RLIMIT_NPROC", "RLIMIT_CORE"):
+        assert out[name] == "refused", f"{name} was raised: {g.describe('rlimits')}"
+    assert int(out["RLIMIT_NOFILE_now"]) == lim.nofile
+    assert int(out["RLIMIT_FSIZE_now"]) == lim.fsize_bytes
+    assert int(out["RLIMIT_CORE_now"]) == 0
 
 
 # ---------- the host, before and after ----------

@@ -72,13 +72,8 @@ def test_stdio_ptrace_and_network_probes(
     tcp_port = host_listeners["tcp"].getsockname()[1]
     udp_port = host_listeners["udp"].getsockname()[1]
     abstract = host_listeners["abstract"].getsockname()[1:].decode()
-    path = f"/tmp/stockade-gvisor-{secrets.token_hex(6)}.sock"
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
-    srv.listen(1)
-    srv.setblocking(False)
     ifaces = _host_ifaces()
-    try:
+    with net.host_path_listener("gvisor") as path:
         g = run_group(
             launcher,
             [
@@ -89,11 +84,6 @@ def test_stdio_ptrace_and_network_probes(
                 Probe("tun", TUN_IN_USERNS),
             ],
         )
-        with pytest.raises(BlockingIOError):
-            srv.accept()
-    finally:
-        srv.close()
-        os.unlink(path)
     assert net._nothing_arrived(host_listeners) == []
     assert _host_ifaces() == ifaces
     _check_fds(g)

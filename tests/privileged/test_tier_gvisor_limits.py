@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from tests.privileged.test_tier_gvisor_containment import (
     GROUP_LIMITS,
     Probe,
     _host_unchanged,
+    check_counts_descriptors_rlimits,
     host_canaries,
     run_group,
 )
@@ -35,13 +35,6 @@ G = {"tier": "gvisor"}
 
 def limits(**changes: Any) -> Limits:
     return dataclasses.replace(hu.TIGHT, **changes)
-
-
-def _shmem_settles(baseline_kib: int) -> bool:
-    deadline = time.monotonic() + 2.0
-    while hu.shmem_kib() - baseline_kib >= 16 * 1024 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return hu.shmem_kib() - baseline_kib < 16 * 1024
 
 
 def test_fork_bomb(launcher: Launcher, elves: dict[str, bytes]) -> None:
@@ -64,20 +57,8 @@ def test_fork_count_descriptors_and_rlimits(launcher: Launcher, elves: dict[str,
         Probe("rlimits", li.RLIMITS),
     ]
     g = run_group(launcher, probes, elves)
-    # The Sentry holds the task count by RLIMIT_NPROC = pids: sh and forkcount count, no
-    # init of ours does (a container box's init does).
-    out = g["forkcount"]
-    assert out["fork_error"] == "EAGAIN", g.describe("forkcount")
-    assert int(out["forked"]) == GROUP_LIMITS.pids - 2, g.describe("forkcount")
-    out = g["fdbomb"]
-    assert out["error"] == "EMFILE", g.describe("fdbomb")
-    assert int(out["start"]) + int(out["opened"]) == GROUP_LIMITS.nofile
-    out = g["rlimits"]
-    for name in ("RLIMIT_NOFILE", "RLIMIT_FSIZE", "RLIMIT_CPU", "RLIMIT_NPROC", "RLIMIT_CORE"):
-        assert out[name] == "refused", f"{name} was raised: {g.describe('rlimits')}"
-    assert int(out["RLIMIT_NOFILE_now"]) == GROUP_LIMITS.nofile
-    assert int(out["RLIMIT_FSIZE_now"]) == GROUP_LIMITS.fsize_bytes
-    assert int(out["RLIMIT_CORE_now"]) == 0
+    # The Sentry holds the task count by RLIMIT_NPROC = pids.
+    check_counts_descriptors_rlimits(g, GROUP_LIMITS)
 
 
 def test_fork_bomb_outliving_its_parent(launcher: Launcher, elves: dict[str, bytes]) -> None:
@@ -112,7 +93,7 @@ def test_tmpfs_bomb(launcher: Launcher) -> None:
     lim = limits(scratch_bytes=32 * MIB, fsize_bytes=256 * MIB, memory_bytes=128 * MIB)
     before = hu.shmem_kib()
     r = hu.run_py(launcher, li.TMPFS_BOMB, limits=lim, **G)
-    assert _shmem_settles(before)
+    assert hu.shmem_settles(before)
     assert r.status == Status.OK, hu.describe(r)
     out = hu.kv(r)
     assert out["_tmp_error"] == out["_dev_shm_error"] == "ENOSPC"
@@ -128,11 +109,8 @@ def test_sysv_shm_left_behind_is_freed(launcher: Launcher) -> None:
     r = hu.run_py(
         launcher, li.SYSV_SHM_BOMB, str(8 * MIB), limits=limits(memory_bytes=64 * MIB), **G
     )
-    assert _shmem_settles(before)
-    host_keys = [
-        int(line.split()[0]) for line in Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
-    ]
-    assert not [k for k in host_keys if 0x5100 <= k < 0x5140]
+    assert hu.shmem_settles(before)
+    assert not [k for k in hu.host_sysv_keys() if 0x5100 <= k < 0x5140]
     assert r.status == Status.MLE, hu.describe(r)
     assert int(hu.kv(r).get("segments", 0)) >= 3, hu.describe(r)
 

@@ -7,7 +7,6 @@ checks that none of ours remains beyond the pool's."""
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +16,11 @@ from sandbox.result import Status
 from sandbox.spec import MIB, Limits
 from tests.privileged import hostile_util as hu
 from tests.privileged import test_hostile_limits as li
-from tests.privileged.test_tier_gvisor_containment import _host_unchanged, host_canaries
+from tests.privileged.test_tier_gvisor_containment import (
+    _host_unchanged,
+    check_counts_descriptors_rlimits,
+    host_canaries,
+)
 from tests.privileged.test_tier_microvm import nothing_left
 from tests.privileged.tier_groups import (
     MVM_GROUP_LIMITS,
@@ -38,11 +41,6 @@ def limits(**changes: Any) -> Limits:
     return dataclasses.replace(hu.TIGHT, **changes)
 
 
-def _host_sysv_keys() -> list[int]:
-    lines = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
-    return [int(line.split()[0]) for line in lines]
-
-
 def test_fork_count_descriptors_rlimits_and_fsize(
     launcher: Launcher, elves: dict[str, bytes]
 ) -> None:
@@ -57,18 +55,7 @@ def test_fork_count_descriptors_rlimits_and_fsize(
     lim = MVM_GROUP_LIMITS
     # The guest's pids.max counts the group's sh and forkcount; the agent is outside the
     # box cgroup (a container box's init is inside: pids - 3 or so there).
-    out = g["forkcount"]
-    assert out["fork_error"] == "EAGAIN", g.describe("forkcount")
-    assert int(out["forked"]) == lim.pids - 2, g.describe("forkcount")
-    out = g["fdbomb"]
-    assert out["error"] == "EMFILE", g.describe("fdbomb")
-    assert int(out["start"]) + int(out["opened"]) == lim.nofile
-    out = g["rlimits"]
-    for name in ("RLIMIT_NOFILE", "RLIMIT_FSIZE", "RLIMIT_CPU", "RLIMIT_NPROC", "RLIMIT_CORE"):
-        assert out[name] == "refused", f"{name} was raised: {g.describe('rlimits')}"
-    assert int(out["RLIMIT_NOFILE_now"]) == lim.nofile
-    assert int(out["RLIMIT_FSIZE_now"]) == lim.fsize_bytes
-    assert int(out["RLIMIT_CORE_now"]) == 0
+    check_counts_descriptors_rlimits(g, lim)
     # SIGXFSZ: the shell reports 128 + 25.
     assert g.rcs["diskfill"] == "153" and int(g["diskfill"]["written"]) == lim.fsize_bytes
 
@@ -114,7 +101,7 @@ def test_sysv_shm_left_behind_is_freed(launcher: Launcher) -> None:
     lim = limits(memory_bytes=64 * MIB, cpu_time_s=10.0, wall_time_s=20.0)
     r = run_py(launcher, li.SYSV_SHM_BOMB, str(8 * MIB), limits=lim)
     assert hu.shmem_kib() - before < 16 * 1024
-    assert not [k for k in _host_sysv_keys() if 0x5100 <= k < 0x5140]
+    assert not [k for k in hu.host_sysv_keys() if 0x5100 <= k < 0x5140]
     assert r.status == Status.MLE, hu.describe(r)
     assert int(hu.kv(r).get("segments", 0)) >= 3, hu.describe(r)
 

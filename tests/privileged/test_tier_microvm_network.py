@@ -5,7 +5,6 @@ is its only interface, and it is down (the agent never brings it up)."""
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 
 import pytest
@@ -29,13 +28,8 @@ def test_stdio_ptrace_and_network_probes(
     tcp_port = host_listeners["tcp"].getsockname()[1]
     udp_port = host_listeners["udp"].getsockname()[1]
     abstract = host_listeners["abstract"].getsockname()[1:].decode()
-    path = f"/tmp/stockade-microvm-{secrets.token_hex(6)}.sock"
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
-    srv.listen(1)
-    srv.setblocking(False)
     ifaces = sorted(os.listdir("/sys/class/net"))
-    try:
+    with net.host_path_listener("microvm") as path:
         g = run_group(
             launcher,
             [
@@ -45,11 +39,6 @@ def test_stdio_ptrace_and_network_probes(
                 Probe("host_path", net.HOST_PATH_SOCKET, args=(path,)),
             ],
         )
-        with pytest.raises(BlockingIOError):
-            srv.accept()
-    finally:
-        srv.close()
-        os.unlink(path)
     assert net._nothing_arrived(host_listeners) == []
     assert sorted(os.listdir("/sys/class/net")) == ifaces
     # Only stdio, here the group's files (stdin is the box's memfd in a lone box).
