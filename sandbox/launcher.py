@@ -259,8 +259,8 @@ class Launcher:
                 return _failed("init: ended before the program did", started)
         header = header or {}
         status_raw = header.get("status")
-        wall = float(header.get("wall", time.monotonic() - started))  # type: ignore[arg-type]
-        init_cpu = float(header.get("init_cpu", 0.0))  # type: ignore[arg-type]
+        wall = _number(header.get("wall"), time.monotonic() - started)
+        init_cpu = _number(header.get("init_cpu"), 0.0)
         oom = cg.oom_killed()
         killed = oom or (isinstance(status_raw, int) and os.WIFSIGNALED(status_raw))
         obs = Observed(
@@ -357,6 +357,11 @@ def _box_env(spec: BoxSpec, path: str) -> dict[str, str]:
     env = {"PATH": path, "HOME": "/box", "LANG": "C.UTF-8"}
     env.update(dict(spec.env))
     return env
+
+
+def _number(value: object, default: float) -> float:
+    """A number from init's JSON header, or default where it is missing or not a number."""
+    return float(value) if isinstance(value, int | float) else default
 
 
 def _failed(message: str, started: float) -> BoxResult:

@@ -26,7 +26,7 @@ import stat
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, cast
 
 from sandbox.layerbuild import Progress, human, stderr_progress
 from sandbox.layers import LayerError, LayerStore, check_image_name
@@ -258,7 +258,8 @@ def extract_layer(blob: IO[bytes], root: str, budget: Budget, digest: str | None
     reader = _HashingReader(blob)
     writer = LayerWriter(root, budget)
     try:
-        with tarfile.open(fileobj=reader, mode="r|*") as tf:  # type: ignore[call-overload]
+        # A stream ("r|") only ever calls read(), which the hashing reader has.
+        with tarfile.open(fileobj=cast(IO[bytes], reader), mode="r|*") as tf:
             for member in tf:
                 writer.add(member, tf.extractfile(member) if member.isreg() else None)
     except tarfile.TarError as e:

@@ -9,6 +9,7 @@ import pickle
 import socket
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from sandbox import mounts
 from sandbox.errors import SandboxError
@@ -53,8 +54,8 @@ class ChildPlan:
 
     def with_fds(self, fds: list[int]) -> ChildPlan:
         it = iter(fds)
-        changes = {f: next(it) for f in _PLAN_FDS if getattr(self, f) >= 0}
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        changes: dict[str, Any] = {f: next(it) for f in _PLAN_FDS if getattr(self, f) >= 0}
+        return dataclasses.replace(self, **changes)
 
 
 # --- the launcher's side of the conversation ---

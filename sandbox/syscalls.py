@@ -123,12 +123,6 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, step: str = "prctl") -> int
     return ret
 
 
-def prctl_ptr(option: int, arg2: int, ptr: ctypes._Pointer, step: str) -> None:  # type: ignore[type-arg]
-    fn = _libc.prctl
-    if fn(option, arg2, ctypes.cast(ptr, ctypes.c_void_p).value or 0, 0, 0) < 0:
-        raise _fail(step, f"prctl({option}, {arg2}, ptr)")
-
-
 def prctl_name(name: bytes) -> None:
     """prctl(PR_SET_NAME): the comm shown by ps and /proc/<pid>/comm (15 bytes at most)."""
     buf = ctypes.create_string_buffer(name[:15])

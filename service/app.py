@@ -7,6 +7,7 @@ from typing import Any
 
 import redis
 from flask import Flask, Response, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from service import languages, limits
@@ -29,7 +30,8 @@ def create_app(test_config: Config | Mapping[str, Any] | None = None) -> Flask:
         config = Config.from_env().replace(**dict(test_config or {}))
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if isinstance(app.json, DefaultJSONProvider):
+        app.json.sort_keys = False  # Judge0's field order, not the alphabet
     app.url_map.strict_slashes = False  # Judge0 clients add trailing slashes
     app.extensions["stockade"] = Core.build(config, languages.load())
 

@@ -92,7 +92,7 @@ class Waiter:
         failures = 0
         while not self._stop.is_set():
             client: redis.Redis = redis.Redis.from_url(self.url)
-            pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+            pubsub = client.pubsub()
             try:
                 pubsub.psubscribe(self.pattern)
                 while not self._stop.is_set():

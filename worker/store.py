@@ -138,7 +138,7 @@ class Store:
         its disk full say, can never leave a stored record that no task will ever judge)."""
         token = str(uuid.uuid4())
         now = time.time()
-        fields = {
+        fields: dict[str, str | int] = {
             "submission": sub.to_json(),
             "status_id": IN_QUEUE,
             "message": "",
@@ -150,7 +150,8 @@ class Store:
             "language_id": sub.language_id,
         }
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self._key(token), mapping=fields)  # type: ignore[arg-type]
+        # As a flat list: redis-py's typing of `mapping` changed between releases, of `items` not.
+        pipe.hset(self._key(token), items=[x for pair in fields.items() for x in pair])
         pipe.zadd(f"{self.prefix}tokens", {token: now})
         pipe.sadd(f"{self.prefix}queued", token)
         if enqueue is not None:
@@ -216,7 +217,7 @@ class Store:
     def wait(self, token: str, timeout_s: float) -> Record | None:
         """The record as soon as it is final, or None after timeout_s (or if unknown).
         Subscribes before reading, so a finish() in between cannot be missed."""
-        pubsub = self.redis.pubsub()  # type: ignore[no-untyped-call]
+        pubsub = self.redis.pubsub()
         try:
             pubsub.subscribe(self.channel(token))
             deadline = time.monotonic() + timeout_s
