@@ -191,13 +191,17 @@ class BaseManager(ABC):
         self._live[blank.dir_name] = cg
         return cg
 
+    def parents(self) -> list[str]:
+        """The stockade/ nodes this manager's box cgroups go under: one per v1 hierarchy, one
+        on v2."""
+        return sorted({os.path.dirname(p) for p in self._dirs_for("x").values()})
+
     def sweep_stale(self) -> list[str]:
         """Remove the box cgroups of launchers that died without cleaning up (named
         <pid>-<n> with that pid gone). rmdir refuses a cgroup that still holds a task, so a
         live box is never lost; another live launcher's cgroups are not even tried."""
         removed: list[str] = []
-        parents = {os.path.dirname(p) for p in self._dirs_for("x").values()}
-        for parent in sorted(parents):
+        for parent in self.parents():
             for name in os.listdir(parent):
                 owner, dash, seq = name.partition("-")
                 if not (dash and owner.isdigit() and seq.isdigit()) or pid_alive(int(owner)):
