@@ -1,5 +1,7 @@
 # Stockade: `make run` starts the service, `make test` runs every test. Both install what they need.
 SHELL := /bin/bash
+# When this make started: `make test` ends by saying how long all of it took.
+STARTED := $(shell date +%s)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := python3 python3-venv python3-dev gcc libc6-dev make libseccomp2 bubblewrap \
@@ -8,19 +10,39 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc libc6-dev make libseccomp2 
 # The compilers and interpreters of every language in profiles/languages (for --rootfs host).
 LANGUAGE_PACKAGES = $(shell cat deploy/languages-packages.txt 2>/dev/null)
 
-.PHONY: all deps run test lint images bench clean
+.PHONY: all deps lock run test lint images bench clean
 
 all: test
 
-$(VENV)/.deps: pyproject.toml
+# Python packages come from the lock files, every one pinned with its hashes, so every machine
+# installs what the tests passed with: requirements-dev.lock here (runtime, dev and build
+# tools), requirements.lock in the Docker image (runtime only, the same versions). A changed
+# lock rebuilds the venv from nothing, so nothing outside it lingers. pyproject.toml keeps
+# ranges for those who install Stockade as a library; `make lock` turns them into pins.
+$(VENV)/.deps: requirements-dev.lock pyproject.toml
 	deploy/ensure-packages.sh $(APT_PACKAGES) $(LANGUAGE_PACKAGES)
+	rm -rf $(VENV)
 	/usr/bin/python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	touch $@
 
 deps: $(VENV)/.deps
 	@deploy/ensure-packages.sh $(APT_PACKAGES) $(LANGUAGE_PACKAGES)
+
+# Regenerates both lock files from pyproject.toml: after changing a dependency there (pins that
+# still fit are kept), or with UPGRADE=1 to move every pin to the newest release the ranges
+# allow. Commit the lock files on their own, after `make test` passed with them.
+LOCK_FLAGS = --universal --python-version 3.11 --generate-hashes --quiet \
+	--custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade)
+BUILD_REQUIRES = /usr/bin/python3 -c 'import tomllib; \
+	print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], "pip", sep="\n")'
+lock: deps
+	$(BUILD_REQUIRES) | $(VENV)/bin/uv pip compile $(LOCK_FLAGS) - pyproject.toml --extra dev \
+		-o requirements-dev.lock
+	$(BUILD_REQUIRES) | $(VENV)/bin/uv pip compile $(LOCK_FLAGS) - pyproject.toml \
+		-c requirements-dev.lock -o requirements.lock
 
 lint: deps
 	$(VENV)/bin/ruff check sandbox service worker tests bench
@@ -35,8 +57,10 @@ images: deps
 	$(VENV)/bin/stockade microvm prepare debian python3 gcc
 
 test: deps lint images
-	$(PY) -m pytest -q -rs tests
-	$(PY) -m tests.leftovers
+	@rc=0; $(PY) -m pytest -q -rs tests || rc=$$?; \
+	$(PY) -m tests.leftovers || { [ $$rc -ne 0 ] || rc=1; }; \
+	echo "make test: $$(( $$(date +%s) - $(STARTED) )) s of wall time, installs and images included"; \
+	exit $$rc
 
 # The service on 127.0.0.1:2358 (Judge0's port): a private Redis unless STOCKADE_REDIS_URL is
 # set, Celery workers and the API under gunicorn. Ctrl-C stops all of it.

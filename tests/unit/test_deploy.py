@@ -442,7 +442,55 @@ def test_dockerfile_stages_users_and_health_checks() -> None:
     assert "USER" not in worker  # root: it starts boxes
     assert "stockade-healthcheck" in worker["HEALTHCHECK"]
     build = " ".join(args for inst, args in stages["build"] if inst == "RUN")
-    assert 'pip" install --no-cache-dir .' in build
+    assert "--require-hashes -r requirements.lock" in build
+    assert "install --no-cache-dir --no-deps --no-build-isolation ." in build
+
+
+def test_dockerfile_build_stage_installs_the_lock_for_real(tmp_path: Path) -> None:
+    """The build stage's venv steps run as written, on Debian's python3 (the image's), in a
+    copy of what its COPY lines bring: the lock installs with its hashes and the project on
+    top needs nothing the lock lacks."""
+    stage = dockerfile_stages(DOCKERFILE.read_text())["build"]
+    src, venv = tmp_path / "src", tmp_path / "venv"
+    src.mkdir()
+    steps = []
+    for instruction, args in stage:
+        if instruction == "COPY" and not args.startswith("--from"):
+            *sources, dest = args.split()
+            if dest.startswith("/"):
+                continue  # the image's own bin/, not part of the venv
+            for source in sources:
+                target = src / dest / Path(source).name if dest.endswith("/") else src / dest
+                if (ROOT / source).is_dir():
+                    shutil.copytree(
+                        ROOT / source, target, ignore=shutil.ignore_patterns("__pycache__")
+                    )
+                else:
+                    shutil.copy(ROOT / source, target)
+        elif instruction == "RUN" and "VIRTUAL_ENV" in args:
+            steps.append(args)
+    assert len(steps) == 2, steps  # the lock, then the project
+    env = {**os.environ, "VIRTUAL_ENV": str(venv), "PATH": f"{venv}/bin:/usr/bin:/bin"}
+    env.pop("PYTHONPATH", None)
+    for step in steps:
+        r = subprocess.run(
+            ["bash", "-ec", step.replace("python3 -m venv", "/usr/bin/python3 -m venv")],
+            cwd=src,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    r = subprocess.run(
+        [str(venv / "bin" / "stockade"), "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0 and "usage" in r.stdout.lower(), r.stdout + r.stderr
 
 
 def test_dockerfile_installs_what_the_makefile_and_languages_need() -> None:
