@@ -9,12 +9,17 @@ import pickle
 import socket
 import struct
 from dataclasses import dataclass
-from typing import Any
 
 from sandbox import mounts
 from sandbox.errors import SandboxError
 from sandbox.fdpass import recv_fds, send_fds
 from sandbox.rootfs import BoxUser
+
+# Not typing.TYPE_CHECKING: this module is loaded in the zygote, and typing is a megabyte
+# more in every box's init (see sandbox/__init__.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _MAX_FDS = 32
 _PLAN_FDS = ("sync_r", "stdin_fd", "stdout_w", "stderr_w", "report_w", "result_w")
