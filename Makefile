@@ -48,6 +48,7 @@ lint: deps
 	$(VENV)/bin/ruff check sandbox service worker tests bench
 	$(VENV)/bin/ruff format --check sandbox service worker tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 # Every language's image (cached in /var/lib/stockade: minutes the first time, then none),
 # and the microVM tier's guest kernel, agent and the layer disks the tests boot (other

@@ -285,7 +285,7 @@ def measure(
     started: float,
     log: Callable[[str], None],
 ) -> int:
-    if not lau.warm.wait_full(timeout_s=30):
+    if not lau.container.warm.wait_full(timeout_s=30):
         raise BenchError("the warm pool did not fill in 30 s")
     box_true = BoxSpec(argv=TRUE)
     box_py = BoxSpec(argv=PYTHON)
@@ -326,7 +326,7 @@ def measure(
             c.run()
     for b in bursts:
         run_burst(args.burst, Burst("", "", b.threads, b.run))
-    lau.warm.wait_full(timeout_s=5)
+    lau.container.warm.wait_full(timeout_s=5)
 
     n_bursts = max(1, args.runs // args.burst)
     burst_after = {round((k + 1) * args.runs / n_bursts) - 1 for k in range(n_bursts)}

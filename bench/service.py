@@ -61,7 +61,7 @@ class Stack:
         try:
             self._spawn("redis", redis_command(str(sock), str(tmp)))
             self._wait("redis", sock.exists)
-            worker = [sys.executable, "-m", "sandbox.cli", "worker", "--workers", str(SLOTS)]
+            worker = [sys.executable, "-m", "service.cli", "worker", "--workers", str(SLOTS)]
             log = self._spawn("worker", worker)
             self._wait("worker", lambda: b" ready." in log.read_bytes())
             self._spawn("api", gunicorn_argv("127.0.0.1", self.port))

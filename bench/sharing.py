@@ -62,7 +62,7 @@ def main() -> int:
     marker = f"stockade-sharing-{os.getpid()}"
     code = f"import time; time.sleep(6)  # {marker}"
     with Launcher() as lau:
-        if args.image not in lau.templates.names():
+        if args.image not in lau.container.templates.names():
             print(f"image {args.image!r} not built: stockade layers build {args.image}")
             return 2
         spec = BoxSpec(
@@ -71,7 +71,7 @@ def main() -> int:
             limits=Limits(wall_time_s=20, memory_bytes=64 * MIB),
         )
         lau.run(BoxSpec(argv=("/usr/bin/python3", "-c", "pass"), rootfs=args.image))
-        lau.warm.wait_full()
+        lau.container.warm.wait_full()
         lau.settle()
         time.sleep(1)
         before = meminfo()

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         launcher.settle()
     from sandbox.backends.microvm.bench import measure
     from sandbox.config import HostConfig
-    from sandbox.layers import LayerStore
+    from sandbox.images.store import LayerStore
 
     config = HostConfig.from_env()
     vm = measure(config, LayerStore(config.state_dir), args.image, args.vm_runs, lambda s: None)

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from sandbox.spec import FileIn as FileIn
     from sandbox.spec import Limits as Limits
 
-# Imported lazily so that the zygote (python -m sandbox.zygote) loads only what it uses.
+# Imported lazily so that the zygote (python -m sandbox.backends.container.zygote) loads only
+# what it uses.
 _EXPORTS = {
     "BoxResult": "sandbox.result",
     "BoxSpec": "sandbox.spec",

@@ -6,6 +6,8 @@ import fcntl
 import os
 from dataclasses import dataclass
 
+from sandbox.spec import BoxSpec
+
 
 @dataclass(frozen=True)
 class Stdio:
@@ -28,3 +30,25 @@ def sealed_memfd(data: bytes) -> int:
     seals = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL
     fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
     return fd
+
+
+class CappedOutput:
+    """stdout and stderr of a box, capped together at the spec's output_bytes; a chunk past
+    the cap is cut and the box killed for "output" (each tier's own _kill)."""
+
+    spec: BoxSpec
+    out: bytearray
+    err: bytearray
+
+    def _kill(self, why: str) -> None:
+        raise NotImplementedError
+
+    def _capture(self, buf: bytearray, chunk: bytes) -> None:
+        room = self.spec.limits.output_bytes - len(self.out) - len(self.err)
+        buf += chunk[: max(room, 0)]
+        if len(chunk) > room:
+            self._kill("output")
+
+    @property
+    def output_full(self) -> bool:
+        return len(self.out) + len(self.err) >= self.spec.limits.output_bytes

@@ -13,6 +13,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from worker.celery_app import make_app
+
 DEFAULT_PORT = 2358  # Judge0's
 DEFAULT_HOST = "127.0.0.1"
 REDIS_SOCKET = "/run/stockade/redis.sock"
@@ -80,8 +82,6 @@ def run_worker(concurrency: int) -> int:
             "stockade worker: must run as root (it creates namespaces and cgroups)", file=sys.stderr
         )
         return 1
-    from worker.celery_app import make_app
-
     make_app().worker_main(worker_argv(concurrency))
     return 0
 
@@ -186,7 +186,7 @@ def run_up(host: str, port: int, workers: int) -> int:
             stack.start("redis", redis_command(REDIS_SOCKET, REDIS_DIR), env)
             env["STOCKADE_REDIS_URL"] = f"unix://{REDIS_SOCKET}"
             wait_for_redis(env["STOCKADE_REDIS_URL"], stack)
-        me = [sys.executable, "-m", "sandbox.cli"]
+        me = [sys.executable, "-m", "service.cli"]
         stack.start("worker", [*me, "worker", "--workers", str(workers)], env)
         stack.start("api", gunicorn_argv(host, port), env)
         wait_for_port(host, port, stack)

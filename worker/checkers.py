@@ -5,14 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
+from sandbox.launcher import Launcher
+from sandbox.result import BoxResult, Status
+from sandbox.spec import BoxSpec, FileIn
 from worker.model import CheckerSpec
-
-if TYPE_CHECKING:
-    from sandbox.launcher import Launcher
-    from sandbox.result import BoxResult
-    from sandbox.spec import BoxSpec, FileIn
 
 # testlib's exit codes (testlib.h: _ok, _wa, _pe, _fail) and the ICPC validator's (problem
 # package format, "Output validators": 42 accepted, 43 wrong answer).
@@ -104,8 +102,6 @@ class BoxedProgram(Protocol):
 
 
 def checker_files(inp: bytes, out: bytes, ans: bytes) -> tuple[FileIn, ...]:
-    from sandbox.spec import FileIn
-
     return (
         FileIn(f"{DATA_DIR}/input", inp),
         FileIn(f"{DATA_DIR}/output", out),
@@ -141,8 +137,6 @@ def run_custom(
 
 def exit_outcome(convention: str, r: BoxResult) -> Outcome:
     """A checker's or interactor's box result as an outcome."""
-    from sandbox.result import Status
-
     text = (r.stderr or r.stdout)[:_MESSAGE_BYTES].decode("utf-8", "replace").strip()
     code = r.exit_code if r.status in (Status.OK, Status.RE) else None
     if convention == "icpc":

@@ -9,9 +9,14 @@ import os
 import threading
 import time
 from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, cast
 
 import redis
+
+from sandbox.config import HostConfig
+from sandbox.spec import TIERS
+from sandbox.tiers import probe
 
 log = logging.getLogger("stockade.worker")
 
@@ -49,8 +54,6 @@ class Beat:
 
 def served_tiers(beats: list[Beat]) -> list[str]:
     """Every tier at least one of these workers serves, weakest first."""
-    from sandbox.spec import TIERS
-
     served = {t for b in beats for t in b.served_tiers}
     return [t for t in TIERS if t in served]
 
@@ -78,10 +81,6 @@ def read_live(client: redis.Redis, prefix: str) -> list[Beat]:
 
 def probe_tiers() -> dict[str, str | None]:
     """Which tiers this host can serve (None) or why not, probed once at start-up."""
-    from sandbox.backends import probe
-    from sandbox.config import HostConfig
-    from sandbox.spec import TIERS
-
     config = HostConfig.from_env()
     return {tier: probe(tier, config) for tier in TIERS}
 
@@ -104,8 +103,6 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
 
     def beat(self) -> Beat:
-        from importlib.metadata import PackageNotFoundError, version
-
         try:
             v = version("stockade")
         except PackageNotFoundError:

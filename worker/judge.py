@@ -9,17 +9,23 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
+from sandbox.launcher import Launcher
+from sandbox.result import BoxResult, Status
+from sandbox.spec import BoxSpec, FileIn, Limits, strongest
+from sandbox.stdio import Stdio
 from worker import checkers
 from worker.archives import ArchiveError, decode_base64, extract_zip
+from worker.languages import (
+    COMPILE_DEFAULTS,
+    IMAGE,
+    Language,
+    SelfTest,
+    expand,
+    load_languages,
+    rootfs_for,
+)
 from worker.model import CaseResult, JudgeResult, Program, Submission, TestCase, Verdict, aggregate
-
-if TYPE_CHECKING:
-    from sandbox.launcher import Launcher
-    from sandbox.result import BoxResult
-    from sandbox.spec import BoxSpec, FileIn, Limits
-    from worker.languages import Language
 
 MULTI_FILE_ID = 89  # Judge0's "Multi-file program": a zip with `compile` and `run` scripts
 KB = 1024
@@ -51,9 +57,6 @@ class Compiled:
     tier: str = "container"
 
     def box_spec(self, args: Sequence[str], files: Sequence[FileIn], stdin: bytes) -> BoxSpec:
-        from sandbox.spec import BoxSpec
-        from worker.languages import expand
-
         # Placeholders ({memory_bytes}) come from the limits of this very box; words of the
         # submitter's are never expanded.
         argv = (*expand(self.argv, self.limits), *self.args, *args)
@@ -86,8 +89,6 @@ class Judge:
 
     def __post_init__(self) -> None:
         if not self.languages:
-            from worker.languages import load_languages
-
             self.languages = load_languages()
 
     def judge(self, sub: Submission) -> JudgeResult:
@@ -139,10 +140,6 @@ class Judge:
     def _build(
         self, language_id: int, source: str, extra: dict[str, bytes], options: str, tier: str
     ) -> Compiled:
-        from sandbox.result import Status
-        from sandbox.spec import FileIn, strongest
-        from worker.languages import expand
-
         lang = self._language(language_id, extra)
         tier = strongest(tier, lang.tier, self.min_tier)
         rootfs = self._rootfs(lang, tier)
@@ -173,8 +170,6 @@ class Judge:
     def _rootfs(self, lang: Language, tier: str) -> str:
         """The worker's rootfs setting, except on a microvm: a VM boots images only (the
         host's /usr is not handed to the strongest tier)."""
-        from worker.languages import IMAGE, rootfs_for
-
         return rootfs_for(lang, IMAGE if tier == "microvm" else self.rootfs)
 
     def _compile_spec(
@@ -185,8 +180,6 @@ class Judge:
         rootfs: str,
         tier: str,
     ) -> BoxSpec:
-        from sandbox.spec import BoxSpec
-
         return BoxSpec(
             argv=argv,
             files=files,
@@ -270,8 +263,6 @@ class Judge:
         """Two boxes joined by two pipes. Each side's copies of our pipe ends are closed as
         soon as that box's run returns, so the other side sees EOF or EPIPE (pipe(7)) and
         never waits on an end that only we still hold."""
-        from sandbox.stdio import Stdio
-
         answer = (case.expected_output or "").encode()
         files = checkers.checker_files(case.input.encode(), b"", answer)
         i2p_r, i2p_w = os.pipe()
@@ -389,9 +380,6 @@ def _multi_file_language(
     languages: dict[int, Language], has_compile: bool, has_run: bool
 ) -> Language:
     """Judge0's language 89: `bash compile` (when the zip has it), then `bash run`."""
-    from sandbox.spec import Limits
-    from worker.languages import COMPILE_DEFAULTS, Language, SelfTest
-
     if not has_run:
         raise BuildError(Verdict.CE, "additional_files: a multi-file program needs a `run` script")
     return Language(

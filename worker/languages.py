@@ -11,15 +11,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sandbox.errors import SandboxError, SpecError
+from sandbox.launcher import Launcher
 from sandbox.result import BoxResult, Status
 from sandbox.sizes import parse_size
 from sandbox.spec import MIB, TIERS, BoxSpec, FileIn, Limits, validate
-
-if TYPE_CHECKING:
-    from sandbox.launcher import Launcher
 
 DEFAULT_DIRECTORY = Path(__file__).resolve().parent.parent / "profiles" / "languages"
 # A compile box's defaults where a file has no [compile_limits]: compilers need more of

@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from celery import shared_task
 
+from worker import runtime
+from worker.callbacks import deliver, judge0_body
+from worker.settings import TASK_JUDGE
 from worker.store import INTERNAL_ERROR, Record
 
 if TYPE_CHECKING:
@@ -76,8 +79,6 @@ def run_job(
         result["attempts"] = rec.attempts
     _finish(store, token, status, result, message)
     if rec.callback_url and callback is not None:
-        from worker.callbacks import judge0_body
-
         ok, why = callback(rec.callback_url, judge0_body(token, status, result, message))
         log.log(logging.INFO if ok else logging.WARNING, "%s: callback %s", token, why)
     return status
@@ -109,18 +110,15 @@ def _retrying(call: Callable[[], _T]) -> _T:
 
 def judge_token(token: str) -> int | None:
     """The task's body: this process's store, judge and callback settings."""
-    from worker.callbacks import deliver
-    from worker.celery_app import callback_settings, current_judge, settings, store
-
-    s = settings()
-    cb = callback_settings()
+    s = runtime.settings()
+    cb = runtime.callback_settings()
     return run_job(
         token,
-        store(),
-        current_judge().judge_timed,
+        runtime.store(),
+        runtime.current_judge().judge_timed,
         s.max_attempts,
         lambda url, body: deliver(url, body, cb),
     )
 
 
-judge = shared_task(name="stockade.judge", ignore_result=True)(judge_token)
+judge = shared_task(name=TASK_JUDGE, ignore_result=True)(judge_token)

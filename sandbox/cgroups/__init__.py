@@ -1,6 +1,7 @@
 """cgroups for boxes: v1 and v2 behind one interface, chosen once by probe()."""
 
 from sandbox.cgroups.fs import CgroupOps
+from sandbox.cgroups.host import probe
 from sandbox.cgroups.manager import (
     BoxCgroup,
     CgroupLimits,
@@ -9,7 +10,6 @@ from sandbox.cgroups.manager import (
     choose_hierarchy,
     join_in_child,
     parse_mountinfo,
-    probe,
 )
 
 __all__ = [

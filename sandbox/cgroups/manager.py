@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
-from sandbox.cgroups.fs import CgroupOps, fail
+from sandbox.cgroups.fs import fail
 from sandbox.errors import SandboxError
 
 # Every box cgroup lives under this node at each hierarchy's root, never beside the
@@ -183,37 +182,3 @@ def join_in_child(fds: list[int]) -> None:
             os.write(fd, b"0")
         except OSError as e:
             raise fail("write(cgroup.procs)", e) from e
-
-
-def probe(
-    mountinfo: str = "/proc/self/mountinfo",
-    root_override: Path | None = None,
-    *,
-    ops: CgroupOps | None = None,
-    pool_size: int = 0,
-) -> CgroupManager:
-    """Pick v2 or v1 for this host and return its manager. root_override is prefixed to
-    every mount point (a fake tree in tests). pool_size > 0 starts a thread that keeps that
-    many blank cgroups ready and removes used ones off the hot path (see pool.py)."""
-    # v1 and v2 build on the types above, so they are imported here, not at the top.
-    from sandbox.cgroups.v1 import V1Manager
-    from sandbox.cgroups.v2 import V2Manager
-
-    try:
-        with open(mountinfo) as f:
-            mounts = parse_mountinfo(f.read())
-    except OSError as e:
-        raise fail(f"read({mountinfo})", e) from e
-    prefix = str(root_override) if root_override is not None else ""
-    v2_controllers: dict[str, frozenset[str]] = {}
-    for m in mounts:
-        if m.fstype == "cgroup2":
-            try:
-                with open(prefix + m.mount_point + "/cgroup.controllers") as f:
-                    v2_controllers[m.mount_point] = frozenset(f.read().split())
-            except OSError:
-                v2_controllers[m.mount_point] = frozenset()
-    choice = choose_hierarchy(mounts, v2_controllers)
-    if choice.version == 2:
-        return V2Manager(prefix + choice.v2_mount, ops, pool_size)
-    return V1Manager({c: prefix + p for c, p in choice.v1_mounts.items()}, ops, pool_size)

@@ -108,7 +108,7 @@ class Stack:
 
     def start_worker(self, name: str = "worker", **env: str) -> subprocess.Popen[bytes]:
         """A worker (concurrency 2) with these STOCKADE_ settings; its log is tmp/<name>.log."""
-        argv = [sys.executable, "-m", "sandbox.cli", "worker", "--workers", "2"]
+        argv = [sys.executable, "-m", "service.cli", "worker", "--workers", "2"]
         proc, log = self.spawn(name, argv, {**self.base_env, **env})
         wait_until(name, lambda: b" ready." in log.read_bytes(), proc, log)
         return proc

@@ -312,7 +312,7 @@ class HostGuard:
             cgroups = our_cgroup_dirs()
             mounts = stockade_mounts() - self.mounts
             # The warm pool may now keep a box for a key it learned: its cgroup is not a leak.
-            warm = self.launcher.warm.cgroup_names()
+            warm = self.launcher.container.warm.cgroup_names()
             new = set(cgroups) - set(self.cgroups)
             extra = len([c for c in new if os.path.basename(c) not in warm])
             if not procs and not mounts and extra <= 0:

@@ -24,8 +24,8 @@ def _ppid(pid: int) -> int:
 def _box_processes(launcher: Launcher) -> set[int]:
     """Processes of this launcher's boxes (descendants of its zygote) that are not warm
     inits waiting for a request; other launchers on the host are not ours to judge."""
-    zygote = launcher.zygote.pid
-    warm = launcher.warm.pids()
+    zygote = launcher.container.zygote.pid
+    warm = launcher.container.warm.pids()
     found = set()
     for name in filter(str.isdigit, os.listdir("/proc")):
         pid = int(name)
@@ -59,9 +59,9 @@ def test_setup_failure_is_xx_naming_step_and_syscall(launcher: Launcher) -> None
     assert r.status is Status.XX
     assert "files: write(/box/big): ENOSPC" in r.message
     launcher.settle()
-    assert launcher.warm.wait_full()
+    assert launcher.container.warm.wait_full()
     assert _box_processes(launcher) == set()
-    assert len(_our_cgroups()) == len(launcher.warm.pids())  # only the warm boxes' own
+    assert len(_our_cgroups()) == len(launcher.container.warm.pids())  # only the warm boxes' own
 
 
 def test_unknown_profile_is_a_spec_error_naming_the_field(launcher: Launcher) -> None:
@@ -88,8 +88,8 @@ def test_box_after_a_failure_works(launcher: Launcher) -> None:
 def test_a_killed_zygote_is_started_again(launcher: Launcher) -> None:
     import signal as sig
 
-    launcher.warm.wait_full()
-    old = launcher.zygote.pid
+    launcher.container.warm.wait_full()
+    old = launcher.container.zygote.pid
     os.kill(old, sig.SIGKILL)
     os.waitpid(old, 0)
     # Warm inits die with their zygote (parent-death signal); the next boxes come from a new one.
@@ -98,4 +98,4 @@ def test_a_killed_zygote_is_started_again(launcher: Launcher) -> None:
         if r.status is Status.OK:
             break
     assert (r.status, r.stdout) == (Status.OK, b"again\n"), r.message
-    assert launcher.zygote.pid != old
+    assert launcher.container.zygote.pid != old

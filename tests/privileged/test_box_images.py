@@ -68,7 +68,7 @@ def image_launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launche
     )
     config = HostConfig.from_env()
     lau = Launcher(config)
-    lau.templates._images = store
+    lau.container.templates._images = store
     try:
         yield lau
     finally:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.config import HostConfig
-from sandbox.doctor_host import boot_kernel, guest_kernel
+from sandbox.doctor.host import boot_kernel, guest_kernel
 
 pytestmark = pytest.mark.privileged
 

@@ -22,9 +22,9 @@ HOST_CASES = [pytest.param(lang, id=lang.key) for lang in LANGUAGES]
 
 
 def built_images() -> list[str] | None:
-    """The layer store's images, or None where sandbox.layers is not there yet."""
+    """The layer store's images, or None where sandbox.images.store is not there yet."""
     try:
-        from sandbox.layers import LayerStore
+        from sandbox.images.store import LayerStore
     except ImportError:
         return None
     return LayerStore().images()

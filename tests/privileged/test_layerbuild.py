@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from sandbox import syscalls as sc
-from sandbox.layerbuild import build_images, load_recipes
-from sandbox.layers import LayerError, LayerStore
-from sandbox.oci import import_archive
+from sandbox.images.build import build_images, load_recipes
+from sandbox.images.oci import import_archive
+from sandbox.images.store import LayerError, LayerStore
 
 pytestmark = pytest.mark.privileged
 BUILT = ["debian", "python3", "gcc", "java"]

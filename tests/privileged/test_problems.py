@@ -75,7 +75,7 @@ def test_cli_json() -> None:
     cmd = [
         sys.executable,
         "-m",
-        "sandbox.cli",
+        "service.cli",
         "judge",
         str(PROBLEMS / "hypot"),
         str(sub),
@@ -91,7 +91,7 @@ def test_cli_json() -> None:
 
 def test_cli_table() -> None:
     sub = PROBLEMS / "guess" / "submissions" / "accepted" / "binary.py"
-    cmd = [sys.executable, "-m", "sandbox.cli", "judge", str(PROBLEMS / "guess"), str(sub)]
+    cmd = [sys.executable, "-m", "service.cli", "judge", str(PROBLEMS / "guess"), str(sub)]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "secret/n777" in p.stdout and p.stdout.rstrip().endswith("verdict: AC (5/5)")

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import backends
-from sandbox.backends import gvisor_bundle, gvisor_rootfs, gvisor_sweep
+from sandbox import tiers
+from sandbox.backends.gvisor import bundle as gvisor_bundle
+from sandbox.backends.gvisor import rootfs as gvisor_rootfs
+from sandbox.backends.gvisor import sweep as gvisor_sweep
 from sandbox.launcher import Launcher
 from sandbox.result import BoxResult, Status
 from sandbox.spec import MIB, BoxSpec, FileIn
@@ -33,7 +35,7 @@ TIGHT = dataclasses.replace(hu.TIGHT, wall_time_s=5.0)
 
 @pytest.fixture(scope="module", autouse=True)
 def gvisor_usable(launcher: Launcher) -> None:
-    reason = backends.probe("gvisor", launcher.config)
+    reason = tiers.probe("gvisor", launcher.config)
     if reason is not None:
         pytest.skip(f"the gVisor tier cannot run here: {reason}")
 
@@ -174,7 +176,7 @@ def test_fork_bomb_is_held_by_pids(launcher: Launcher, elves: dict[str, bytes]) 
 
 
 def test_image_rootfs(launcher: Launcher) -> None:
-    if "python3" not in launcher.templates.names():
+    if "python3" not in launcher.container.templates.names():
         pytest.skip("no python3 image in the layer store (stockade layers build python3)")
     r = run(launcher, "python3", "-c", "print(1)", rootfs="python3")
     assert (r.status, r.stdout) == (Status.OK, b"1\n"), hu.describe(r)

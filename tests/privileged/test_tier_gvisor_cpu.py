@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.backends.gvisor import platform_from_env
+from sandbox.backends.gvisor.backend import platform_from_env
 from sandbox.launcher import Launcher
 from sandbox.result import BoxResult, Status
 from sandbox.spec import BoxSpec, FileIn, Limits

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.backends.gvisor_bundle import SENTRY_MEMORY_BYTES
+from sandbox.backends.gvisor.bundle import SENTRY_MEMORY_BYTES
 from sandbox.launcher import Launcher
 from sandbox.result import Status
 from sandbox.spec import MIB, Limits

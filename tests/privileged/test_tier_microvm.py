@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import backends
-from sandbox.backends.microvm import MicrovmBackend
-from sandbox.backends.microvm.backend import QEMU_OVERHEAD_MIB
+from sandbox import cgroups, tiers
+from sandbox.backends.microvm.backend import QEMU_OVERHEAD_MIB, MicrovmBackend
 from sandbox.backends.microvm.pool import PoolKey
 from sandbox.backends.microvm.qemu_plan import vm_memory_mib
 from sandbox.config import HostConfig
+from sandbox.images.store import LayerStore
 from sandbox.launcher import Launcher
-from sandbox.layers import LayerStore
 from sandbox.result import BoxResult, Status
 from sandbox.slots import SlotPool
 from sandbox.spec import MIB, BoxSpec, FileIn, Limits
@@ -37,7 +36,7 @@ IMAGES = ("python3", "debian")
 
 
 def usable(config: HostConfig) -> None:
-    reason = backends.probe("microvm", config)
+    reason = tiers.probe("microvm", config)
     if reason is not None:
         pytest.skip(f"the microvm tier cannot run here: {reason}")
     store = LayerStore(config.state_dir)
@@ -51,7 +50,7 @@ def vm() -> Iterator[MicrovmBackend]:
     """A backend without a pool: every box boots its own VM, so leftovers are exact."""
     config = HostConfig.from_env()
     usable(config)
-    backend = MicrovmBackend(config, LayerStore(config.state_dir), pool=0)
+    backend = MicrovmBackend(config, LayerStore(config.state_dir), cgroups.probe(), pool=0)
     HELD.append(backend)
     yield backend
     HELD.remove(backend)
@@ -257,7 +256,7 @@ def test_interactive_stdio_is_a_conversation(vm: MicrovmBackend) -> None:
 
 def launcher_backend(launcher: Launcher) -> MicrovmBackend:
     """The session launcher's own microvm backend (started on first use)."""
-    backend = launcher._backends.get("microvm")
+    backend = launcher.backends.get("microvm")
     assert isinstance(backend, MicrovmBackend), backend
     if backend not in HELD:
         HELD.append(backend)
@@ -293,7 +292,7 @@ def test_warm_pool_latency() -> None:
     warm must take at most a fifth of cold."""
     config = HostConfig.from_env()
     usable(config)
-    pooled = MicrovmBackend(config, LayerStore(config.state_dir), pool=1)
+    pooled = MicrovmBackend(config, LayerStore(config.state_dir), cgroups.probe(), pool=1)
     try:
         key = PoolKey("python3", vm_memory_mib(LIM.memory_bytes))
         t = time.monotonic()
@@ -322,7 +321,7 @@ def test_a_box_finding_every_vm_slot_taken_takes_one_from_a_ready_vm(tmp_path: P
     once a judge had asked for as many keys as there are slots."""
     config = HostConfig.from_env()
     usable(config)
-    pooled = MicrovmBackend(config, LayerStore(config.state_dir), pool=1)
+    pooled = MicrovmBackend(config, LayerStore(config.state_dir), cgroups.probe(), pool=1)
     pooled.slots.close()
     pooled.slots = SlotPool(str(tmp_path / "slots"), config.first_uid + 2 * config.slots, 2)
     big = dataclasses.replace(LIM, memory_bytes=512 * MIB)

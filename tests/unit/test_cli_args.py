@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import cli
+from sandbox.cli import main as cli
 from sandbox.result import BoxResult, Status
 from sandbox.spec import MIB, BoxSpec, FileIn, Limits, validate
 

@@ -6,11 +6,12 @@ import json
 
 import pytest
 
-from sandbox import doctor
 from sandbox.cgroups.manager import parse_mountinfo
-from sandbox.cli_doctor import format_text
-from sandbox.doctor import Finding, Level, ProbeOutcome
-from sandbox.doctor_kvm import KvmReadings, check_kvm, kernel_boot_outcome
+from sandbox.cli.doctor import format_text
+from sandbox.doctor import checks as doctor
+from sandbox.doctor.checks import Finding, Level, ProbeOutcome
+from sandbox.doctor.kvm import KvmReadings, check_kvm, kernel_boot_outcome
+from service import doctor as service_doctor
 from tests.unit.cgroup_fake import V1_MOUNTINFO
 
 # This machine's hybrid layout: v1 controllers, and a cgroup2 tree without memory or pids.
@@ -207,8 +208,8 @@ def test_disk(free_gib: float, level: Level) -> None:
 
 
 def test_redis() -> None:
-    assert doctor.check_redis("redis://x:6379/0", None).level is Level.OK
-    down = doctor.check_redis("redis://x:6379/0", "Connection refused")
+    assert service_doctor.check_redis("redis://x:6379/0", None).level is Level.OK
+    down = service_doctor.check_redis("redis://x:6379/0", "Connection refused")
     assert down.level is Level.WARN and "STOCKADE_REDIS_URL" in down.fix
 
 

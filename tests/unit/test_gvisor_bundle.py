@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
-from sandbox.backends import gvisor_bundle as gb
+from sandbox.backends.gvisor import bundle as gb
 from sandbox.spec import MIB, BoxSpec, Limits
 
 INPUTS = gb.BundleInputs(

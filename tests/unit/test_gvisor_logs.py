@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sandbox.backends import gvisor_logs as gl
+from sandbox.backends.gvisor import logs as gl
 
 # The tail of a real `runsc run` info log (runsc 0.0~20221219.0) for `sh -c 'exit 3'`.
 RUN_LOG = """I1128 01:03:22.093411    9643 container.go:612] Run container, cid: dbg

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from sandbox.layerbuild import (
+from sandbox.images.build import (
     DEFAULT_RECIPES,
     Recipe,
     build_order,
@@ -14,7 +14,7 @@ from sandbox.layerbuild import (
     parse_mirrors,
     parse_recipes,
 )
-from sandbox.layers import LayerError, LayerStore, cache_key, gc_plan, tree_digest
+from sandbox.images.store import LayerError, LayerStore, cache_key, gc_plan, tree_digest
 
 LANGUAGE_IMAGES = {
     "gcc": ["gcc", "g++", "libc6-dev"],

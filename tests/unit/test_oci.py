@@ -9,8 +9,7 @@ import tarfile
 
 import pytest
 
-from sandbox.layers import LayerError
-from sandbox.oci import (
+from sandbox.images.oci import (
     Budget,
     _Source,
     extract_layer,
@@ -19,6 +18,7 @@ from sandbox.oci import (
     member_parts,
     whiteout_plan,
 )
+from sandbox.images.store import LayerError
 
 Entry = tuple[str, str, bytes | str]  # (name, kind, data or link target)
 

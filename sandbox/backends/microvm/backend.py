@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -14,18 +15,18 @@ from sandbox.backends.microvm.disks import FSTYPE, image_disks
 from sandbox.backends.microvm.interactive import StdinPump, StdoutSink, take_fds
 from sandbox.backends.microvm.kernel import tsc_khz
 from sandbox.backends.microvm.pool import PoolKey, VmPool, pool_size
-from sandbox.backends.microvm.prepare import Artifacts, prepare
-from sandbox.backends.microvm.qemu_plan import TB_SIZE_MIB, VmPlan, vm_memory_mib
+from sandbox.backends.microvm.prepare import Artifacts, prepare, prepared
+from sandbox.backends.microvm.qemu_plan import QEMU, TB_SIZE_MIB, VmPlan, vm_memory_mib
 from sandbox.backends.microvm.verdict import box_result
 from sandbox.backends.microvm.vm import Owner, Vm
 from sandbox.cgroups.manager import PARENT
 from sandbox.config import HostConfig
 from sandbox.errors import SandboxError
+from sandbox.images import Images
 from sandbox.result import BoxResult, failed
 from sandbox.slots import Slot, SlotPool
 from sandbox.spec import BoxSpec, box_path
 from sandbox.stdio import Stdio
-from sandbox.templates import Images
 
 BOOT_TIMEOUT_S = 60.0
 # The host's wall kill comes this long after the guest's own, which should always win.
@@ -92,8 +93,30 @@ class _Booted:
     key: PoolKey
 
 
+def probe(config: HostConfig) -> str | None:
+    """None when this host can run microVMs, else why not."""
+    if shutil.which(QEMU) is None:
+        return f"{QEMU} is not installed (Debian package qemu-system-x86)"
+    if prepared(config.state_dir):
+        return None
+    missing = [t for t in ("apt-get", "dpkg-deb", "gcc", "mkfs.erofs") if shutil.which(t) is None]
+    if missing:
+        return (
+            f"the guest kernel is not prepared and {', '.join(missing)} is missing to "
+            "prepare it (stockade microvm prepare)"
+        )
+    return None
+
+
 class MicrovmBackend:
-    def __init__(self, config: HostConfig, images: Images | None, pool: int | None = None) -> None:
+    def __init__(
+        self,
+        config: HostConfig,
+        images: Images | None,
+        cgroup_manager: cgroups.CgroupManager,
+        pool: int | None = None,
+    ) -> None:
+        """cgroup_manager: the caller's, which it closes."""
         self.config = config
         self.images = images
         env = dict(os.environ)
@@ -102,7 +125,7 @@ class MicrovmBackend:
         # single-threaded programs; a box's threads then share it, as CPU time counts them.
         self.vcpus = int(env.get("STOCKADE_MICROVM_VCPUS", "1"))
         self.artifacts: Artifacts = prepare(config.state_dir)
-        self.cgroups = cgroups.probe()
+        self.cgroups = cgroup_manager
         # QEMU's uids: a range of their own past the box slots' (first_uid .. +slots).
         self.slots = SlotPool(
             os.path.join(config.run_dir, "microvm-slots"),
@@ -329,4 +352,3 @@ class MicrovmBackend:
             vm.terminate()
         self.pool.close()
         self.slots.close()
-        self.cgroups.close()

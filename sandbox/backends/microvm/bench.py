@@ -6,14 +6,15 @@ import statistics
 import time
 from collections.abc import Callable
 
+from sandbox import cgroups
 from sandbox.backends.microvm.backend import MicrovmBackend
 from sandbox.backends.microvm.pool import PoolKey
 from sandbox.backends.microvm.qemu_plan import vm_memory_mib
 from sandbox.config import HostConfig
+from sandbox.images import Images
 from sandbox.result import Status
 from sandbox.spec import BoxSpec
 from sandbox.stdio import Stdio
-from sandbox.templates import Images
 
 JOBS: dict[str, tuple[str, ...]] = {
     "true": ("/bin/true",),
@@ -36,7 +37,24 @@ def measure(
     """Median seconds per box, cold (a VM booted for the box) and warm (a pool VM, booted
     and warmed up before the box was asked for), for each job in JOBS."""
     figures: dict[str, float] = {}
-    cold = MicrovmBackend(config, images, pool=0)
+    manager = cgroups.probe()
+    try:
+        _measure(config, images, image, runs, say, manager, figures)
+    finally:
+        manager.close()
+    return figures
+
+
+def _measure(
+    config: HostConfig,
+    images: Images,
+    image: str,
+    runs: int,
+    say: Callable[[str], None],
+    manager: cgroups.CgroupManager,
+    figures: dict[str, float],
+) -> None:
+    cold = MicrovmBackend(config, images, manager, pool=0)
     try:
         key = PoolKey(image, vm_memory_mib(BoxSpec(argv=("x",)).limits.memory_bytes))
         boots = []
@@ -53,7 +71,7 @@ def measure(
             say(f"cold {name}: median {figures[f'cold {name}']:.3f} s of {runs}")
     finally:
         cold.close()
-    warm = MicrovmBackend(config, images, pool=1)
+    warm = MicrovmBackend(config, images, manager, pool=1)
     try:
         key = PoolKey(image, vm_memory_mib(BoxSpec(argv=("x",)).limits.memory_bytes))
         assert warm.pool.take(key) is None  # a new key: the pool learns it and boots for it
@@ -68,4 +86,3 @@ def measure(
             say(f"warm {name}: median {figures[f'warm {name}']:.3f} s of {runs}")
     finally:
         warm.close()
-    return figures

@@ -13,7 +13,7 @@ _lock = threading.Lock()
 
 
 def layer_digest(layer_dir: str) -> str:
-    """The layer store names each layer directory by its content digest (sandbox/layers.py)."""
+    """The layer store (sandbox/images/store.py) names each layer directory by its digest."""
     return os.path.basename(os.path.normpath(layer_dir))
 
 

@@ -1,8 +1,9 @@
 """`stockade doctor`'s thin layer: reads /proc and /sys, runs the probes (each bounded in
-time, each in a child where it changes the process), and hands readings to sandbox.doctor."""
+time, each in a child where it changes the process), and hands readings to sandbox.doctor.checks."""
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import platform
@@ -12,16 +13,17 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sandbox import doctor
 from sandbox.cgroups.manager import choose_hierarchy, parse_mountinfo
 from sandbox.config import HostConfig
-from sandbox.doctor import Finding, ProbeOutcome
-from sandbox.doctor_kvm import KvmReadings, check_kvm, kernel_boot_outcome
+from sandbox.doctor import checks as doctor
+from sandbox.doctor.checks import Finding, ProbeOutcome
+from sandbox.doctor.kvm import KvmReadings, check_kvm, kernel_boot_outcome
 from sandbox.errors import SandboxError
 from sandbox.spec import TIERS
+from sandbox.tiers import probe
 
 CHILD_TIMEOUT_S = 3.0
 KERNEL_BOOT_TIMEOUT_S = 4.0  # a working KVM prints the banner in well under a second
@@ -33,7 +35,6 @@ CPU = "/sys/devices/system/cpu"
 @dataclass(frozen=True)
 class Options:
     config: HostConfig
-    redis_url: str
     kernel: str | None = None  # a guest kernel for the KVM boot test (default: /boot's)
 
 
@@ -46,8 +47,8 @@ def _read(path: str) -> str | None:
 
 
 def run_child(name: str, *args: str) -> tuple[ProbeOutcome, dict[str, object]]:
-    """A sandbox.doctor_child probe in a fresh interpreter, killed after CHILD_TIMEOUT_S."""
-    argv = [sys.executable, "-m", "sandbox.doctor_child", name, *args]
+    """A sandbox.doctor.child probe in a fresh interpreter, killed after CHILD_TIMEOUT_S."""
+    argv = [sys.executable, "-m", "sandbox.doctor.child", name, *args]
     try:
         proc = subprocess.run(argv, capture_output=True, timeout=CHILD_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
@@ -225,11 +226,9 @@ def tools(_: Options) -> list[Finding]:
 
 
 def tier(name: str) -> Callable[[Options], list[Finding]]:
-    """The check of one tier: sandbox.backends.probe's own answer, or why it had none."""
+    """The check of one tier: sandbox.tiers.probe's own answer, or why it had none."""
 
     def check(opts: Options) -> list[Finding]:
-        from sandbox.backends import probe
-
         try:
             reason = probe(name, opts.config)
         except Exception as e:  # a backend being written may not answer yet
@@ -247,19 +246,6 @@ def disk(opts: Options) -> list[Finding]:
     return [doctor.check_disk(path, st.f_bavail * st.f_frsize)]
 
 
-def redis_ping(opts: Options) -> list[Finding]:
-    import redis
-
-    try:
-        client = redis.Redis.from_url(opts.redis_url, socket_timeout=1, socket_connect_timeout=1)
-        client.ping()
-        client.close()
-        error = None
-    except (redis.exceptions.RedisError, OSError, ValueError) as e:
-        error = str(e) or type(e).__name__
-    return [doctor.check_redis(opts.redis_url, error)]
-
-
 CHECKS: tuple[tuple[str, Callable[[Options], list[Finding]]], ...] = (
     ("root", root),
     ("cgroups", cgroups),
@@ -272,28 +258,33 @@ CHECKS: tuple[tuple[str, Callable[[Options], list[Finding]]], ...] = (
     ("tools", tools),
     *((f"tier {t}", tier(t)) for t in TIERS),
     ("state directory space", disk),
-    ("Redis", redis_ping),
 )
+# A check of a caller's own (the service adds Redis): a name and what it finds.
+Check = Callable[[], list[Finding]]
 
 
-def run_checks(opts: Options, deadline_s: float = DEADLINE_S) -> list[Finding]:
-    """Every check at once, each in a daemon thread; one still running at the deadline is
-    reported as such (a hung probe's child is killed by its own timeout)."""
+def run_checks(
+    opts: Options, extra: Sequence[tuple[str, Check]] = (), deadline_s: float = DEADLINE_S
+) -> list[Finding]:
+    """Every check at once (the host's, then the caller's `extra`), each in a daemon thread;
+    one still running at the deadline is reported as such (a hung probe's child is killed by
+    its own timeout)."""
     results: dict[str, list[Finding]] = {}
+    checks = [*((name, functools.partial(check, opts)) for name, check in CHECKS), *extra]
 
-    def one(name: str, check: Callable[[Options], list[Finding]]) -> None:
+    def one(name: str, check: Check) -> None:
         try:
-            results[name] = check(opts)
+            results[name] = check()
         except Exception as e:  # a broken check is a finding, not a traceback
             results[name] = [Finding(name, doctor.Level.FAIL, f"the check itself failed: {e!r}")]
 
-    threads = [threading.Thread(target=one, args=c, daemon=True) for c in CHECKS]
+    threads = [threading.Thread(target=one, args=c, daemon=True) for c in checks]
     for t in threads:
         t.start()
     end = time.monotonic() + deadline_s
     for t in threads:
         t.join(max(0.0, end - time.monotonic()))
     findings: list[Finding] = []
-    for name, _ in CHECKS:
+    for name, _ in checks:
         findings += results.get(name) or [doctor.timed_out(name, deadline_s)]
     return findings

@@ -28,8 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, cast
 
-from sandbox.layerbuild import Progress, human, stderr_progress
-from sandbox.layers import LayerError, LayerStore, check_image_name
+from sandbox.images.build import Progress, human, stderr_progress
+from sandbox.images.store import LayerError, LayerStore, check_image_name
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"

@@ -1,5 +1,5 @@
 """Doctor probes that change the calling process for good (namespaces, a seccomp filter, a VM),
-so each runs as `python -m sandbox.doctor_child NAME` and prints one JSON object."""
+so each runs as `python -m sandbox.doctor.child NAME` and prints one JSON object."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ import time
 from sandbox import cgroups
 from sandbox.errors import SandboxError
 from sandbox.spec import BoxSpec
-from sandbox.watch import CappedOutput
+from sandbox.stdio import CappedOutput
 
 _READ_CHUNK = 1 << 16
 _CPUS = os.cpu_count() or 1

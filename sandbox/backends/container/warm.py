@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sandbox import cgroups
+from sandbox.backends.container.zygote import WarmInit
 from sandbox.errors import SandboxError
 from sandbox.slots import Slot
-from sandbox.zygote import WarmInit
 
 _WAIT_PENDING_S = 0.5
 _RETRY_S = 1.0

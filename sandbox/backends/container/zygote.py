@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 
 from sandbox import syscalls as sc
-from sandbox.child import retitle, run_warm
+from sandbox.backends.container.child import retitle, run_warm
 from sandbox.errors import SandboxError
 from sandbox.fdpass import recv_fds, send_fds
 
@@ -100,9 +100,12 @@ class Zygote:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock = ours
         # -S: no site module, no .pth files: a smaller zygote, and so cheaper clones.
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        # The folder that holds sandbox/: this file is sandbox/backends/container/zygote.py.
+        root = os.path.abspath(__file__)
+        for _ in range(4):
+            root = os.path.dirname(root)
         self._proc = subprocess.Popen(
-            [sys.executable, "-S", "-m", "sandbox.zygote", str(theirs.fileno())],
+            [sys.executable, "-S", "-m", "sandbox.backends.container.zygote", str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -10,11 +10,11 @@ import os
 import shutil
 import signal
 import threading
-from typing import Protocol
 
 from sandbox import mounts as m
 from sandbox import syscalls as sc
 from sandbox.errors import SandboxError
+from sandbox.images import Images
 from sandbox.rootfs import BoxUser, image_template_plan, init_dir_plan, template_plan
 
 
@@ -56,14 +56,6 @@ def build_template(stage_dir: str, ops: list[m.Op]) -> int:
         os.close(go_w)
         os.close(ready_r)
         os.waitpid(pid, 0)
-
-
-class Images(Protocol):
-    """What the templates need of the layer store (sandbox.layers.LayerStore)."""
-
-    def images(self) -> list[str]: ...
-
-    def image_layers(self, image: str) -> list[str]: ...
 
 
 class TemplateCache:

@@ -27,7 +27,7 @@ def run_microvm(args: argparse.Namespace) -> int:
     # Imported here: the CLI starts without the microvm package's imports.
     from sandbox.backends.microvm.disks import image_disks
     from sandbox.backends.microvm.prepare import prepare
-    from sandbox.layers import LayerError, LayerStore
+    from sandbox.images.store import LayerError, LayerStore
 
     config = HostConfig.from_env()
     try:
@@ -46,7 +46,7 @@ def run_microvm(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from sandbox.backends.microvm.bench import measure
-    from sandbox.layers import LayerStore
+    from sandbox.images.store import LayerStore
 
     config = HostConfig.from_env()
     try:

@@ -24,10 +24,10 @@ import time
 # every init that touches it.
 from sandbox import bpf, caps, mounts, rlimits
 from sandbox import syscalls as sc
+from sandbox.backends.container.handoff import ChildPlan, Prep, receive
 from sandbox.errors import SandboxError
 from sandbox.files import read_regular_beneath, read_tree_beneath
 from sandbox.netdev import bring_up_loopback
-from sandbox.plan import ChildPlan, Prep, receive
 
 # Not typing.TYPE_CHECKING: typing costs the zygote a megabyte (see sandbox/__init__.py).
 TYPE_CHECKING = False

@@ -1,11 +1,11 @@
 """`stockade doctor`'s judgement of KVM: whether a Linux guest really runs, from the device,
-its modules, a toy guest and a kernel boot (pure; sandbox.doctor_host does the probing)."""
+its modules, a toy guest and a kernel boot (pure; sandbox.doctor.host does the probing)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sandbox.doctor import Finding, Level, ProbeOutcome, ok
+from sandbox.doctor.checks import Finding, Level, ProbeOutcome, ok
 
 
 @dataclass(frozen=True)

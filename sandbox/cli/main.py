@@ -1,19 +1,21 @@
-"""`stockade` command line: `stockade run` runs one program in a box, like isolate or nsjail."""
+"""The box's command line: `run` runs one program in a box, like isolate or nsjail, beside the
+box's other commands; the worker and the service add theirs (service.cli is `stockade`)."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
 import os
 import signal
 import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from sandbox.cli import doctor, layers, microvm
 from sandbox.errors import SandboxError, SpecError
 from sandbox.result import BoxResult, Status
 from sandbox.sizes import parse_size
@@ -98,32 +100,24 @@ def _stdin(text: str) -> bytes:
         raise argparse.ArgumentTypeError(f"cannot read {text}: {e.strerror}") from None
 
 
-# Subcommands that live in their own modules: (module, add-parsers function, run function).
-# Each module is optional (not every host has every part); `sandbox` never imports them at
-# module level.
-_SUBCOMMANDS = (
-    ("sandbox.cli_layers", "add_layers_parser", "run_layers"),
-    ("sandbox.cli_languages", "add_languages_parser", "run_languages"),
-    ("sandbox.cli_judge", "add_judge_parser", "run_judge"),
-    ("sandbox.cli_microvm", "add_microvm_parser", "run_microvm"),
-    ("sandbox.cli_doctor", "add_doctor_parser", "run_doctor"),
-    ("service.commands", "add_service_parsers", "run_service"),
+@dataclass(frozen=True)
+class Commands:
+    """Subcommands of one part of Stockade: add(subparsers) adds them, run(args) runs any
+    of them."""
+
+    add: Callable[[argparse._SubParsersAction[Any]], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+# The box's own commands besides `run`.
+BOX_COMMANDS = (
+    Commands(layers.add_layers_parser, layers.run_layers),
+    Commands(microvm.add_microvm_parser, microvm.run_microvm),
+    Commands(doctor.add_doctor_parser, doctor.run_doctor),
 )
-# Which module's run function serves each command name, filled by build_parser().
-_RUNNERS: dict[str, tuple[str, str]] = {}
 
 
-def _subcommand(module: str, add: str, run: str, sub: argparse._SubParsersAction[Any]) -> None:
-    before = set(sub.choices)
-    try:
-        getattr(importlib.import_module(module), add)(sub)
-    except ImportError:
-        return  # that part of Stockade is not installed here
-    for name in set(sub.choices) - before:
-        _RUNNERS[name] = (module, run)
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(groups: Sequence[Commands] = BOX_COMMANDS) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stockade", description=__doc__, allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     d = Limits()
@@ -159,8 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # REMAINDER: everything from the first positional on is the program's, options included.
     run.add_argument("program", nargs=argparse.REMAINDER, help="-- PROGRAM [ARGS...]")
-    for module, add, run_name in _SUBCOMMANDS:
-        _subcommand(module, add, run_name, sub)
+    for group in groups:
+        before = set(sub.choices)
+        group.add(sub)
+        for name in set(sub.choices) - before:
+            sub.choices[name].set_defaults(run_command=group.run)
     return parser
 
 
@@ -264,15 +261,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_SANDBOX
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, groups: Sequence[Commands] = BOX_COMMANDS) -> int:
+    args = build_parser(groups).parse_args(argv)
     try:
         if args.command == "run":
             return cmd_run(args)
-        if args.command in _RUNNERS:
-            module, run_name = _RUNNERS[args.command]
-            code: int = getattr(importlib.import_module(module), run_name)(args)
-            return code
+        code: int = args.run_command(args)
+        return code
     except BrokenPipeError:
         # The reader went away (stockade run ... | head): not an error of ours.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -280,7 +275,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 128 + signal.SIGINT
-    return EXIT_USAGE
 
 
 if __name__ == "__main__":

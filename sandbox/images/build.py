@@ -26,10 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sandbox import syscalls as sc
-from sandbox.layers import LayerError, LayerStore, cache_key, check_image_name
+from sandbox.config import PROFILES_DIR
+from sandbox.images.store import LayerError, LayerStore, cache_key, check_image_name
 
 RECIPE_VERSION = 1  # bump to invalidate every cached layer when the build procedure changes
-DEFAULT_RECIPES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "profiles/images.toml")
+DEFAULT_RECIPES = str(PROFILES_DIR / "images.toml")
 _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 _SUITE = re.compile(r"^[a-z][a-z0-9-]*$")
 _VARIANTS = ("minbase", "buildd", "fakechroot")

@@ -22,19 +22,18 @@ import time
 from dataclasses import dataclass, field
 
 from sandbox import cgroups
-from sandbox.backends import gvisor_bundle as bundle
-from sandbox.backends import gvisor_rootfs as fs
-from sandbox.backends import gvisor_sweep as sweep
-from sandbox.backends.gvisor_logs import quiet_sandbox_logs, runsc_error, sentry_panic, wait_status
-from sandbox.backends.gvisor_watch import RunscWatch
+from sandbox.backends.gvisor import bundle, sweep
+from sandbox.backends.gvisor import rootfs as fs
+from sandbox.backends.gvisor.logs import quiet_sandbox_logs, runsc_error, sentry_panic, wait_status
+from sandbox.backends.gvisor.watch import RunscWatch
 from sandbox.cgroups.manager import PARENT
 from sandbox.config import HostConfig
 from sandbox.errors import SandboxError
+from sandbox.images import Images
 from sandbox.result import BoxResult, Observed, failed, judged
 from sandbox.rootfs import BoxUser
 from sandbox.spec import BoxSpec
 from sandbox.stdio import Stdio, sealed_memfd
-from sandbox.templates import Images
 
 RUNSC = "/usr/bin/runsc"
 DEFAULT_PLATFORM = "ptrace"
@@ -67,14 +66,17 @@ def probe(config: HostConfig) -> str | None:
         return f"`{runsc} --version` exited with {done.returncode}: {done.stderr.strip()}"
     if platform not in bundle.PLATFORMS:
         return f"STOCKADE_GVISOR_PLATFORM={platform!r} is not one of {bundle.PLATFORMS}"
+    manager = cgroups.probe()
     try:
-        backend = GvisorBackend(config, None)
+        backend = GvisorBackend(config, None, manager)
     except (SandboxError, OSError) as e:
+        manager.close()
         return f"gvisor: setting up the backend failed: {e}"
     try:
         r = backend.run(BoxSpec(argv=("/bin/true",), tier="gvisor"), Stdio())
     finally:
         backend.close()
+        manager.close()
     if r.status.value != "OK":
         return f"runsc --platform={platform} could not run /bin/true: {r.status}: {r.message}"
     return None
@@ -97,7 +99,10 @@ class GvisorBackend:
     """Boxes through `runsc run`; the host side (cgroup, scratch, image overlay, state) is
     made before runsc starts and removed after it ends, whatever happened."""
 
-    def __init__(self, config: HostConfig, images: Images | None) -> None:
+    def __init__(
+        self, config: HostConfig, images: Images | None, cgroup_manager: cgroups.CgroupManager
+    ) -> None:
+        """cgroup_manager: the caller's, which it closes."""
         self.config = config
         self.images = images
         self.runsc = shutil.which("runsc") or RUNSC
@@ -111,7 +116,7 @@ class GvisorBackend:
             os.makedirs(d, mode=0o700, exist_ok=True)
         sweep.sweep_stale(self.runsc, base, self.state_dir)
         os.makedirs(self.own_dir, mode=0o700)
-        self.cgroups = cgroups.probe()
+        self.cgroups = cgroup_manager
         self.roots = sweep.v1_roots()
         # One uid past the container tier's slots: no container box ever has it.
         uid = config.first_uid + config.slots
@@ -123,7 +128,6 @@ class GvisorBackend:
         fs.build_skeleton(self.image_init, self.user, [], {})
 
     def close(self) -> None:
-        self.cgroups.close()
         sweep.remove_tree(self.own_dir)
 
     def run(self, spec: BoxSpec, stdio: Stdio) -> BoxResult:

@@ -10,7 +10,7 @@ import shutil
 from sandbox import files as box_files
 from sandbox import mounts as m
 from sandbox import syscalls as sc
-from sandbox.backends.gvisor_bundle import HostBind
+from sandbox.backends.gvisor.bundle import HostBind
 from sandbox.errors import SandboxError
 from sandbox.rootfs import HOST_FILES, HOST_PATHS, BoxUser, init_layer
 from sandbox.spec import BoxSpec, FileIn, box_path

@@ -1,6 +1,6 @@
 """`stockade doctor`'s judgements: host readings in, findings (OK, WARN or FAIL, with a fix) out.
 
-Every function here is pure; sandbox.doctor_host takes the readings and runs the probes."""
+Every function here is pure; sandbox.doctor.host takes the readings and runs the probes."""
 
 from __future__ import annotations
 
@@ -207,7 +207,7 @@ def check_probe(name: str, outcome: ProbeOutcome) -> Finding:
     return Finding(name, Level.FAIL, outcome.detail, fix)
 
 
-# ---- tools, tiers, disk, Redis ---------------------------------------------------------------
+# ---- tools, tiers, disk ---------------------------------------------------------------------
 
 _TOOL_FIXES = {
     "runsc": "install gVisor's runsc (Debian: apt-get install runsc) for the gvisor tier",
@@ -228,7 +228,7 @@ _TIER_FIXES = {
 
 
 def check_tier(tier: str, reason: str | None) -> Finding:
-    """reason: sandbox.backends.probe's answer (None: the tier can serve boxes here)."""
+    """reason: sandbox.tiers.probe's answer (None: the tier can serve boxes here)."""
     name = f"tier {tier}"
     if reason is None:
         return ok(name, "this host can serve it")
@@ -245,15 +245,6 @@ def check_disk(path: str, free_bytes: int) -> Finding:
     if free_bytes < DISK_WARN_BYTES:
         return Finding(name, Level.WARN, f"{detail} (under 5 GiB)", fix)
     return ok(name, detail)
-
-
-def check_redis(url: str, error: str | None) -> Finding:
-    """error: why PING failed, or None when Redis answered."""
-    if error is None:
-        return ok("Redis", f"{url} answers PING")
-    fix = "start Redis (`stockade up` starts a private one) or set STOCKADE_REDIS_URL to it"
-    detail = f"{url} is not reachable ({error}): the API and workers cannot run"
-    return Finding("Redis", Level.WARN, detail, fix)
 
 
 def timed_out(check: str, seconds: float) -> Finding:

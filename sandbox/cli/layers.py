@@ -8,8 +8,8 @@ import json
 import sys
 from typing import Any
 
-from sandbox.layerbuild import build_images, human, load_recipes, stderr_progress
-from sandbox.layers import LayerError, LayerStore
+from sandbox.images.build import build_images, human, load_recipes, stderr_progress
+from sandbox.images.store import LayerError, LayerStore
 from sandbox.sizes import parse_size
 
 
@@ -72,7 +72,7 @@ def _build(store: LayerStore, args: argparse.Namespace) -> int:
 
 
 def _import(store: LayerStore, args: argparse.Namespace) -> int:
-    from sandbox.oci import import_archive
+    from sandbox.images.oci import import_archive
 
     name = import_archive(
         store, args.archive, args.name, args.max_size, args.max_files, stderr_progress
@@ -157,14 +157,3 @@ _COMMANDS = {
     "rm": _rm,
     "gc": _gc,
 }
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m sandbox.cli_layers ...`: the same commands without the rest of the CLI."""
-    parser = argparse.ArgumentParser(prog="stockade")
-    add_layers_parser(parser.add_subparsers(dest="cmd", required=True))
-    return run_layers(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,33 +5,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sandbox.doctor import Finding, Level, exit_code
-
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"  # service.config's, where service is absent
+from sandbox.config import HostConfig
+from sandbox.doctor.checks import Finding, Level, exit_code
+from sandbox.doctor.host import Check, Options, run_checks
 
 
 def add_doctor_parser(subparsers: Any) -> None:
     """Add `doctor` to a parser's subparsers."""
     p = subparsers.add_parser(
         "doctor",
-        help="check this host: cgroups, namespaces, seccomp, KVM, tiers, timing, disk, Redis",
+        help="check this host: cgroups, namespaces, seccomp, KVM, tiers, timing, disk",
         description=__doc__,
     )
     p.add_argument("--json", action="store_true", help="print a JSON list of findings")
     p.add_argument("--kernel", help="a guest kernel to boot under KVM (default: /boot's)")
-
-
-def redis_url() -> str:
-    try:
-        from service.config import Config
-    except ImportError:
-        return os.environ.get("STOCKADE_REDIS_URL", DEFAULT_REDIS_URL)
-    return Config.from_env().redis_url
 
 
 def format_text(findings: Sequence[Finding]) -> str:
@@ -46,12 +37,10 @@ def format_text(findings: Sequence[Finding]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_doctor(args: argparse.Namespace) -> int:
-    """Run every check (bounded in time) and print the findings."""
-    from sandbox.config import HostConfig
-    from sandbox.doctor_host import Options, run_checks
-
-    findings = run_checks(Options(HostConfig.from_env(), redis_url(), args.kernel))
+def run_doctor(args: argparse.Namespace, extra: Sequence[tuple[str, Check]] = ()) -> int:
+    """Run every check (bounded in time), the host's and the caller's `extra`, and print the
+    findings."""
+    findings = run_checks(Options(HostConfig.from_env(), args.kernel), extra)
     if args.json:
         sys.stdout.write(json.dumps([f.to_dict() for f in findings], indent=1) + "\n")
     else:

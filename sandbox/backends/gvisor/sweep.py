@@ -10,8 +10,8 @@ import re
 import shutil
 import subprocess
 
-from sandbox.backends import gvisor_bundle as bundle
-from sandbox.backends.gvisor_rootfs import unmount
+from sandbox.backends.gvisor import bundle
+from sandbox.backends.gvisor.rootfs import unmount
 from sandbox.cgroups import parse_mountinfo
 from sandbox.cgroups.base import pid_alive
 from sandbox.cgroups.manager import PARENT

@@ -12,31 +12,10 @@ import time
 from sandbox import cgroups
 from sandbox.errors import SandboxError
 from sandbox.spec import BoxSpec
+from sandbox.stdio import CappedOutput
 
 _READ_CHUNK = 1 << 16
 _CPUS = os.cpu_count() or 1
-
-
-class CappedOutput:
-    """stdout and stderr of a box, capped together at the spec's output_bytes; a chunk past
-    the cap is cut and the box killed for "output" (each tier's own _kill)."""
-
-    spec: BoxSpec
-    out: bytearray
-    err: bytearray
-
-    def _kill(self, why: str) -> None:
-        raise NotImplementedError
-
-    def _capture(self, buf: bytearray, chunk: bytes) -> None:
-        room = self.spec.limits.output_bytes - len(self.out) - len(self.err)
-        buf += chunk[: max(room, 0)]
-        if len(chunk) > room:
-            self._kill("output")
-
-    @property
-    def output_full(self) -> bool:
-        return len(self.out) + len(self.err) >= self.spec.limits.output_bytes
 
 
 class Watch(CappedOutput):

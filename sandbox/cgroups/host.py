@@ -1,0 +1,61 @@
+"""Which cgroup hierarchy this host has (read once per process) and the manager for it."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from sandbox.cgroups.fs import CgroupOps, fail
+from sandbox.cgroups.manager import (
+    CgroupManager,
+    HierarchyChoice,
+    choose_hierarchy,
+    parse_mountinfo,
+)
+from sandbox.cgroups.v1 import V1Manager
+from sandbox.cgroups.v2 import V2Manager
+
+MOUNTINFO = "/proc/self/mountinfo"
+
+
+def probe(
+    mountinfo: str = MOUNTINFO,
+    root_override: Path | None = None,
+    *,
+    ops: CgroupOps | None = None,
+    pool_size: int = 0,
+) -> CgroupManager:
+    """Pick v2 or v1 for this host and return its manager. root_override is prefixed to
+    every mount point (a fake tree in tests). pool_size > 0 starts a thread that keeps that
+    many blank cgroups ready and removes used ones off the hot path (see pool.py)."""
+    prefix = str(root_override) if root_override is not None else ""
+    if mountinfo == MOUNTINFO and root_override is None:
+        choice = _this_host()
+    else:
+        choice = _choose(mountinfo, prefix)
+    if choice.version == 2:
+        return V2Manager(prefix + choice.v2_mount, ops, pool_size)
+    return V1Manager({c: prefix + p for c, p in choice.v1_mounts.items()}, ops, pool_size)
+
+
+@functools.cache
+def _this_host() -> HierarchyChoice:
+    """The host's hierarchy, read once per process: every manager made after shares it."""
+    return _choose(MOUNTINFO, "")
+
+
+def _choose(mountinfo: str, prefix: str) -> HierarchyChoice:
+    try:
+        with open(mountinfo) as f:
+            mounts = parse_mountinfo(f.read())
+    except OSError as e:
+        raise fail(f"read({mountinfo})", e) from e
+    v2_controllers: dict[str, frozenset[str]] = {}
+    for m in mounts:
+        if m.fstype == "cgroup2":
+            try:
+                with open(prefix + m.mount_point + "/cgroup.controllers") as f:
+                    v2_controllers[m.mount_point] = frozenset(f.read().split())
+            except OSError:
+                v2_controllers[m.mount_point] = frozenset()
+    return choose_hierarchy(mounts, v2_controllers)
