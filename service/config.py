@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.spec import TIERS
+from worker.env import parse_bool
 from worker.model import MAXIMA
 
 MIB = 1024 * 1024
@@ -74,11 +75,7 @@ class Config:
 def _parse(name: str, text: str, default: Any) -> Any:
     try:
         if isinstance(default, bool):
-            if text.strip().lower() in ("1", "true", "yes", "on"):
-                return True
-            if text.strip().lower() in ("0", "false", "no", "off", ""):
-                return False
-            raise ValueError("must be true or false")
+            return parse_bool(text)
         if isinstance(default, int):
             return int(text)
         if isinstance(default, float):

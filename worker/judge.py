@@ -31,6 +31,7 @@ MULTI_FILE_ID = 89  # Judge0's "Multi-file program": a zip with `compile` and `r
 KB = 1024
 ARTIFACT_CAP = 64 << 20  # bytes of compiled artifacts carried from the compile box
 _OUTPUT_KEEP = 64 << 10  # bytes of stdout/stderr kept per case in the result
+NETWORK_REFUSED = "enable_network: not allowed on this worker (STOCKADE_ALLOW_NETWORK is off)"
 
 
 class BuildError(Exception):
@@ -55,6 +56,8 @@ class Compiled:
     args: tuple[str, ...] = ()  # the submitter's, after the language's argv
     redirect_stderr: bool = False
     tier: str = "container"
+    # The submitter's enable_network, set on the submission's run boxes only (see _limited).
+    network: bool = False
 
     def box_spec(self, args: Sequence[str], files: Sequence[FileIn], stdin: bytes) -> BoxSpec:
         # Placeholders ({memory_bytes}) come from the limits of this very box; words of the
@@ -71,6 +74,7 @@ class Compiled:
             rootfs=self.rootfs,
             profile=self.profile,
             tier=self.tier,
+            network=self.network,
         )
 
 
@@ -83,6 +87,10 @@ class Judge:
     rootfs: str = "host"
     # The operator's minimum tier: every box of every submission runs at least this strongly.
     min_tier: str = ""
+    # The operator's STOCKADE_ALLOW_NETWORK. The API refuses enable_network without it, but a
+    # job can reach a worker whose operator said otherwise (queued before a change, or an API
+    # set up apart from its workers): such a job is refused here too, never run networked.
+    allow_network: bool = False
     # Builds by (language, source, files, options): a test suite or a contest compiles each
     # distinct program once. Off (None) by default: a worker judges each submission afresh.
     build_cache: dict[tuple[object, ...], Compiled] | None = None
@@ -92,6 +100,8 @@ class Judge:
             self.languages = load_languages()
 
     def judge(self, sub: Submission) -> JudgeResult:
+        if sub.enable_network and not self.allow_network:
+            return JudgeResult.failed(Verdict.IE, NETWORK_REFUSED)
         try:
             extra = _additional_files(sub)
             program = self.build(
@@ -99,6 +109,11 @@ class Judge:
             )
         except BuildError as e:
             return JudgeResult.failed(e.verdict, e.output)
+        if sub.enable_network and program.tier != "container":
+            # The API refuses this too, but this worker's minimum tier may be stronger than
+            # the one the API knew of; the stronger tiers have no network device to grant.
+            rule = f"only the container tier has a network; this submission runs in {program.tier}"
+            return JudgeResult.failed(Verdict.IE, f"enable_network: {rule}")
         try:
             program = self._limited(program, sub)
             checker = self._helper(sub.checker.program) if sub.checker.kind == "custom" else None
@@ -209,7 +224,10 @@ class Judge:
 
     def _limited(self, program: Compiled, sub: Submission) -> Compiled:
         """Judge0's limits (KB and seconds) on the run box; the CPU limit includes the extra
-        time, and a run that used more than cpu_time_limit is still a TLE (see _verdict)."""
+        time, and a run that used more than cpu_time_limit is still a TLE (see _verdict).
+        enable_network reaches these run boxes only, as Judge0's --share-net reaches isolate's
+        run and never its compile; a checker's or interactor's boxes (the problem's own code,
+        from _helper) never get it either."""
         lim = replace(
             program.limits,
             cpu_time_s=sub.cpu_time_limit + sub.cpu_extra_time,
@@ -222,7 +240,11 @@ class Judge:
         )
         args = tuple(_split(sub.command_line_arguments, "command_line_arguments"))
         return replace(
-            program, args=args, limits=lim, redirect_stderr=sub.redirect_stderr_to_stdout
+            program,
+            args=args,
+            limits=lim,
+            redirect_stderr=sub.redirect_stderr_to_stdout,
+            network=sub.enable_network,
         )
 
     # --- Running --------------------------------------------------------------------------

@@ -45,7 +45,13 @@ def current_judge() -> TimedJudge:
                 langs = {i: lang for i, lang in langs.items() if i in _enabled}
             _launcher = Launcher()
             s = settings()
-            _judge = TimedJudge(_launcher, langs, rootfs=s.rootfs, min_tier=s.min_tier)
+            _judge = TimedJudge(
+                _launcher,
+                langs,
+                rootfs=s.rootfs,
+                min_tier=s.min_tier,
+                allow_network=s.allow_network,
+            )
         return _judge
 
 
