@@ -90,3 +90,30 @@ def test_unknown_image_is_a_spec_error(image_launcher: Launcher) -> None:
 
     with pytest.raises(SpecError, match="rootfs: no image named 'nope'"):
         image_launcher.run(BoxSpec(argv=("/usr/bin/probe",), rootfs="nope"))
+
+
+def test_launchers_sharing_a_run_dir_keep_their_own_init_layers(tmp_path: Path) -> None:
+    """Every Celery child has a launcher, and all share the host's run dir: one closing (a
+    child recycled) once removed the init layers the others' image templates were built on,
+    and the next template an other built failed with ENOENT."""
+    from sandbox.backends.container.templates import TemplateCache
+    from sandbox.rootfs import BoxUser
+
+    store = FakeStore(tmp_path / "image")
+    (store.lower / "usr").mkdir(parents=True)
+    (store.upper / "usr").mkdir(parents=True)
+    run_dir = str(tmp_path / "run")
+    first, second = TemplateCache(run_dir, store), TemplateCache(run_dir, store)
+    try:
+        first.get("tiny", BoxUser(61001, 61001))
+        second.get("tiny", BoxUser(61001, 61001))  # the same slot's uid, in turn
+        second.get("tiny", BoxUser(61002, 61002))
+        mine = sorted(Path(first.init_root).iterdir())
+        second.close()
+        assert sorted(Path(first.init_root).iterdir()) == mine
+        assert (mine[0] / "etc" / "passwd").read_text().count(":61001:") >= 1
+        first.get("tiny", BoxUser(61003, 61003))
+    finally:
+        first.close()
+        second.close()
+    assert not list(Path(run_dir, "init").iterdir())  # each removed its own, and only that

@@ -5,6 +5,7 @@ host's tree and rebuilding the root for every box, and needs no pivot_root per b
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -13,9 +14,12 @@ import threading
 
 from sandbox import mounts as m
 from sandbox import syscalls as sc
+from sandbox.cgroups.base import pid_alive
 from sandbox.errors import SandboxError
 from sandbox.images import Images
 from sandbox.rootfs import BoxUser, image_template_plan, init_dir_plan, template_plan
+
+_SEQ = itertools.count(1)  # several caches in one process (tests, a probe) stay apart
 
 
 def build_template(stage_dir: str, ops: list[m.Op]) -> int:
@@ -65,9 +69,15 @@ class TemplateCache:
 
     def __init__(self, run_dir: str, images: Images | None = None) -> None:
         self.stage_dir = os.path.join(run_dir, "stage")
-        self.init_root = os.path.join(run_dir, "init")
-        for path in (self.stage_dir, self.init_root):
+        inits = os.path.join(run_dir, "init")
+        for path in (self.stage_dir, inits):
             os.makedirs(path, mode=0o700, exist_ok=True)
+        _sweep_dead(inits)
+        # This cache's own: every Celery child and CLI run on a host has a launcher, and
+        # the same slot's uid is used by each in turn, so a shared directory would be
+        # rebuilt or removed under another launcher's templates.
+        self.init_root = os.path.join(inits, f"{os.getpid()}.{next(_SEQ)}")
+        os.mkdir(self.init_root, 0o700)
         self._images = images
         self._fds: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
@@ -112,3 +122,11 @@ class TemplateCache:
                 os.close(fd)
             self._fds.clear()
         shutil.rmtree(self.init_root, ignore_errors=True)
+
+
+def _sweep_dead(inits: str) -> None:
+    """Remove the init layers of launchers that died without closing (named <pid>.<n>)."""
+    for name in os.listdir(inits):
+        pid, dot, seq = name.partition(".")
+        if dot and pid.isdigit() and seq.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(os.path.join(inits, name), ignore_errors=True)
