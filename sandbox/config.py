@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandbox.settings import setting
+
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
+
+STATE_DIR = setting(
+    "STOCKADE_STATE_DIR",
+    "/var/lib/stockade",
+    "the layer store, the images, the microVM tier's kernel and disks",
+)
+RUN_DIR = setting(
+    "STOCKADE_RUN_DIR", "/run/stockade", "the box slots' locks, templates and init layers"
+)
+FIRST_UID = setting(
+    "STOCKADE_FIRST_UID",
+    60000,
+    "the first box slot's uid and gid; each slot has its own",
+    minimum=1,
+)
+SLOTS = setting("STOCKADE_SLOTS", 64, "box slots, so boxes at once, per host", minimum=1)
+PROFILES = setting(
+    "STOCKADE_PROFILES_DIR",
+    "",
+    "seccomp profiles, languages and image recipes; empty: the profiles/ shipped with the code",
+)
+WARM_INITS = setting(
+    "STOCKADE_WARM_INITS", 2, "container boxes kept prepared ahead of demand", minimum=0
+)
 
 
 @dataclass(frozen=True)
@@ -20,14 +46,12 @@ class HostConfig:
     box_path: str = "/usr/local/bin:/usr/bin:/bin"
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> HostConfig:
-        env = os.environ if environ is None else environ
-        base = cls()
+    def from_env(cls, env: Mapping[str, str] | None = None) -> HostConfig:
         return cls(
-            state_dir=env.get("STOCKADE_STATE_DIR", base.state_dir),
-            run_dir=env.get("STOCKADE_RUN_DIR", base.run_dir),
-            first_uid=int(env.get("STOCKADE_FIRST_UID", base.first_uid)),
-            slots=int(env.get("STOCKADE_SLOTS", base.slots)),
-            profiles_dir=env.get("STOCKADE_PROFILES_DIR", base.profiles_dir),
-            warm_inits=int(env.get("STOCKADE_WARM_INITS", base.warm_inits)),
+            state_dir=STATE_DIR.as_str(env),
+            run_dir=RUN_DIR.as_str(env),
+            first_uid=FIRST_UID.as_int(env),
+            slots=SLOTS.as_int(env),
+            profiles_dir=PROFILES.as_str(env) or str(PROFILES_DIR),
+            warm_inits=WARM_INITS.as_int(env),
         )

@@ -13,7 +13,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from sandbox.settings import setting
 from worker.celery_app import make_app
+from worker.settings import QUEUE_NAME, REDIS_URL
 
 DEFAULT_PORT = 2358  # Judge0's
 DEFAULT_HOST = "127.0.0.1"
@@ -21,6 +23,21 @@ REDIS_SOCKET = "/run/stockade/redis.sock"
 REDIS_DIR = "/var/lib/stockade/redis"
 STOP_GRACE_S = 30.0  # a worker finishes its running jobs in this long, then is killed
 START_TIMEOUT_S = 20.0
+
+API_PROCESSES = setting("STOCKADE_API_PROCESSES", 2, "gunicorn processes of the API", minimum=1)
+API_THREADS = setting(
+    "STOCKADE_API_THREADS",
+    16,
+    "threads per API process (a wait=true request holds one)",
+    minimum=1,
+)
+ACCESS_LOG = setting("STOCKADE_ACCESS_LOG", "-", "the API's access log file; -: stdout")
+LOG_LEVEL = setting(
+    "STOCKADE_LOG_LEVEL",
+    "INFO",
+    "the workers' log level",
+    choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+)
 
 
 def add_service_parsers(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -47,8 +64,8 @@ def run_service(args: argparse.Namespace) -> int:
 
 def gunicorn_argv(host: str, port: int) -> list[str]:
     """Threads, not processes, carry the load: a wait=true request sleeps on Redis pub/sub."""
-    processes = os.environ.get("STOCKADE_API_PROCESSES", "2")
-    threads = os.environ.get("STOCKADE_API_THREADS", "16")
+    processes = str(API_PROCESSES.as_int())
+    threads = str(API_THREADS.as_int())
     return [
         sys.executable, "-m", "gunicorn",
         "--bind", f"{host}:{port}",
@@ -57,7 +74,7 @@ def gunicorn_argv(host: str, port: int) -> list[str]:
         "--threads", threads,
         "--graceful-timeout", "10",
         "--no-control-socket",
-        "--access-logfile", os.environ.get("STOCKADE_ACCESS_LOG", "-"),
+        "--access-logfile", ACCESS_LOG.as_str(),
         "service.app:create_app()",
     ]  # fmt: skip
 
@@ -66,11 +83,11 @@ def worker_argv(concurrency: int) -> list[str]:
     """Celery's own command line: the Stockade queue, prefork children, no gossip."""
     return [
         "worker",
-        "--queues", os.environ.get("STOCKADE_QUEUE", "stockade"),
+        "--queues", QUEUE_NAME.as_str(),
         "--concurrency", str(max(1, concurrency)),
         "--pool", "prefork",
         "--hostname", f"stockade-{os.getpid()}@{socket.gethostname()}",
-        "--loglevel", os.environ.get("STOCKADE_LOG_LEVEL", "INFO"),
+        "--loglevel", LOG_LEVEL.as_str(),
         "--without-gossip",
         "--without-mingle",
     ]  # fmt: skip
@@ -180,12 +197,12 @@ def run_up(host: str, port: int, workers: int) -> int:
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        if not env.get("STOCKADE_REDIS_URL"):
+        if not REDIS_URL.is_set(env):
             os.makedirs(os.path.dirname(REDIS_SOCKET), mode=0o700, exist_ok=True)
             os.makedirs(REDIS_DIR, mode=0o700, exist_ok=True)
             stack.start("redis", redis_command(REDIS_SOCKET, REDIS_DIR), env)
-            env["STOCKADE_REDIS_URL"] = f"unix://{REDIS_SOCKET}"
-            wait_for_redis(env["STOCKADE_REDIS_URL"], stack)
+            env[REDIS_URL.name] = f"unix://{REDIS_SOCKET}"
+            wait_for_redis(env[REDIS_URL.name], stack)
         me = [sys.executable, "-m", "service.cli"]
         stack.start("worker", [*me, "worker", "--workers", str(workers)], env)
         stack.start("api", gunicorn_argv(host, port), env)

@@ -3,85 +3,121 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.spec import TIERS
-from worker.env import parse_bool
+from sandbox.settings import setting
 from worker.model import MAXIMA
+from worker.settings import (
+    ALLOW_NETWORK,
+    CALLBACK_ALLOW_PRIVATE,
+    CALLBACK_SECRET,
+    MAX_ATTEMPTS,
+    MIN_TIER,
+    QUEUE_NAME,
+    REDIS_PREFIX,
+    REDIS_URL,
+    RESULT_TTL_S,
+)
 
 MIB = 1024 * 1024
 
 
+# The API's own settings; those the workers read too are declared in worker.settings.
+MAX_QUEUE_DEPTH = setting(
+    "STOCKADE_MAX_QUEUE_DEPTH", 1000, "submissions In Queue before POST answers 503", minimum=1
+)
+MAX_BODY_BYTES = setting(
+    "STOCKADE_MAX_BODY_BYTES", 16 * MIB, "request body cap in bytes, 413 above", minimum=1
+)
+MAX_SOURCE_BYTES = setting(
+    "STOCKADE_MAX_SOURCE_BYTES",
+    1 * MIB,
+    "source_code cap in bytes (after base64 decoding), 413 above",
+    minimum=1,
+)
+MAX_BATCH_SIZE = setting(
+    "STOCKADE_MAX_BATCH_SIZE", 20, "submissions per batch (Judge0's 20), 422 above", minimum=1
+)
+AUTH_TOKENS = setting(
+    "STOCKADE_AUTH_TOKENS",
+    (),
+    "comma-separated tokens accepted in X-Auth-Token (or a Bearer header); empty: no auth",
+    secret=True,
+)
+AUTHZ_TOKENS = setting(
+    "STOCKADE_AUTHZ_TOKENS",
+    (),
+    "comma-separated X-Auth-User tokens for DELETE and the submission list (Judge0's AUTHZ)",
+    secret=True,
+)
+RATE_LIMIT_PER_MINUTE = setting(
+    "STOCKADE_RATE_LIMIT_PER_MINUTE",
+    0,
+    "requests a minute per token (or client address); 0: no limit",
+    minimum=0,
+)
+WAIT_TIMEOUT_S = setting(
+    "STOCKADE_WAIT_TIMEOUT_S", 30.0, "wait=true answers with the token after this", minimum=0
+)
+# Operator maximums of the Judge0 limit fields, in Judge0's units (seconds, KB).
+MAX_LIMITS = {
+    key: setting(f"STOCKADE_MAX_{key.upper()}", float(value), f"the most a request's {key} may be")
+    for key, value in MAXIMA.items()
+}
+
+
 @dataclass(frozen=True)
 class Config:
-    """One field per STOCKADE_<FIELD NAME IN CAPITALS> variable; the default is in brackets."""
+    """The API's settings, one per STOCKADE_ variable (SETTINGS), read once at start-up."""
 
-    # Redis for the store and the Celery broker [redis://127.0.0.1:6379/0]; unix:///path works.
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_prefix: str = "stockade:"  # key prefix of the store [stockade:]
-    queue: str = "stockade"  # Celery queue the judge task goes to [stockade]
-    result_ttl_s: int = 86400  # a final result expires this long after it is stored [1 day]
-    max_queue_depth: int = 1000  # submissions In Queue before POST answers 503 [1000]
-    max_body_bytes: int = 16 * MIB  # request body cap, 413 above [16 MiB]
-    max_source_bytes: int = 1 * MIB  # source_code cap (after base64 decoding), 413 above [1 MiB]
-    max_batch_size: int = 20  # submissions per batch, 422 above [20, as Judge0]
-    # Comma-separated tokens accepted in X-Auth-Token (or Authorization: Bearer). Empty: no
-    # authentication, for local use [empty].
-    auth_tokens: tuple[str, ...] = ()
-    # Comma-separated tokens accepted in X-Auth-User for DELETE and the submission list,
-    # as Judge0's AUTHZ. Empty: those need no authorization [empty].
-    authz_tokens: tuple[str, ...] = ()
-    rate_limit_per_minute: int = 0  # requests per token (or client address) a minute; 0 off [0]
-    # Operator maximums of the Judge0 limit fields, in Judge0 units (seconds, KB):
-    # STOCKADE_MAX_CPU_TIME_LIMIT, STOCKADE_MAX_MEMORY_LIMIT, ... [Judge0 CE's maxima]
+    redis_url: str = REDIS_URL.as_str({})
+    redis_prefix: str = REDIS_PREFIX.as_str({})
+    queue: str = QUEUE_NAME.as_str({})
+    result_ttl_s: int = RESULT_TTL_S.as_int({})
+    max_queue_depth: int = MAX_QUEUE_DEPTH.as_int({})
+    max_body_bytes: int = MAX_BODY_BYTES.as_int({})
+    max_source_bytes: int = MAX_SOURCE_BYTES.as_int({})
+    max_batch_size: int = MAX_BATCH_SIZE.as_int({})
+    auth_tokens: tuple[str, ...] = AUTH_TOKENS.as_words({})
+    authz_tokens: tuple[str, ...] = AUTHZ_TOKENS.as_words({})
+    rate_limit_per_minute: int = RATE_LIMIT_PER_MINUTE.as_int({})
     max_limits: Mapping[str, float] = field(default_factory=lambda: dict(MAXIMA))
-    allow_network: bool = False  # may a submission set enable_network [false]
-    callback_allow_private: bool = False  # callbacks to loopback/private/metadata [false]
-    callback_secret: str = ""  # HMAC-SHA256 key for the callback signature header [empty]
-    wait_timeout_s: float = 30.0  # wait=true answers with the token after this [30]
-    max_attempts: int = 3  # deliveries of a job before it ends as Internal Error [3]
-    # The weakest isolation any submission runs in: container, gvisor or microvm. A request
-    # or a language asking for less is raised to it, never the reverse [empty: no minimum].
-    min_tier: str = ""
+    allow_network: bool = ALLOW_NETWORK.as_bool({})
+    callback_allow_private: bool = CALLBACK_ALLOW_PRIVATE.as_bool({})
+    callback_secret: str = CALLBACK_SECRET.as_str({})
+    wait_timeout_s: float = WAIT_TIMEOUT_S.as_float({})
+    max_attempts: int = MAX_ATTEMPTS.as_int({})
+    min_tier: str = MIN_TIER.as_str({})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
         """Reads the STOCKADE_ variables; a bad value raises ValueError naming the variable."""
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.name == "max_limits":
-                continue
-            name = f"STOCKADE_{f.name.upper()}"
-            if name in env:
-                values[f.name] = _parse(name, env[name], f.default)
-        limits = dict(MAXIMA)
-        for key in MAXIMA:
-            name = f"STOCKADE_MAX_{key.upper()}"
-            if name in env:
-                limits[key] = _parse(name, env[name], 0.0)
-        values["max_limits"] = limits
-        if values.get("min_tier", "") not in ("", *TIERS):
-            raise ValueError(f"STOCKADE_MIN_TIER: must be one of {', '.join(TIERS)}")
+        values: dict[str, Any] = {f: s.read(env) for f, s in SETTINGS.items()}
+        values["max_limits"] = {key: s.read(env) for key, s in MAX_LIMITS.items()}
         return cls(**values)
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
 
-def _parse(name: str, text: str, default: Any) -> Any:
-    try:
-        if isinstance(default, bool):
-            return parse_bool(text)
-        if isinstance(default, int):
-            return int(text)
-        if isinstance(default, float):
-            return float(text)
-        if isinstance(default, tuple):
-            return tuple(t.strip() for t in text.split(",") if t.strip())
-        return text
-    except ValueError as e:
-        raise ValueError(f"{name}: {e} (got {text!r})") from None
+SETTINGS = {
+    "redis_url": REDIS_URL,
+    "redis_prefix": REDIS_PREFIX,
+    "queue": QUEUE_NAME,
+    "result_ttl_s": RESULT_TTL_S,
+    "max_queue_depth": MAX_QUEUE_DEPTH,
+    "max_body_bytes": MAX_BODY_BYTES,
+    "max_source_bytes": MAX_SOURCE_BYTES,
+    "max_batch_size": MAX_BATCH_SIZE,
+    "auth_tokens": AUTH_TOKENS,
+    "authz_tokens": AUTHZ_TOKENS,
+    "rate_limit_per_minute": RATE_LIMIT_PER_MINUTE,
+    "allow_network": ALLOW_NETWORK,
+    "callback_allow_private": CALLBACK_ALLOW_PRIVATE,
+    "callback_secret": CALLBACK_SECRET,
+    "wait_timeout_s": WAIT_TIMEOUT_S,
+    "max_attempts": MAX_ATTEMPTS,
+    "min_tier": MIN_TIER,
+}

@@ -3,7 +3,7 @@ internal address (the SSRF of Judge0's CVE-2024-29021).
 
 The host is resolved once; every address it resolves to must be public, and the connection
 goes to that very address (no second lookup a rebinding DNS server could answer differently).
-Refused unless STOCKADE_CALLBACK_ALLOW_PRIVATE=1: loopback, private (RFC 1918, ULA),
+Refused unless STOCKADE_CALLBACK_ALLOW_PRIVATE=true: loopback, private (RFC 1918, ULA),
 link-local, CGNAT (100.64/10), reserved and other non-global ranges. Always refused, even
 relaxed: unspecified (0.0.0.0, ::), multicast and the cloud metadata address.
 
@@ -22,14 +22,16 @@ import http.client
 import ipaddress
 import json
 import logging
-import os
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from sandbox.settings import setting
+from worker.settings import CALLBACK_ALLOW_PRIVATE, CALLBACK_SECRET
 
 log = logging.getLogger("stockade.callbacks")
 
@@ -44,6 +46,23 @@ class CallbackRefused(ValueError):
     """The URL may not be called: bad scheme, unresolvable, or an internal address."""
 
 
+MAX_TRIES = setting(
+    "STOCKADE_CALLBACK_MAX_TRIES", 3, "tries of each callback (Judge0's 3)", minimum=1
+)
+TIMEOUT_S = setting(
+    "STOCKADE_CALLBACK_TIMEOUT_S", 5.0, "seconds of each callback try (Judge0's 5)", minimum=0
+)
+DEADLINE_S = setting(
+    "STOCKADE_CALLBACK_DEADLINE_S", 20.0, "seconds for all of a callback's tries", minimum=0
+)
+BACKOFF_S = setting(
+    "STOCKADE_CALLBACK_BACKOFF_S",
+    0.5,
+    "seconds before a callback's second try, doubled after each",
+    minimum=0,
+)
+
+
 @dataclass(frozen=True)
 class CallbackSettings:
     """Judge0's callbacks_max_tries (3) and callbacks_timeout (5 s), plus a total deadline."""
@@ -56,16 +75,14 @@ class CallbackSettings:
     secret: bytes = b""
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> CallbackSettings:
-        e = os.environ if env is None else env
-        b = cls()
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CallbackSettings:
         return cls(
-            max_tries=max(1, int(e.get("STOCKADE_CALLBACK_MAX_TRIES", b.max_tries))),
-            timeout_s=float(e.get("STOCKADE_CALLBACK_TIMEOUT_S", b.timeout_s)),
-            deadline_s=float(e.get("STOCKADE_CALLBACK_DEADLINE_S", b.deadline_s)),
-            backoff_s=float(e.get("STOCKADE_CALLBACK_BACKOFF_S", b.backoff_s)),
-            allow_private=e.get("STOCKADE_CALLBACK_ALLOW_PRIVATE", "0") == "1",
-            secret=e.get("STOCKADE_CALLBACK_SECRET", "").encode(),
+            max_tries=MAX_TRIES.as_int(env),
+            timeout_s=TIMEOUT_S.as_float(env),
+            deadline_s=DEADLINE_S.as_float(env),
+            backoff_s=BACKOFF_S.as_float(env),
+            allow_private=CALLBACK_ALLOW_PRIVATE.as_bool(env),
+            secret=CALLBACK_SECRET.as_str(env).encode(),
         )
 
 

@@ -1,68 +1,106 @@
-"""What a worker reads from the environment, once, at start-up, and the queue's names."""
+"""The settings the API and the workers share, and the worker's own: each declared once (see
+sandbox.settings), read once at start-up."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from sandbox.settings import setting
 from sandbox.spec import TIERS
-from worker.env import parse_bool
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 QUEUE = "stockade"
 TASK_JUDGE = "stockade.judge"
 REASONS_KEY = "languages:disabled_reasons"  # after the prefix: hash {language id: reason}
+
+# --- Read by the API and the workers alike ---------------------------------------------------
+REDIS_URL = setting(
+    "STOCKADE_REDIS_URL",
+    "redis://127.0.0.1:6379/0",
+    "Redis for the store and the Celery broker; unix:///path works",
+)
+REDIS_PREFIX = setting("STOCKADE_REDIS_PREFIX", "stockade:", "key prefix of the store")
+QUEUE_NAME = setting("STOCKADE_QUEUE", QUEUE, "the Celery queue of the judge task")
+RESULT_TTL_S = setting(
+    "STOCKADE_RESULT_TTL_S",
+    86400,
+    "a final result expires this long after it is stored",
+    minimum=1,
+)
+MAX_ATTEMPTS = setting(
+    "STOCKADE_MAX_ATTEMPTS",
+    3,
+    "deliveries of a job (its worker died) before it ends as Internal Error",
+    minimum=1,
+)
+MIN_TIER = setting(
+    "STOCKADE_MIN_TIER",
+    "",
+    "the weakest isolation any box runs in (container, gvisor, microvm); empty: no minimum",
+    choices=("", *TIERS),
+)
+ALLOW_NETWORK = setting(
+    "STOCKADE_ALLOW_NETWORK",
+    False,
+    "may a submission set enable_network (the API accepts it, a worker grants it)",
+)
+CALLBACK_ALLOW_PRIVATE = setting(
+    "STOCKADE_CALLBACK_ALLOW_PRIVATE",
+    False,
+    "callbacks to loopback, private and metadata addresses",
+)
+CALLBACK_SECRET = setting(
+    "STOCKADE_CALLBACK_SECRET",
+    "",
+    "HMAC-SHA256 key of the callback signature header",
+    secret=True,
+)
+
+# --- The worker's own ------------------------------------------------------------------------
+ROOTFS = setting(
+    "STOCKADE_ROOTFS",
+    "host",
+    "host (the host's /usr), image (each language's own image), or one image's name",
+)
+SELF_TEST = setting(
+    "STOCKADE_SELF_TEST", True, "self-test every language at start-up; a failing one is off"
+)
+VISIBILITY_TIMEOUT_S = setting(
+    "STOCKADE_VISIBILITY_TIMEOUT_S",
+    900,
+    "a job whose worker host vanished comes back to the queue after this long",
+    minimum=1,
+)
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
     """What a worker reads from the environment, once, at start-up."""
 
-    redis_url: str = DEFAULT_REDIS_URL
-    prefix: str = "stockade:"
-    queue: str = QUEUE
-    ttl_s: int = 86400
-    max_attempts: int = 3
-    rootfs: str = "host"
-    # Every box runs at least this strongly (container, gvisor, microvm); "" for no minimum.
-    min_tier: str = ""
-    # The operator's STOCKADE_ALLOW_NETWORK, read here as well as by the API: a queued job
-    # asking for the network gets it only from a worker whose operator allows it.
-    allow_network: bool = False
-    self_test: bool = True
-    # A task whose worker host vanished (not just its child) comes back after this long.
-    visibility_timeout_s: int = 900
+    redis_url: str = REDIS_URL.as_str({})
+    prefix: str = REDIS_PREFIX.as_str({})
+    queue: str = QUEUE_NAME.as_str({})
+    ttl_s: int = RESULT_TTL_S.as_int({})
+    max_attempts: int = MAX_ATTEMPTS.as_int({})
+    rootfs: str = ROOTFS.as_str({})
+    min_tier: str = MIN_TIER.as_str({})
+    # Read here as well as by the API: a queued job asking for the network gets it only
+    # from a worker whose operator allows it.
+    allow_network: bool = ALLOW_NETWORK.as_bool({})
+    self_test: bool = SELF_TEST.as_bool({})
+    visibility_timeout_s: int = VISIBILITY_TIMEOUT_S.as_int({})
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> WorkerSettings:
-        e = os.environ if env is None else env
-        base = cls()
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
         return cls(
-            redis_url=e.get("STOCKADE_REDIS_URL") or base.redis_url,
-            prefix=e.get("STOCKADE_REDIS_PREFIX", base.prefix),
-            queue=e.get("STOCKADE_QUEUE", base.queue),
-            ttl_s=int(e.get("STOCKADE_RESULT_TTL_S", base.ttl_s)),
-            max_attempts=max(1, int(e.get("STOCKADE_MAX_ATTEMPTS", base.max_attempts))),
-            rootfs=e.get("STOCKADE_ROOTFS", base.rootfs),
-            min_tier=_min_tier(e.get("STOCKADE_MIN_TIER", base.min_tier)),
-            allow_network=_flag("STOCKADE_ALLOW_NETWORK", e.get("STOCKADE_ALLOW_NETWORK", "")),
-            self_test=e.get("STOCKADE_SELF_TEST", "1") != "0",
-            visibility_timeout_s=int(
-                e.get("STOCKADE_VISIBILITY_TIMEOUT_S", base.visibility_timeout_s)
-            ),
+            redis_url=REDIS_URL.as_str(env),
+            prefix=REDIS_PREFIX.as_str(env),
+            queue=QUEUE_NAME.as_str(env),
+            ttl_s=RESULT_TTL_S.as_int(env),
+            max_attempts=MAX_ATTEMPTS.as_int(env),
+            rootfs=ROOTFS.as_str(env),
+            min_tier=MIN_TIER.as_str(env),
+            allow_network=ALLOW_NETWORK.as_bool(env),
+            self_test=SELF_TEST.as_bool(env),
+            visibility_timeout_s=VISIBILITY_TIMEOUT_S.as_int(env),
         )
-
-
-def _min_tier(text: str) -> str:
-    if text not in ("", *TIERS):
-        raise ValueError(f"STOCKADE_MIN_TIER: must be one of {', '.join(TIERS)}, got {text!r}")
-    return text
-
-
-def _flag(name: str, text: str) -> bool:
-    """True or false by the rule service/config.py reads the API's settings with, so the
-    API and the worker never disagree on what one operator's setting says."""
-    try:
-        return parse_bool(text)
-    except ValueError as e:
-        raise ValueError(f"{name}: {e} (got {text!r})") from None

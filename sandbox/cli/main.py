@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from sandbox.cli import doctor, layers, microvm
+from sandbox.cli import config, doctor, layers, microvm
 from sandbox.errors import SandboxError, SpecError
 from sandbox.result import BoxResult, Status
 from sandbox.sizes import parse_size
@@ -111,6 +111,7 @@ class Commands:
 
 # The box's own commands besides `run`.
 BOX_COMMANDS = (
+    Commands(config.add_config_parser, config.run_config),
     Commands(layers.add_layers_parser, layers.run_layers),
     Commands(microvm.add_microvm_parser, microvm.run_microvm),
     Commands(doctor.add_doctor_parser, doctor.run_doctor),

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from sandbox import syscalls as sc
 from sandbox.config import PROFILES_DIR
 from sandbox.images.store import LayerError, LayerStore, cache_key, check_image_name
+from sandbox.settings import setting
 
 RECIPE_VERSION = 1  # bump to invalidate every cached layer when the build procedure changes
 DEFAULT_RECIPES = str(PROFILES_DIR / "images.toml")
@@ -176,10 +177,17 @@ def parse_mirrors(text: str, deb822: bool) -> list[tuple[str, list[str]]]:
     return found
 
 
+DEBIAN_MIRROR = setting(
+    "STOCKADE_DEBIAN_MIRROR",
+    "",
+    "the Debian mirror image builds use; empty: the host's apt sources",
+)
+
+
 def host_mirror(suite: str) -> str:
     """The Debian mirror for suite: STOCKADE_DEBIAN_MIRROR, else the host's apt sources."""
-    if env := os.environ.get("STOCKADE_DEBIAN_MIRROR"):
-        return env
+    if mirror := DEBIAN_MIRROR.as_str():
+        return mirror
     files = ["/etc/apt/sources.list", *sorted(glob.glob("/etc/apt/sources.list.d/*.list"))]
     files += sorted(glob.glob("/etc/apt/sources.list.d/*.sources"))
     for path in files:

@@ -34,7 +34,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-DEFAULT_STATE_DIR = "/var/lib/stockade"
+from sandbox.config import STATE_DIR
+
 TMP_PREFIX = ".tmp-"
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _IMAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -157,9 +158,7 @@ class LayerStore:
     """The store on disk. Reading needs no lock; changes hold <state>/lock."""
 
     def __init__(self, state_dir: str | None = None) -> None:
-        self.state_dir = os.path.abspath(
-            state_dir or os.environ.get("STOCKADE_STATE_DIR") or DEFAULT_STATE_DIR
-        )
+        self.state_dir = os.path.abspath(state_dir or STATE_DIR.as_str())
         self.layers_dir = os.path.join(self.state_dir, "layers")
         self.images_dir = os.path.join(self.state_dir, "images")
 

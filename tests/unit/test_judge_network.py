@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, cast
 
 import pytest
 
+from sandbox.settings import FALSE, TRUE
 from sandbox.spec import BoxSpec, validate
 from service.config import Config
 from tests.unit.test_judge_tiers import Recorder
-from worker.env import FALSE, TRUE
 from worker.judge import NETWORK_REFUSED, Judge
 from worker.languages import load_languages
 from worker.model import CheckerSpec, Program, Submission, TestCase, Verdict
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 PYTHON = 71
 CPP = 54
 
-SPELLINGS = [*TRUE, *FALSE, "TRUE", " Yes ", "Off"]
+SPELLINGS = [*TRUE, *FALSE, "", "TRUE", " Yes ", "Off"]
 
 
 @pytest.mark.parametrize("text", SPELLINGS)

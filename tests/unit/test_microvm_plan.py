@@ -17,7 +17,7 @@ from sandbox.backends.microvm.kernel import (
     module_depends,
     real_package,
 )
-from sandbox.backends.microvm.pool import PoolKey, next_to_start, pool_size
+from sandbox.backends.microvm.pool import POOL, PoolKey, next_to_start
 from sandbox.backends.microvm.qemu_plan import VmPlan, kernel_cmdline, qemu_argv, vm_memory_mib
 
 
@@ -222,11 +222,12 @@ def test_pool_policy() -> None:
 
 
 def test_pool_size_from_env() -> None:
-    assert pool_size({}) == 1
-    assert pool_size({"STOCKADE_MICROVM_POOL": "3"}) == 3
-    assert pool_size({"STOCKADE_MICROVM_POOL": "0"}) == 0
-    with pytest.raises(ValueError, match="STOCKADE_MICROVM_POOL"):
-        pool_size({"STOCKADE_MICROVM_POOL": "-1"})
+    assert POOL.as_int({}) == 1
+    assert POOL.as_int({"STOCKADE_MICROVM_POOL": ""}) == 1
+    assert POOL.as_int({"STOCKADE_MICROVM_POOL": "3"}) == 3
+    assert POOL.as_int({"STOCKADE_MICROVM_POOL": "0"}) == 0
+    with pytest.raises(ValueError, match="STOCKADE_MICROVM_POOL: must be at least 0"):
+        POOL.as_int({"STOCKADE_MICROVM_POOL": "-1"})
 
 
 def test_real_package_and_module_order() -> None:

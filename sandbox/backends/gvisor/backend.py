@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sandbox import cgroups
@@ -32,6 +33,7 @@ from sandbox.errors import SandboxError
 from sandbox.images import Images
 from sandbox.result import BoxResult, Observed, failed, judged
 from sandbox.rootfs import BoxUser
+from sandbox.settings import setting
 from sandbox.spec import BoxSpec
 from sandbox.stdio import Stdio, sealed_memfd
 
@@ -45,11 +47,15 @@ _SEQ = itertools.count(1)
 _EXEC_FAILED = "creating process: failed to load"
 
 
-def platform_from_env(environ: dict[str, str] | None = None) -> str:
-    """STOCKADE_GVISOR_PLATFORM: systrap or kvm are faster where they work; this runsc
-    knows no systrap and its kvm hangs on this host's PVM, so ptrace is the default."""
-    env = os.environ if environ is None else environ
-    return env.get("STOCKADE_GVISOR_PLATFORM", DEFAULT_PLATFORM)
+# systrap or kvm are faster where they work; Debian 12's runsc knows no systrap and its kvm
+# hangs on a PVM host, so ptrace is the default.
+PLATFORM = setting(
+    "STOCKADE_GVISOR_PLATFORM", DEFAULT_PLATFORM, "runsc's platform for the gvisor tier"
+)
+
+
+def platform_from_env(env: Mapping[str, str] | None = None) -> str:
+    return PLATFORM.as_str(env)
 
 
 def probe(config: HostConfig) -> str | None:

@@ -14,7 +14,7 @@ from sandbox.backends.microvm import accel, protocol
 from sandbox.backends.microvm.disks import FSTYPE, image_disks
 from sandbox.backends.microvm.interactive import StdinPump, StdoutSink, take_fds
 from sandbox.backends.microvm.kernel import tsc_khz
-from sandbox.backends.microvm.pool import PoolKey, VmPool, pool_size
+from sandbox.backends.microvm.pool import POOL, PoolKey, VmPool
 from sandbox.backends.microvm.prepare import Artifacts, prepare, prepared
 from sandbox.backends.microvm.qemu_plan import QEMU, TB_SIZE_MIB, VmPlan, vm_memory_mib
 from sandbox.backends.microvm.verdict import box_result
@@ -24,6 +24,7 @@ from sandbox.config import HostConfig
 from sandbox.errors import SandboxError
 from sandbox.images import Images
 from sandbox.result import BoxResult, failed
+from sandbox.settings import setting
 from sandbox.slots import Slot, SlotPool
 from sandbox.spec import BoxSpec, box_path
 from sandbox.stdio import Stdio
@@ -93,6 +94,18 @@ class _Booted:
     key: PoolKey
 
 
+DEBUG = setting("STOCKADE_MICROVM_DEBUG", False, "copy each microVM's kernel console to stderr")
+# Each vCPU is a host thread under TCG: one suits a 2-core host and a judge's single-threaded
+# programs; a box's threads then share it, as CPU time counts them.
+VCPUS = setting("STOCKADE_MICROVM_VCPUS", 1, "vCPUs of each microVM", minimum=1)
+ACCEL = setting(
+    "STOCKADE_MICROVM_ACCEL",
+    "auto",
+    "kvm, tcg, or auto: KVM when a test VM boots on it in time, else TCG",
+    choices=("auto", "kvm", "tcg"),
+)
+
+
 def probe(config: HostConfig) -> str | None:
     """None when this host can run microVMs, else why not."""
     if shutil.which(QEMU) is None:
@@ -119,11 +132,8 @@ class MicrovmBackend:
         """cgroup_manager: the caller's, which it closes."""
         self.config = config
         self.images = images
-        env = dict(os.environ)
-        self.debug = env.get("STOCKADE_MICROVM_DEBUG", "") == "1"
-        # Each vCPU is a host thread under TCG: one suits a 2-core host and a judge's
-        # single-threaded programs; a box's threads then share it, as CPU time counts them.
-        self.vcpus = int(env.get("STOCKADE_MICROVM_VCPUS", "1"))
+        self.debug = DEBUG.as_bool()
+        self.vcpus = VCPUS.as_int()
         self.artifacts: Artifacts = prepare(config.state_dir)
         self.cgroups = cgroup_manager
         # QEMU's uids: a range of their own past the box slots' (first_uid .. +slots).
@@ -139,12 +149,12 @@ class MicrovmBackend:
         self._vms: dict[int, Vm] = {}
         self.tsc_khz = tsc_khz()
         self.accel = accel.choose(
-            env.get("STOCKADE_MICROVM_ACCEL", ""),
+            ACCEL.as_str(),
             os.path.join(self.artifacts.root, "accel.json"),
             self.artifacts.kernel_version,
             self._boots_on_kvm,
         )
-        size = pool_size(env) if pool is None else pool
+        size = POOL.as_int() if pool is None else pool
         self.pool: VmPool[_Booted] = VmPool(self._start_warm, self._discard, size)
 
     @property

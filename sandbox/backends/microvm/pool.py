@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from sandbox.settings import setting
+
 log = logging.getLogger(__name__)
 V = TypeVar("V")
 # Keys kept warm at once (the least recently asked-for one is dropped past this): a quarter
@@ -25,16 +27,8 @@ class PoolKey:
     memory_mib: int
 
 
-def pool_size(environ: dict[str, str] | None, default: int = 1) -> int:
-    """STOCKADE_MICROVM_POOL: ready VMs per key (0 turns the pool off). A booting VM takes
-    a whole core under TCG, so the default is one."""
-    raw = (environ or {}).get("STOCKADE_MICROVM_POOL", "")
-    if not raw.strip():
-        return default
-    value = int(raw)
-    if value < 0:
-        raise ValueError(f"STOCKADE_MICROVM_POOL: must be 0 or more, got {value}")
-    return value
+# A booting VM takes a whole core under TCG, so the default is one.
+POOL = setting("STOCKADE_MICROVM_POOL", 1, "ready microVMs per key (0: no pool)", minimum=0)
 
 
 def next_to_start(
