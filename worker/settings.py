@@ -11,7 +11,6 @@ from worker.env import parse_bool
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 QUEUE = "stockade"
 TASK_JUDGE = "stockade.judge"
-REASONS_KEY = "languages:disabled_reasons"  # after the prefix: hash {language id: reason}
 
 
 @dataclass(frozen=True)
