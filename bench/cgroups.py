@@ -1,4 +1,4 @@
-"""Latency of the cgroup layer on this host: create+destroy and stat reads, unpooled and pooled."""
+"""Latency of the cgroup layer on this host: create+destroy and stat reads."""
 
 from __future__ import annotations
 
@@ -47,21 +47,16 @@ def main() -> int:
     manager = probe()
     print(f"cgroup v{manager.version}, {RUNS} runs each")
     try:
-        cycle(manager, "unpooled back-to-back", 0.0)
-        # 3 ms stands for a box's run: a pool's thread refills and removes meanwhile. Any
-        # idle gap also makes the next syscalls slower on this VM (vCPU wake-up).
-        cycle(manager, "unpooled, 3 ms apart", 0.003)
+        cycle(manager, "back-to-back", 0.0)
+        # 3 ms stands for a box's run. Any idle gap makes the next syscalls slower on this
+        # VM (vCPU wake-up).
+        cycle(manager, "3 ms apart", 0.003)
         cg = manager.create(f"bench-{os.getpid()}-{next(SEQ)}", LIMITS)
         cg.cpu_time_s()
         print(f"warm cpu_time_s {ms([timed(cg.cpu_time_s) for _ in range(2000)])}")
         cg.destroy()
     finally:
         manager.close()
-    pooled = probe(pool_size=4)
-    try:
-        cycle(pooled, "pooled, 3 ms apart", 0.003)
-    finally:
-        pooled.close()
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Latency of the box's network namespace: fresh unshare vs the pool, lo up, veth attach."""
+"""Latency of the box's network namespace: fresh unshare, lo up, veth attach."""
 
 from __future__ import annotations
 
@@ -40,23 +40,6 @@ def unshare_and_lo() -> float:
     sc.unshare(sc.CLONE_NEWNET)
     network.bring_up_loopback()
     return time.perf_counter() - start
-
-
-def pooled(pool: network.NetnsPool) -> float:
-    time.sleep(0.002)  # boxes arrive spaced out; the filler thread keeps up
-    start = time.perf_counter()
-    fd = pool.take()
-    took = time.perf_counter() - start
-
-    def setns() -> float:
-        t = time.perf_counter()
-        sc.setns(fd, sc.CLONE_NEWNET)
-        return time.perf_counter() - t
-
-    try:
-        return took + in_child(setns)
-    finally:
-        os.close(fd)
 
 
 def lo_warm() -> list[float]:
@@ -122,9 +105,6 @@ def main() -> int:
         "unshare(CLONE_NEWNET) + lo up, in a forked child",
         [in_child(unshare_and_lo) for _ in range(RUNS)],
     )
-    with network.NetnsPool(4) as pool:
-        time.sleep(0.1)
-        row("NetnsPool.take() + setns in a forked child", [pooled(pool) for _ in range(RUNS)])
     row("bring_up_loopback alone, in a forked child", [in_child(lo_in_child) for _ in range(RUNS)])
     row("bring_up_loopback alone, warm (no fork)", lo_warm())
     if shutil.which("nft"):

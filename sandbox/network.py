@@ -1,4 +1,4 @@
-"""The box's network: a fresh netns with lo up, a pool of ready ones, and opt-in NATed veth.
+"""The box's network: a fresh netns with lo up (the default), and opt-in NATed veth.
 
 Granted networking needs IPv4 forwarding for NAT. Like Docker's daemon, ensure_firewall turns
 net.ipv4.ip_forward on the first time a box is granted the network and records the old value,
@@ -14,7 +14,6 @@ import socket
 import subprocess
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -45,7 +44,6 @@ __all__ = [
     "BoxAddrs",
     "GrantedNetwork",
     "NetConfig",
-    "NetnsPool",
     "bring_up_loopback",
     "ensure_firewall",
     "plan_box_addresses",
@@ -58,93 +56,18 @@ _IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 _T = TypeVar("_T")
 
 
-# --- loopback and the netns pool (the default, no-network box) ---
+# --- granted networking: the shell that applies the plans ---
 
 
-class NetnsPool:
-    """Parent side: a thread keeps `size` fresh netns (lo up) ready; each fd is handed out once.
-    The box child setns(fd, CLONE_NEWNET)s into it; the parent closes its copy after fork.
-    Creating a netns is the slow part of a box's namespaces (about 0.6 ms here), and it is
-    paid off the box's path; the kernel frees a netns asynchronously once its last fd and
-    process are gone (network_namespaces(7))."""
-
-    def __init__(self, size: int = 4) -> None:
-        self._size = max(0, size)
-        self._ready: deque[int] = deque()
-        self._cond = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._fill, name="stockade-netns-pool", daemon=True)
-        if self._size:
-            self._thread.start()
-
-    def take(self) -> int:
-        with self._cond:
-            if self._closed:
-                raise SandboxError("network", "NetnsPool.take", 0, "pool is closed")
-            if self._ready:
-                fd = self._ready.popleft()
-                self._cond.notify()
-                return fd
-        # Empty (a burst, or the filler failed): make one now, on a thread of its own so the
-        # caller's thread never leaves the host netns.
-        return _in_thread(_fresh_netns)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5.0)
-        with self._cond:
-            while self._ready:
-                os.close(self._ready.popleft())
-
-    def __enter__(self) -> NetnsPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _fill(self) -> None:
-        home = sc.ns_fd("thread-self", "net")
-        try:
-            while True:
-                with self._cond:
-                    self._cond.wait_for(lambda: self._closed or len(self._ready) < self._size)
-                    if self._closed:
-                        return
-                fd = _fresh_netns()
-                # unshare(2) moved only this thread; go home so the next netns is born from the
-                # host's, and no pool thread lingers inside a box's netns.
-                sc.setns(home, sc.CLONE_NEWNET, step="netns pool")
-                with self._cond:
-                    if self._closed:
-                        os.close(fd)
-                        return
-                    self._ready.append(fd)
-        except SandboxError:
-            return  # take() falls back to creating synchronously, which raises the error itself
-        finally:
-            os.close(home)
-
-
-def _fresh_netns() -> int:
-    sc.unshare(sc.CLONE_NEWNET, step="netns pool")
-    fd = sc.ns_fd("thread-self", "net")
-    bring_up_loopback()
-    return fd
-
-
-def _in_thread(fn: Callable[[], _T], netns_fd: int = -1) -> _T:
-    """Run fn on a short-lived thread, inside netns_fd if given. Namespace membership is per
+def _in_thread(fn: Callable[[], _T], netns_fd: int) -> _T:
+    """Run fn on a short-lived thread, inside netns_fd. Namespace membership is per
     thread (setns(2)) and ends with the thread, so the caller's own netns is never touched."""
     out: list[_T] = []
     err: list[BaseException] = []
 
     def body() -> None:
         try:
-            if netns_fd >= 0:
-                sc.setns(netns_fd, sc.CLONE_NEWNET, step="network")
+            sc.setns(netns_fd, sc.CLONE_NEWNET, step="network")
             out.append(fn())
         except BaseException as e:
             err.append(e)
@@ -155,9 +78,6 @@ def _in_thread(fn: Callable[[], _T], netns_fd: int = -1) -> _T:
     if err:
         raise err[0]
     return out[0]
-
-
-# --- granted networking: the shell that applies the plans ---
 
 
 _fw_lock = threading.Lock()

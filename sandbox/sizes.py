@@ -15,10 +15,3 @@ def parse_size(text: str) -> int:
         raise ValueError(f"{text!r} is not a size (a number with an optional K, M or G suffix)")
     number, unit = match.groups()
     return int(float(number) * _UNITS[unit.upper()])
-
-
-def format_size(n: int) -> str:
-    for unit in ("G", "M", "K"):
-        if n >= _UNITS[unit] and n % _UNITS[unit] == 0:
-            return f"{n // _UNITS[unit]}{unit}"
-    return str(n)

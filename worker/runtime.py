@@ -15,7 +15,7 @@ from sandbox.launcher import Launcher
 from worker.callbacks import CallbackSettings
 from worker.heartbeat import Heartbeat
 from worker.languages import load_languages, self_test_all
-from worker.settings import REASONS_KEY, WorkerSettings
+from worker.settings import WorkerSettings
 from worker.store import Store
 from worker.timing import TimedJudge
 
@@ -103,17 +103,11 @@ def run_self_tests(s: WorkerSettings) -> dict[int, str]:
 
 
 def _publish_disabled(s: WorkerSettings, disabled: dict[int, str]) -> None:
-    """The ids go to the store's set (the API's /languages and /metrics); the reasons to
-    the hash `languages:disabled_reasons` beside it."""
+    """The ids go to the store's set (the API's /languages and /metrics); the reasons go
+    only to the log (run_self_tests above)."""
     try:
         store = Store(s.redis_url, s.prefix, s.ttl_s)
         store.set_disabled_languages(sorted(disabled))
-        key = s.prefix + REASONS_KEY
-        pipe = store.redis.pipeline(transaction=True)
-        pipe.delete(key)
-        if disabled:
-            pipe.hset(key, mapping={str(k): v for k, v in disabled.items()})
-        pipe.execute()
         store.redis.close()
     except redis.RedisError as e:
         log.error("could not store the disabled languages in Redis: %s", e)

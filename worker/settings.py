@@ -11,7 +11,6 @@ from sandbox.spec import TIERS
 
 QUEUE = "stockade"
 TASK_JUDGE = "stockade.judge"
-REASONS_KEY = "languages:disabled_reasons"  # after the prefix: hash {language id: reason}
 
 # --- Read by the API and the workers alike ---------------------------------------------------
 REDIS_URL = setting(

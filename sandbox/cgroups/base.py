@@ -7,6 +7,7 @@ import errno
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from sandbox.cgroups.fs import (
     O_WRITE,
@@ -18,12 +19,33 @@ from sandbox.cgroups.fs import (
     rmdir_all,
 )
 from sandbox.cgroups.manager import CgroupLimits, check_name
-from sandbox.cgroups.pool import Blank, BlankPool, discard
 
-Retire = Callable[[Callable[[], None]], None]
 # (new limits, limits in force or None) -> (path, value) writes in a safe order.
 Plan = Callable[[CgroupLimits, CgroupLimits | None], list[tuple[str, bytes]]]
-_ANY = CgroupLimits(1 << 20, 1)  # to learn which files the limits go to; values unused
+
+
+@dataclass
+class Blank:
+    """A fresh box cgroup with no limits yet: its directories (one per controller, or one in
+    v2), its join fds, and the limit and stat files opened on first use, kept open."""
+
+    dir_name: str
+    dirs: dict[str, str]
+    paths: list[str]  # distinct directories in removal order
+    join: list[int]
+    fds: dict[str, int] = field(default_factory=dict)
+
+    def close_fds(self) -> None:
+        for fd in [*self.join, *self.fds.values()]:
+            os.close(fd)
+        self.join = []
+        self.fds = {}
+
+
+def discard(blank: Blank, ops: CgroupOps) -> None:
+    """Remove a blank that never held a process."""
+    blank.close_fds()
+    rmdir_all(blank.paths, ops, lambda: None, 0.1)
 
 
 class BaseCgroup(ABC):
@@ -34,7 +56,6 @@ class BaseCgroup(ABC):
         name: str,
         blank: Blank,
         ops: CgroupOps,
-        retire: Retire | None,
         forget: Callable[[str], None],
         plan: Plan,
     ) -> None:
@@ -43,7 +64,6 @@ class BaseCgroup(ABC):
         self.paths = tuple(blank.paths)
         self._blank = blank
         self._ops = ops
-        self._retire = retire
         self._forget = forget
         self._plan = plan
         self._limits: CgroupLimits | None = None
@@ -100,37 +120,22 @@ class BaseCgroup(ABC):
     def destroy(self) -> None:
         if self._destroyed:
             return
-        if self._retire is None:
-            try:
-                self._remove()
-            finally:
-                self._blank.close_fds()
-        else:
-            # Pooled: no task may outlive destroy(), so check (one pread on an fd opened
-            # ahead) and kill now if needed; only the rmdirs move to the pool's thread.
-            if self._read(self.paths[0] + "/cgroup.procs").strip():
-                self.kill_all()
+        try:
+            self._remove()
+        finally:
             self._blank.close_fds()
-            self._retire(self._remove)
         self._destroyed = True
         self._forget(self.dir_name)
 
 
 class BaseManager(ABC):
-    """create() and close() around an optional BlankPool; v1/v2 say where directories go,
-    which files to write and which to open ahead."""
+    """create() and close(); v1/v2 say where directories go and which files to write."""
 
     version = 0
 
     def __init__(self, ops: CgroupOps) -> None:
         self._ops = ops
         self._live: dict[str, BaseCgroup] = {}
-        self._pool: BlankPool | None = None
-
-    def _start_pool(self, size: int) -> None:
-        """Call last in the subclass's __init__: the thread uses _make_blank at once."""
-        if size > 0:
-            self._pool = BlankPool(lambda n: self._make_blank(n, prepare=True), self._ops, size)
 
     # -- what v1 and v2 provide --
     @abstractmethod
@@ -142,15 +147,11 @@ class BaseManager(ABC):
     ) -> list[tuple[str, bytes]]: ...
 
     @abstractmethod
-    def _read_ahead(self, dirs: dict[str, str]) -> list[str]: ...
-
-    @abstractmethod
     def _wrap(self, name: str, blank: Blank) -> BaseCgroup: ...
 
     # -- shared --
-    def _make_blank(self, dir_name: str, prepare: bool) -> Blank:
-        """mkdir each directory and open its cgroup.procs for the child to join; with
-        prepare (the pool's thread), also open limit and stat files ahead of use."""
+    def _make_blank(self, dir_name: str) -> Blank:
+        """mkdir each directory and open its cgroup.procs for the child to join."""
         dirs = self._dirs_for(dir_name)
         blank = Blank(dir_name, dirs, list(dict.fromkeys(dirs.values())), [])
         made: list[str] = []
@@ -164,11 +165,6 @@ class BaseManager(ABC):
                 made.append(path)
             for path in blank.paths:
                 blank.join.append(_open(path + "/cgroup.procs", O_WRITE))
-            if prepare:
-                for path, _ in self._limit_writes(dirs, _ANY, None):
-                    blank.fds[path] = _open(path, O_WRITE | os.O_TRUNC)
-                for path in [blank.paths[0] + "/cgroup.procs", *self._read_ahead(dirs)]:
-                    blank.fds[path] = open_read(path)
         except BaseException:
             blank.close_fds()
             for path in reversed(made):
@@ -179,9 +175,7 @@ class BaseManager(ABC):
 
     def create(self, name: str, limits: CgroupLimits) -> BaseCgroup:
         check_name(name)
-        blank = self._pool.take() if self._pool is not None else None
-        if blank is None:
-            blank = self._make_blank(name, prepare=False)
+        blank = self._make_blank(name)
         cg = self._wrap(name, blank)
         try:
             cg.set_limits(limits)
@@ -214,20 +208,10 @@ class BaseManager(ABC):
         return removed
 
     def close(self) -> None:
-        """Destroy boxes still alive and empty the pool. The stockade/ nodes stay: other
-        launchers on the host share them."""
+        """Destroy boxes still alive. The stockade/ nodes stay: other launchers on the host
+        share them."""
         for cg in list(self._live.values()):
             cg.destroy()
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
-
-    def wait_pool(self, timeout_s: float = 1.0) -> bool:
-        """With a pool: block until it is full; True at once without one."""
-        return self._pool is None or self._pool.wait_full(timeout_s)
-
-    def _retirer(self) -> Retire | None:
-        return self._pool.retire if self._pool is not None else None
 
     def _plan_for(self, blank: Blank) -> Plan:
         return lambda limits, previous: self._limit_writes(blank.dirs, limits, previous)

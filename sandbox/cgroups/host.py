@@ -23,19 +23,17 @@ def probe(
     root_override: Path | None = None,
     *,
     ops: CgroupOps | None = None,
-    pool_size: int = 0,
 ) -> CgroupManager:
     """Pick v2 or v1 for this host and return its manager. root_override is prefixed to
-    every mount point (a fake tree in tests). pool_size > 0 starts a thread that keeps that
-    many blank cgroups ready and removes used ones off the hot path (see pool.py)."""
+    every mount point (a fake tree in tests)."""
     prefix = str(root_override) if root_override is not None else ""
     if mountinfo == MOUNTINFO and root_override is None:
         choice = _this_host()
     else:
         choice = _choose(mountinfo, prefix)
     if choice.version == 2:
-        return V2Manager(prefix + choice.v2_mount, ops, pool_size)
-    return V1Manager({c: prefix + p for c, p in choice.v1_mounts.items()}, ops, pool_size)
+        return V2Manager(prefix + choice.v2_mount, ops)
+    return V1Manager({c: prefix + p for c, p in choice.v1_mounts.items()}, ops)
 
 
 @functools.cache

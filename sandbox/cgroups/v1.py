@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
-from sandbox.cgroups.base import BaseCgroup, BaseManager, Plan, Retire
+from sandbox.cgroups.base import BaseCgroup, BaseManager, Blank, Plan
 from sandbox.cgroups.fs import (
     FREEZE_TIMEOUT_S,
     KILL_TIMEOUT_S,
@@ -20,7 +20,6 @@ from sandbox.cgroups.fs import (
     write_file,
 )
 from sandbox.cgroups.manager import PARENT, CgroupLimits
-from sandbox.cgroups.pool import Blank
 from sandbox.errors import SandboxError
 
 # Join and removal order. memory comes first: every task of the box is in it, so its rmdir
@@ -66,9 +65,7 @@ class V1Manager(BaseManager):
 
     version = 1
 
-    def __init__(
-        self, mounts: Mapping[str, str], ops: CgroupOps | None = None, pool_size: int = 0
-    ) -> None:
+    def __init__(self, mounts: Mapping[str, str], ops: CgroupOps | None = None) -> None:
         super().__init__(ops or CgroupOps())
         self._parents = {c: mounts[c] + "/" + PARENT for c in ORDER if c in mounts}
         for path in dict.fromkeys(self._parents.values()):
@@ -87,7 +84,6 @@ class V1Manager(BaseManager):
         # memory.rst 2.4: the memsw files exist only with swap accounting
         # (swapaccount=1); without them swap is not capped, only swappiness 0 applies.
         self.has_memsw = os.path.exists(self._parents["memory"] + "/memory.memsw.limit_in_bytes")
-        self._start_pool(pool_size)
 
     def _dirs_for(self, dir_name: str) -> dict[str, str]:
         return {c: p + "/" + dir_name for c, p in self._parents.items()}
@@ -98,12 +94,9 @@ class V1Manager(BaseManager):
         plan = plan_limits(limits, self.has_memsw, previous)
         return [(dirs[c] + "/" + f, v) for c, f, v in plan]
 
-    def _read_ahead(self, dirs: dict[str, str]) -> list[str]:
-        return [dirs["cpuacct"] + "/cpuacct.usage", dirs["memory"] + "/" + _peak(self.has_memsw)]
-
     def _wrap(self, name: str, blank: Blank) -> V1Cgroup:
         plan = self._plan_for(blank)
-        return V1Cgroup(name, blank, self._ops, self._retirer(), self._forget, plan, self.has_memsw)
+        return V1Cgroup(name, blank, self._ops, self._forget, plan, self.has_memsw)
 
 
 def _peak(has_memsw: bool) -> str:
@@ -119,12 +112,11 @@ class V1Cgroup(BaseCgroup):
         name: str,
         blank: Blank,
         ops: CgroupOps,
-        retire: Retire | None,
         forget: Callable[[str], None],
         plan: Plan,
         has_memsw: bool,
     ) -> None:
-        super().__init__(name, blank, ops, retire, forget, plan)
+        super().__init__(name, blank, ops, forget, plan)
         self._dirs = blank.dirs
         self._peak = self._dirs["memory"] + "/" + _peak(has_memsw)
 

@@ -6,7 +6,7 @@ import errno
 import os
 from collections.abc import Callable
 
-from sandbox.cgroups.base import BaseCgroup, BaseManager, Plan, Retire
+from sandbox.cgroups.base import BaseCgroup, BaseManager, Blank, Plan
 from sandbox.cgroups.fs import (
     FREEZE_TIMEOUT_S,
     KILL_TIMEOUT_S,
@@ -21,7 +21,6 @@ from sandbox.cgroups.fs import (
     write_file,
 )
 from sandbox.cgroups.manager import PARENT, V2_REQUIRED, CgroupLimits
-from sandbox.cgroups.pool import Blank
 from sandbox.errors import SandboxError
 
 # cpu is optional: cpu.stat's usage_usec exists in every cgroup even without it (cgroup-v2.rst
@@ -59,7 +58,7 @@ class V2Manager(BaseManager):
 
     version = 2
 
-    def __init__(self, mount: str, ops: CgroupOps | None = None, pool_size: int = 0) -> None:
+    def __init__(self, mount: str, ops: CgroupOps | None = None) -> None:
         super().__init__(ops or CgroupOps())
         words = frozenset(read_file(mount + "/cgroup.controllers").decode().split())
         missing = [c for c in V2_REQUIRED if c not in words]
@@ -80,7 +79,6 @@ class V2Manager(BaseManager):
         self.has_kill = os.path.exists(self._parent + "/cgroup.kill")
         self.has_peak = os.path.exists(self._parent + "/memory.peak")
         self.has_swap = os.path.exists(self._parent + "/memory.swap.max")
-        self._start_pool(pool_size)
 
     def _dirs_for(self, dir_name: str) -> dict[str, str]:
         return {"": self._parent + "/" + dir_name}
@@ -91,13 +89,9 @@ class V2Manager(BaseManager):
         plan = plan_limits(limits, self.has_swap, previous)
         return [(dirs[""] + "/" + f, v) for f, v in plan]
 
-    def _read_ahead(self, dirs: dict[str, str]) -> list[str]:
-        peak = "memory.peak" if self.has_peak else "memory.current"
-        return [dirs[""] + "/cpu.stat", dirs[""] + "/" + peak]
-
     def _wrap(self, name: str, blank: Blank) -> V2Cgroup:
         plan = self._plan_for(blank)
-        return V2Cgroup(name, blank, self._ops, self._retirer(), self._forget, plan, self)
+        return V2Cgroup(name, blank, self._ops, self._forget, plan, self)
 
 
 def _enable(path: str, available: frozenset[str]) -> None:
@@ -129,12 +123,11 @@ class V2Cgroup(BaseCgroup):
         name: str,
         blank: Blank,
         ops: CgroupOps,
-        retire: Retire | None,
         forget: Callable[[str], None],
         plan: Plan,
         features: V2Manager,
     ) -> None:
-        super().__init__(name, blank, ops, retire, forget, plan)
+        super().__init__(name, blank, ops, forget, plan)
         self._dir = blank.dirs[""]
         self._has_kill = features.has_kill
         self._has_peak = features.has_peak

@@ -25,7 +25,7 @@ from tests.e2e.conftest import PYTHON, Stack, free_port, wait_until
 SLEEPER = "import time\ntime.sleep(0.3)\nprint(1)\n"
 SLOT_UIDS = range(60000, 60064)
 SETTLE_S = 10.0  # box inits and cgroups of a stopped worker go within this long
-_OWNER = re.compile(r"(?:^|/)(?:[a-z]+-?)?(\d+)-\d+$")  # 12-3, pool-12-3, vm12-3, gvisor-12-3
+_OWNER = re.compile(r"(?:^|/)(?:[a-z]+-?)?(\d+)-\d+$")  # 12-3, vm12-3, gvisor-12-3
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -121,7 +121,7 @@ class Snapshot:
 
 def leaked(before: Snapshot) -> dict[str, list[str]]:
     """What appeared since `before` and belongs to no live launcher (cgroups are named
-    <launcher pid>-<n> or pool-<launcher pid>-<n>; other live workers' boxes are not ours,
+    <launcher pid>-<n>, with a tier's prefix or not; other live workers' boxes are not ours,
     and a box process whose launcher died is reparented to pid 1)."""
     now = Snapshot.take()
 

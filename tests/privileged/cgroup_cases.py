@@ -293,21 +293,3 @@ def check_destroy_removes_everything(boxes: Boxes) -> None:
     for cg in (idle, busy):
         assert not any(os.path.exists(p) for p in cg.paths), cg.paths
     busy.destroy()  # idempotent
-
-
-def check_pool_gives_fresh_cgroups(boxes: Boxes) -> None:
-    """A pooled manager: the second box starts at zero though the first burned CPU."""
-    assert boxes.manager.wait_pool(5.0)
-    first = boxes.create()
-    assert first.dir_name.startswith("pool-")
-    status, _ = boxes.wait(boxes.spawn(first, "x = sum(range(3_000_000))\n"))
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert first.cpu_time_s() > 0.01
-    first.destroy()
-    second = boxes.create()
-    assert second.dir_name != first.dir_name
-    assert second.cpu_time_s() == 0.0 and second.memory_peak_bytes() == 0
-    assert not second.oom_killed()
-    second.destroy()
-    boxes.manager.close()  # drains the pool's removals
-    assert not any(os.path.exists(p) for p in [*first.paths, *second.paths])

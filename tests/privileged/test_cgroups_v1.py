@@ -42,13 +42,6 @@ def boxes(mounts: dict[str, str]) -> Iterator[cases.Boxes]:
     boxes.close()
 
 
-@pytest.fixture
-def pooled(mounts: dict[str, str]) -> Iterator[cases.Boxes]:
-    boxes = cases.Boxes(V1Manager(mounts, pool_size=2))
-    yield boxes
-    boxes.close()
-
-
 def test_box_inherits_swappiness_and_oom_kill_from_stockade(boxes: cases.Boxes) -> None:
     mem = Path(boxes.create().paths[0])
     assert mem.parent.name == "stockade"
@@ -92,7 +85,3 @@ def test_set_limits_up_and_down(boxes: cases.Boxes) -> None:
 
 def test_destroy_leaves_no_directory(boxes: cases.Boxes) -> None:
     cases.check_destroy_removes_everything(boxes)
-
-
-def test_pool_gives_fresh_cgroups(pooled: cases.Boxes) -> None:
-    cases.check_pool_gives_fresh_cgroups(pooled)

@@ -55,13 +55,6 @@ def boxes(mount: str) -> Iterator[cases.Boxes]:
     boxes.close()
 
 
-@pytest.fixture
-def pooled(mount: str) -> Iterator[cases.Boxes]:
-    boxes = cases.Boxes(V2Manager(mount, pool_size=2))
-    yield boxes
-    boxes.close()
-
-
 def test_limits_written(boxes: cases.Boxes) -> None:
     d = Path(boxes.create(memory_bytes=64 * cases.MIB, pids=9).paths[0])
     assert d.parent.name == "stockade"
@@ -105,7 +98,3 @@ def test_set_limits_up_and_down(boxes: cases.Boxes) -> None:
 
 def test_destroy_leaves_no_directory(boxes: cases.Boxes) -> None:
     cases.check_destroy_removes_everything(boxes)
-
-
-def test_pool_gives_fresh_cgroups(pooled: cases.Boxes) -> None:
-    cases.check_pool_gives_fresh_cgroups(pooled)

@@ -1,4 +1,4 @@
-"""Box networking on the real kernel: lo-only netns, the netns pool, granted NATed veth access.
+"""Box networking on the real kernel: lo-only netns and granted NATed veth access.
 
 Traffic goes only to loopback and to a "fake internet" netns this module creates: a policy
 routing rule sends everything the box subnet sends into that netns, so even a broken firewall
@@ -28,7 +28,6 @@ from sandbox.errors import SandboxError
 from sandbox.network import (
     GrantedNetwork,
     NetConfig,
-    NetnsPool,
     bring_up_loopback,
     ensure_firewall,
     plan_box_addresses,
@@ -116,7 +115,6 @@ class FakeBox:
     def __init__(
         self,
         body: Callable[[], dict[str, Any]],
-        netns_fd: int = -1,
         listen_port: int = 0,
         unshare_after_s: float = 0.0,  # > 0: return at once, as the launcher's fork does
     ) -> None:
@@ -127,10 +125,7 @@ class FakeBox:
         if self.pid == 0:  # pragma: no cover - child
             try:
                 time.sleep(unshare_after_s)
-                if netns_fd >= 0:
-                    sc.setns(netns_fd, sc.CLONE_NEWNET)
-                else:
-                    sc.unshare(sc.CLONE_NEWNET)
+                sc.unshare(sc.CLONE_NEWNET)
                 if listen_port:  # a target that would accept, were the firewall to let it
                     srv = socket.socket()
                     srv.bind(("0.0.0.0", listen_port))
@@ -290,35 +285,6 @@ def test_default_box_has_only_lo_and_it_is_up(boxes: list[FakeBox]) -> None:
     assert result["ifs"] == [[1, "lo"]]
     assert result["host"]["outcome"] == "ECONNREFUSED"  # the box's own lo, not the host's
     assert result["seconds"] < 0.05
-
-
-def test_pool_hands_out_fresh_netns_once(boxes: list[FakeBox]) -> None:
-    host = os.stat("/proc/self/ns/net").st_ino
-    pool = NetnsPool(2)
-    fds: list[int] = []
-    try:
-        fds = [pool.take() for _ in range(5)]  # more than the pool holds: some made on demand
-        inodes = {os.fstat(fd).st_ino for fd in fds}
-        assert len(inodes) == 5 and host not in inodes
-
-        def body() -> dict[str, Any]:
-            with socket.socket() as srv:  # lo is already up: the pool did it
-                srv.bind(("127.0.0.1", 0))
-                srv.listen()
-                with socket.create_connection(srv.getsockname(), timeout=2):
-                    pass
-            return {"ino": os.stat("/proc/self/ns/net").st_ino, "ifs": socket.if_nameindex()}
-
-        boxes.append(box := FakeBox(body, netns_fd=fds[0]))
-        result = box.run()
-        assert result == {"ino": os.fstat(fds[0]).st_ino, "ifs": [[1, "lo"]]}
-    finally:
-        for fd in fds:
-            os.close(fd)
-        pool.close()
-    assert not [t for t in threading.enumerate() if t.name.startswith("stockade-netns")]
-    with pytest.raises(SandboxError):
-        pool.take()
 
 
 @pytest.fixture(scope="module")

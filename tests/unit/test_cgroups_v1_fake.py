@@ -25,12 +25,10 @@ from tests.unit.cgroup_fake import V1_MOUNTINFO, FakeKernel, cgroup_dirs, v1_tre
 MIB = 1 << 20
 
 
-def manager(
-    tmp_path: Path, memsw: bool = True, pool_size: int = 0
-) -> tuple[v1.V1Manager, Path, FakeKernel]:
+def manager(tmp_path: Path, memsw: bool = True) -> tuple[v1.V1Manager, Path, FakeKernel]:
     kernel, root, mountinfo = v1_tree(tmp_path, memsw)
     ops = CgroupOps(kernel.mkdir, kernel.rmdir, kernel.kill)
-    mgr = probe(str(mountinfo), root, ops=ops, pool_size=pool_size)
+    mgr = probe(str(mountinfo), root, ops=ops)
     assert isinstance(mgr, v1.V1Manager)
     return mgr, root / "sys/fs/cgroup", kernel
 
@@ -294,39 +292,6 @@ def test_close_destroys_boxes_left_alive(tmp_path: Path) -> None:
     mgr.close()
     assert cgroup_dirs(cg) == []
     assert (cg / "memory/stockade").is_dir()  # shared with other launchers: kept
-
-
-def test_pool_hands_out_fresh_blanks_and_removes_used_ones(tmp_path: Path) -> None:
-    mgr, cg, _ = manager(tmp_path, pool_size=2)
-    seen: set[str] = set()
-    try:
-        for i in range(6):
-            assert mgr.wait_pool(5.0)
-            box = mgr.create(f"box-p{i}", CgroupLimits((32 + i) * MIB, 4 + i))
-            assert box.name == f"box-p{i}" and box.dir_name.startswith("pool-")
-            assert box.dir_name not in seen
-            seen.add(box.dir_name)
-            mem = Path(box.paths[0])
-            assert mem.parent == cg / "memory/stockade"
-            assert (mem / "memory.limit_in_bytes").read_text() == str((32 + i) * MIB)
-            assert (Path(box.paths[1]) / "pids.max").read_text() == str(4 + i)
-            box.destroy()
-    finally:
-        mgr.close()
-    assert len(seen) == 6
-    assert cgroup_dirs(cg) == []
-
-
-def test_pooled_destroy_kills_before_handing_off(tmp_path: Path) -> None:
-    mgr, cg, kernel = manager(tmp_path, pool_size=1)
-    try:
-        box = mgr.create("box-q", CgroupLimits(32 * MIB, 4))
-        Path(box.paths[0], "cgroup.procs").write_text("5151\n")
-        box.destroy()
-        assert kernel.killed == [(5151, signal.SIGKILL)]  # before destroy() returned
-    finally:
-        mgr.close()
-    assert cgroup_dirs(cg) == []
 
 
 def test_small_parsers() -> None:

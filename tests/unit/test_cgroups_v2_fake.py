@@ -17,13 +17,13 @@ MIB = 1 << 20
 
 
 def manager(
-    tmp_path: Path, drop: tuple[str, ...] = (), pool_size: int = 0, enabled: str = ""
+    tmp_path: Path, drop: tuple[str, ...] = (), enabled: str = ""
 ) -> tuple[v2.V2Manager, Path, FakeKernel]:
     kernel, root, mountinfo = v2_tree(tmp_path, drop)
     cg = root / "sys/fs/cgroup"
     (cg / "cgroup.subtree_control").write_text(enabled)
     ops = CgroupOps(kernel.mkdir, kernel.rmdir, kernel.kill)
-    mgr = probe(str(mountinfo), root, ops=ops, pool_size=pool_size)
+    mgr = probe(str(mountinfo), root, ops=ops)
     assert isinstance(mgr, v2.V2Manager)
     return mgr, cg, kernel
 
@@ -180,21 +180,4 @@ def test_busy_destroy_uses_cgroup_kill_then_removes(tmp_path: Path) -> None:
     # The fake cgroup.kill does nothing, so the sweep after it had to kill 41.
     assert kernel.killed == [(41, signal.SIGKILL)]
     assert kernel.rmdirs.count(str(cg / "stockade/box-7")) == 2
-    assert cgroup_dirs(cg) == []
-
-
-def test_pool_on_v2(tmp_path: Path) -> None:
-    mgr, cg, _ = manager(tmp_path, pool_size=2)
-    names = set()
-    try:
-        for i in range(4):
-            assert mgr.wait_pool(5.0)
-            box = mgr.create(f"b{i}", CgroupLimits(32 * MIB, 4 + i))
-            assert box.dir_name.startswith("pool-") and box.dir_name not in names
-            names.add(box.dir_name)
-            assert (Path(box.paths[0]) / "pids.max").read_text() == str(4 + i)
-            assert (Path(box.paths[0]) / "memory.swap.max").read_text() == "0"
-            box.destroy()
-    finally:
-        mgr.close()
     assert cgroup_dirs(cg) == []

@@ -1,10 +1,10 @@
-"""parse_size and format_size: K, M and G are binary, as isolate and Docker take them."""
+"""parse_size: K, M and G are binary, as isolate and Docker take them."""
 
 from __future__ import annotations
 
 import pytest
 
-from sandbox.sizes import format_size, parse_size
+from sandbox.sizes import parse_size
 
 
 @pytest.mark.parametrize(
@@ -35,16 +35,3 @@ def test_bad_size_raises_value_error_naming_the_rule(text: str) -> None:
         parse_size(text)
     assert repr(text) in str(info.value)
     assert "K, M or G" in str(info.value)
-
-
-@pytest.mark.parametrize(
-    ("n", "text"),
-    [(0, "0"), (100, "100"), (1024, "1K"), (1536, "1536"), (256 << 20, "256M"), (2 << 30, "2G")],
-)
-def test_format_size(n: int, text: str) -> None:
-    assert format_size(n) == text
-
-
-@pytest.mark.parametrize("n", [1, 1023, 4096, 3 << 20, 5 << 30, 123456789])
-def test_format_then_parse_is_identity(n: int) -> None:
-    assert parse_size(format_size(n)) == n
