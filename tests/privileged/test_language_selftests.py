@@ -1,4 +1,5 @@
-"""Every language's self-test in real boxes: on the host's /usr and on its Debian-layer image."""
+"""Every language's self-test in real boxes, judged as a submission is: on the host's /usr and
+on its Debian-layer image."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 
 from sandbox.launcher import Launcher
 from sandbox.result import Status
-from worker.languages import Language, artifacts, compile_spec, load_languages, run_spec, self_test
+from worker.languages import Language, artifacts, compile_spec, load_languages, run_spec
+from worker.selftest import self_test
 
 pytestmark = pytest.mark.privileged
 
@@ -62,7 +64,8 @@ def test_compile_error_disables(launcher: Launcher) -> None:
     )
     enabled, reason = self_test(broken, launcher)
     assert not enabled
-    assert reason.startswith("compile: RE exit 1"), reason
+    assert reason.startswith("CE: "), reason
+    assert "main.c:1" in reason and "error" in reason, reason
 
 
 def test_missing_image_disables(launcher: Launcher) -> None:
