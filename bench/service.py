@@ -141,11 +141,9 @@ def http_throughput(url: str, n: int, clients: int) -> float:
 
 def box_throughput(launcher: Any, n: int) -> float:
     """The same program as the judge runs it, straight through one Launcher on SLOTS threads."""
-    from sandbox.spec import FileIn
-    from worker.languages import load_languages, run_spec
+    from worker.judge import Judge
 
-    lang = load_languages()[PYTHON]
-    spec = run_spec(lang, (FileIn(lang.source_file, HELLO.encode(), 0o644),), b"", "host")
+    spec = Judge(launcher, rootfs="host").build(PYTHON, HELLO, {}).box_spec((), (), b"")
     left = [n]
     lock = threading.Lock()
     launcher.run(spec)  # warm

@@ -13,8 +13,9 @@ from sandbox.cli.main import Commands
 from sandbox.errors import SandboxError
 from sandbox.launcher import Launcher
 from worker.judge import Judge
-from worker.languages import LanguageError, load_languages, self_test_all
+from worker.languages import LanguageError, load_languages
 from worker.problems import ProblemError, judge_problem, language_for
+from worker.selftest import self_test_all
 
 JUDGE_ACCEPTED = 0
 JUDGE_REJECTED = 1  # any verdict but AC
@@ -81,8 +82,9 @@ def add_languages_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     p = subparsers.add_parser(
         "languages",
         help="self-test every language and list which are enabled",
-        description="Load profiles/languages/*.toml, run each language's self-test in real "
-        "boxes (compile box, then run box) and list each with its state. Exit status: 0 all "
+        description="Load profiles/languages/*.toml, judge each language's self-test in real "
+        "boxes as a submission (compile box, then run box) and list each with its state. "
+        "Exit status: 0 all "
         "enabled, 1 some disabled, 2 a language file is invalid or no box could start.",
         allow_abbrev=False,
     )

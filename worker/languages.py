@@ -1,23 +1,17 @@
-"""Languages: profiles/languages/*.toml loaded and validated once, and each one's self-test."""
+"""Languages: profiles/languages/*.toml loaded and validated once (worker/selftest.py judges
+each one's self-test)."""
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import re
-import time
 import tomllib
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox.errors import SandboxError, SpecError
-from sandbox.launcher import Launcher
-from sandbox.result import BoxResult, Status
 from sandbox.sizes import parse_size
-from sandbox.spec import MIB, TIERS, BoxSpec, FileIn, Limits, validate
+from sandbox.spec import MIB, TIERS, BoxSpec, Limits, validate
 
 DEFAULT_DIRECTORY = Path(__file__).resolve().parent.parent / "profiles" / "languages"
 # A compile box's defaults where a file has no [compile_limits]: compilers need more of
@@ -31,10 +25,7 @@ COMPILE_DEFAULTS = Limits(
     fsize_bytes=256 * MIB,
     scratch_bytes=512 * MIB,
 )
-log = logging.getLogger(__name__)
 IMAGE = "image"  # as a rootfs: each language's own image
-EXECUTABLE = 0o755
-REGULAR = 0o644
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _FILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
@@ -270,7 +261,7 @@ def _env(data: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(table.items()))
 
 
-# --- Self-tests ----------------------------------------------------------------------------
+# --- Argvs and rootfs, as the judge uses them ----------------------------------------------
 
 
 def expand(argv: tuple[str, ...], limits: Limits) -> tuple[str, ...]:
@@ -278,127 +269,6 @@ def expand(argv: tuple[str, ...], limits: Limits) -> tuple[str, ...]:
     return tuple(_PLACEHOLDER.sub(lambda m: PLACEHOLDERS[m.group(1)](limits), a) for a in argv)
 
 
-def compile_spec(
-    language: Language, source: bytes, rootfs: str = "host", limits: Limits | None = None
-) -> BoxSpec:
-    """The compile box: the source in, every regular file under /box back out."""
-    limits = limits or language.compile_limits
-    return BoxSpec(
-        argv=expand(language.compile, limits),
-        files=(FileIn(language.source_file, source, REGULAR),),
-        env=language.env,
-        limits=limits,
-        rootfs=rootfs,
-        profile=language.compile_profile,
-        collect=("/box/",),
-        collect_max_bytes=limits.fsize_bytes,
-    )
-
-
-def artifacts(language: Language, collected: dict[str, bytes]) -> tuple[FileIn, ...]:
-    """The compile box's files as run-box files. Collection keeps no modes, so the files the
-    language names as `executables` get 0755 and every other one 0644."""
-    files = []
-    for box_path, content in sorted(collected.items()):
-        rel = box_path.removeprefix("/box/")
-        mode = EXECUTABLE if rel in language.executables else REGULAR
-        files.append(FileIn(rel, content, mode))
-    return tuple(files)
-
-
-def run_spec(
-    language: Language,
-    files: tuple[FileIn, ...],
-    stdin: bytes,
-    rootfs: str = "host",
-    limits: Limits | None = None,
-) -> BoxSpec:
-    """A run box holding the source (interpreted) or the compiled artifacts."""
-    limits = limits or language.limits
-    return BoxSpec(
-        argv=expand(language.run, limits),
-        files=files,
-        stdin=stdin,
-        env=language.env,
-        limits=limits,
-        rootfs=rootfs,
-        profile=language.run_profile,
-    )
-
-
 def rootfs_for(language: Language, rootfs: str) -> str:
     """`image` means the language's own image; any other name is used as it is."""
     return language.image if rootfs == IMAGE else rootfs
-
-
-def self_test(
-    language: Language, launcher: Launcher, rootfs: str = "host", tier: str = "container"
-) -> tuple[bool, str]:
-    """Compile and run the language's self-test program: (enabled, why). `rootfs` is
-    `host`, `image` (the language's own image) or the name of an image; both boxes run on
-    `tier`."""
-    test = language.self_test
-    rootfs = rootfs_for(language, rootfs)
-    start = time.monotonic()
-    try:
-        files: tuple[FileIn, ...] = (FileIn(language.source_file, test.source.encode(), REGULAR),)
-        if language.compile:
-            spec = compile_spec(language, test.source.encode(), rootfs)
-            r = launcher.run(dataclasses.replace(spec, tier=tier))
-            if r.status != Status.OK or r.exit_code != 0:
-                return False, "compile: " + _describe(r)
-            missing = [e for e in language.executables if f"/box/{e}" not in r.files]
-            if missing:
-                refused = "; ".join(f"{k}: {v}" for k, v in r.files_refused.items())
-                return False, f"compile: produced no {', '.join(missing)} {refused}".rstrip()
-            files = artifacts(language, r.files)
-        spec = run_spec(language, files, test.stdin.encode(), rootfs)
-        r = launcher.run(dataclasses.replace(spec, tier=tier))
-    except (SandboxError, SpecError, OSError) as e:
-        return False, f"sandbox: {e}"
-    if r.status != Status.OK or r.exit_code != 0:
-        return False, "run: " + _describe(r)
-    expected = test.expected_stdout.encode()
-    if r.stdout != expected:
-        return False, f"run: printed {_clip(r.stdout)}, expected {_clip(expected)}"
-    return True, f"self-test passed in {time.monotonic() - start:.2f}s"
-
-
-def self_test_all(
-    launcher: Launcher,
-    rootfs: str = "host",
-    languages: dict[int, Language] | None = None,
-    workers: int = 4,
-    on_result: Callable[[Language, bool, str], None] | None = None,
-) -> dict[int, tuple[bool, str]]:
-    """Every language's self-test, a few boxes at a time: {id: (enabled, why)}."""
-    langs = languages if languages is not None else load_languages()
-
-    def one(lang: Language) -> tuple[bool, str]:
-        outcome = self_test(lang, launcher, rootfs)
-        if not outcome[0]:
-            log.warning("language %d %s switched off: %s", lang.id, lang.name, outcome[1])
-        if on_result is not None:
-            on_result(lang, *outcome)
-        return outcome
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {i: pool.submit(one, lang) for i, lang in sorted(langs.items())}
-        return {i: f.result() for i, f in futures.items()}
-
-
-def _describe(r: BoxResult) -> str:
-    text = f"{r.status} exit {r.exit_code}"
-    if r.signal:
-        text += f" signal {r.signal}"
-    if r.message:
-        text += f" ({r.message})"
-    detail = (r.stderr or r.stdout).strip()
-    if detail:
-        text += ": " + _clip(detail, 400)
-    return text
-
-
-def _clip(data: bytes, limit: int = 120) -> str:
-    text = data.decode("utf-8", "replace")
-    return repr(text if len(text) <= limit else text[:limit] + "...")

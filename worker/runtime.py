@@ -14,7 +14,8 @@ from celery import current_app
 from sandbox.launcher import Launcher
 from worker.callbacks import CallbackSettings
 from worker.heartbeat import Heartbeat
-from worker.languages import load_languages, self_test_all
+from worker.languages import load_languages
+from worker.selftest import self_test_all
 from worker.settings import WorkerSettings
 from worker.store import Store
 from worker.timing import TimedJudge
@@ -83,8 +84,9 @@ def close_judge() -> None:
 
 
 def run_self_tests(s: WorkerSettings) -> dict[int, str]:
-    """Every language's self-test in a launcher of its own (closed before the pool forks):
-    the enabled ones are served, the others are logged and listed in Redis."""
+    """Every language's self-test in a launcher of its own (closed before the pool forks),
+    judged with this worker's rootfs and minimum tier, as its submissions will be: the
+    enabled ones are served, the others are logged and listed in Redis."""
     global _enabled
     langs = load_languages()
     if not s.self_test:
@@ -92,7 +94,7 @@ def run_self_tests(s: WorkerSettings) -> dict[int, str]:
         disabled: dict[int, str] = {}
     else:
         with Launcher() as launcher:
-            outcome = self_test_all(launcher, s.rootfs, langs)
+            outcome = self_test_all(launcher, s.rootfs, langs, min_tier=s.min_tier)
         _enabled = {i for i, (ok, _) in outcome.items() if ok}
         disabled = {i: why for i, (ok, why) in outcome.items() if not ok}
     for i, why in sorted(disabled.items()):

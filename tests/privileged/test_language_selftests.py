@@ -1,4 +1,5 @@
-"""Every language's self-test in real boxes: on the host's /usr and on its Debian-layer image."""
+"""Every language's self-test in real boxes, judged as a submission is: on the host's /usr and
+on its Debian-layer image."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from sandbox.launcher import Launcher
-from sandbox.result import Status
-from worker.languages import Language, artifacts, compile_spec, load_languages, run_spec, self_test
+from worker.judge import Judge
+from worker.languages import Language, load_languages
+from worker.model import Submission, TestCase, Verdict
+from worker.selftest import self_test
 
 pytestmark = pytest.mark.privileged
 
@@ -62,7 +65,8 @@ def test_compile_error_disables(launcher: Launcher) -> None:
     )
     enabled, reason = self_test(broken, launcher)
     assert not enabled
-    assert reason.startswith("compile: RE exit 1"), reason
+    assert reason.startswith("CE: "), reason
+    assert "main.c:1" in reason and "error" in reason, reason
 
 
 def test_missing_image_disables(launcher: Launcher) -> None:
@@ -73,15 +77,16 @@ def test_missing_image_disables(launcher: Launcher) -> None:
 
 
 def test_compiled_artifact_runs_in_many_boxes(launcher: Launcher) -> None:
-    """Compile once, run twice: the run boxes get the executable with its bit set."""
+    """Compile once, run twice: each case's run box gets the executable with its bit set."""
     c = load_languages()[50]
-    r = launcher.run(compile_spec(c, c.self_test.source.encode()))
-    assert r.status is Status.OK, r.stderr
-    files = artifacts(c, r.files)
-    assert {f.path for f in files} == {"main", "main.c"}
-    for stdin, out in ((b"2 3\n", b"hello, world\n5\n"), (b"40 2\n", b"hello, world\n42\n")):
-        run = launcher.run(run_spec(c, files, stdin))
-        assert (run.status, run.stdout) == (Status.OK, out)
+    judge = Judge(launcher, {50: c}, build_cache={})
+    program = judge.build(50, c.self_test.source, {})
+    assert {f.path for f in program.files} == {"main", "main.c"}
+    assert all(f.mode == 0o755 for f in program.files)
+    cases = (TestCase("2 3\n", "hello, world\n5\n"), TestCase("40 2\n", "hello, world\n42\n"))
+    sub = Submission(source_code=c.self_test.source, language_id=50, test_cases=cases)
+    result = judge.judge(sub)  # the build above, from the cache: one compile box in all
+    assert [case.verdict for case in result.cases] == [Verdict.AC, Verdict.AC], result
 
 
 def test_cli_lists_languages_as_json() -> None:

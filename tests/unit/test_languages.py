@@ -7,20 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.spec import MIB, validate
+from sandbox.spec import MIB
+from tests.unit.test_judge_tiers import Recorder
+from worker.judge import KB, Judge
 from worker.languages import (
     COMPILE_DEFAULTS,
     DEFAULT_DIRECTORY,
-    EXECUTABLE,
-    REGULAR,
     LanguageError,
-    artifacts,
-    compile_spec,
     expand,
     load_language,
     load_languages,
-    run_spec,
 )
+from worker.model import Submission
 
 # Judge0 CE's ids (db/languages/active.rb) for the languages Stockade serves.
 JUDGE0_IDS = {
@@ -76,15 +74,12 @@ def test_shipped_packages_are_in_the_deploy_list() -> None:
         assert set(lang.packages) <= listed, lang.key
 
 
-def test_shipped_specs_pass_box_validation() -> None:
+def test_executables_are_named_by_the_compile_argv() -> None:
+    """Every executable the run box needs is named by the compile argv (-o main). The boxes
+    themselves pass validation in tests/unit/test_selftest.py, as the judge makes them."""
     for lang in load_languages().values():
-        run = run_spec(lang, (), b"")
-        assert validate(run) == [], lang.key
-        if lang.compile:
-            assert validate(compile_spec(lang, b"src")) == [], lang.key
-            # Every executable the run box needs is named by the compile argv (-o main).
-            for exe in lang.executables:
-                assert any(arg.endswith(exe) for arg in lang.compile), (lang.key, exe)
+        for exe in lang.executables:
+            assert any(arg.endswith(exe) for arg in lang.compile), (lang.key, exe)
 
 
 def test_runtimes_with_many_threads_get_more_pids() -> None:
@@ -189,24 +184,26 @@ def test_empty_directory_is_an_error(tmp_path: Path) -> None:
 
 
 def test_placeholders_follow_the_box_limits() -> None:
+    """Each box's argv is filled from that box's own limits: the compile box's from
+    [compile_limits], the run box's from the submission's memory limit."""
     java = load_languages()[62]
-    spec = run_spec(java, (), b"")
-    assert f"-XX:MaxRAM={java.limits.memory_bytes}" in spec.argv
+    rec = Recorder()
+    judge = Judge(rec, {62: java})  # type: ignore[arg-type]
+    judge.judge(Submission(source_code="class Main {}", language_id=62, memory_limit=200_000))
+    compile_box, run_box = rec.specs
+    assert f"-J-XX:MaxRAM={java.compile_limits.memory_bytes}" in compile_box.argv
+    assert f"-XX:MaxRAM={200_000 * KB}" in run_box.argv
     bigger = java.limits.__class__(memory_bytes=1024 * MIB, pids=200)
-    assert "-XX:MaxRAM=1073741824" in run_spec(java, (), b"", limits=bigger).argv
     assert expand(("{memory_mib}", "{pids}", "x"), bigger) == ("1024", "200", "x")
 
 
-def test_artifacts_mark_only_the_named_executables() -> None:
-    c = load_languages()[50]
-    files = artifacts(c, {"/box/main": b"\x7fELF", "/box/main.c": b"int main;", "/box/d/x": b""})
-    modes = {f.path: f.mode for f in files}
-    assert modes == {"main": EXECUTABLE, "main.c": REGULAR, "d/x": REGULAR}
-
-
-def test_compile_spec_collects_the_box() -> None:
+def test_the_compile_box_collects_the_box() -> None:
     go = load_languages()[60]
-    spec = compile_spec(go, b"package main", rootfs="go")
+    rec = Recorder()
+    Judge(rec, {60: go}, rootfs="image").judge(  # type: ignore[arg-type]
+        Submission(source_code="package main", language_id=60)
+    )
+    spec = rec.specs[0]
     assert spec.collect == ("/box/",)
     assert spec.rootfs == "go" and spec.profile == "compile"
     assert spec.files[0].path == "main.go"
