@@ -1,13 +1,13 @@
-"""The service's view of profiles/languages/*.toml, read with tomllib (never via sandbox/)."""
+"""The service's view of the languages: what /languages and Piston's /runtimes show of each."""
 
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_DIRECTORY = Path(__file__).resolve().parent.parent / "profiles" / "languages"
+from worker.languages import Language, LanguageError, load_languages
+
 _VERSION = re.compile(r"\(([^)]*)\)")
 # Piston's names for our languages (its clients send these).
 PISTON_ALIASES: dict[str, tuple[str, ...]] = {
@@ -49,26 +49,26 @@ class LanguageInfo:
         return PISTON_ALIASES.get(self.key, (self.key,))
 
 
-def load(directory: Path = DEFAULT_DIRECTORY) -> dict[int, LanguageInfo]:
-    """Every language file's public face, by Judge0 id; a broken file raises ValueError."""
-    out: dict[int, LanguageInfo] = {}
-    for path in sorted(directory.glob("*.toml")):
-        try:
-            data = tomllib.loads(path.read_text())
-            compile_argv = [str(a) for a in data.get("compile", [])]
-            info = LanguageInfo(
-                id=int(data["id"]),
-                key=str(data.get("key", path.stem)),
-                name=str(data["name"]),
-                source_file=str(data["source_file"]),
-                compile_cmd=" ".join(compile_argv) or None,
-                run_cmd=" ".join(str(a) for a in data["run"]),
-                tier=str(data.get("tier", "container")),
-            )
-        except (KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as e:
-            raise ValueError(f"{path}: {e}") from e
-        out[info.id] = info
-    return out
+def load(directory: Path | None = None) -> dict[int, LanguageInfo]:
+    """Every language's public face, by Judge0 id, from the workers' own loader: the API
+    serves what the workers run, validated the same way (a broken file raises ValueError)."""
+    try:
+        languages = load_languages(directory)
+    except LanguageError as e:
+        raise ValueError(str(e)) from e
+    return {i: _info(lang) for i, lang in languages.items()}
+
+
+def _info(lang: Language) -> LanguageInfo:
+    return LanguageInfo(
+        id=lang.id,
+        key=lang.key,
+        name=lang.name,
+        source_file=lang.source_file,
+        compile_cmd=" ".join(lang.compile) or None,
+        run_cmd=" ".join(lang.run),
+        tier=lang.tier,
+    )
 
 
 # Older Judge0 CE ids of the same languages (the Judge0 SDK sends 52 for C++ on 1.13.1).

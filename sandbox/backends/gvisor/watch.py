@@ -31,10 +31,12 @@ _SETUP_POLL_S = 0.002  # the pid file is looked for this often until the program
 _GIVE_UP_S = 5.0
 # A page of the program's is touched through a Sentry fault on the ptrace platform: 10 ms
 # is a few MB at most, and reading memory.stat costs about 30 us of the watcher's CPU. The
-# first 0.1 s is sampled five times as often: most programs of a judge end within it, and
-# the memory file is gone with the Sentry, so a late sample cannot be had.
+# first 0.5 s is sampled five times as often (at most 250 reads, 8 ms of the watcher's CPU):
+# most programs of a judge end within it, Python's start alone takes 0.1-0.2 s under the
+# Sentry, and the memory file is gone with the Sentry, so a late sample cannot be had. With
+# 0.1 s, a Python program holding 40 MB for its last few ms was once reported at 20 MB.
 MEMORY_POLL_S = 0.01
-EARLY_POLL_S, EARLY_S = 0.002, 0.1
+EARLY_POLL_S, EARLY_S = 0.002, 0.5
 
 
 class RunscWatch(CappedOutput):
