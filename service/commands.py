@@ -15,7 +15,7 @@ from typing import Any
 
 from sandbox.settings import setting
 from worker.celery_app import make_app
-from worker.settings import QUEUE_NAME, REDIS_URL
+from worker.jobs.settings import QUEUE_NAME, REDIS_URL
 
 DEFAULT_PORT = 2358  # Judge0's
 DEFAULT_HOST = "127.0.0.1"

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.settings import setting
-from worker.model import MAXIMA
-from worker.settings import (
+from worker.jobs.model import MAXIMA
+from worker.jobs.settings import (
     ALLOW_NETWORK,
     CALLBACK_ALLOW_PRIVATE,
     CALLBACK_SECRET,
@@ -24,7 +24,7 @@ from worker.settings import (
 MIB = 1024 * 1024
 
 
-# The API's own settings; those the workers read too are declared in worker.settings.
+# The API's own settings; those the workers read too are declared in worker.jobs.settings.
 MAX_QUEUE_DEPTH = setting(
     "STOCKADE_MAX_QUEUE_DEPTH", 1000, "submissions In Queue before POST answers 503", minimum=1
 )

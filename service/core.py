@@ -14,11 +14,11 @@ from service import submissions
 from service.config import Config
 from service.errors import ApiError
 from service.languages import LanguageInfo
-from service.queue import TASK, task_message
 from service.waiter import Waiter
-from worker import heartbeat
-from worker.model import Submission
-from worker.store import Record, Store
+from worker.jobs import heartbeat
+from worker.jobs.model import Submission
+from worker.jobs.queue import TASK, task_message
+from worker.jobs.store import Record, Store
 
 _DISABLED_CACHE_S = 5.0
 _WORKERS_CACHE_S = 2.0

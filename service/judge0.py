@@ -13,7 +13,7 @@ from service.errors import ApiError, read_object
 from service.judge0_view import parse_fields, render
 from service.languages import JUDGE0_ALIASES, with_aliases
 from service.limits import client_token
-from worker.model import JUDGE0_STATUSES, Submission
+from worker.jobs.model import JUDGE0_STATUSES, Submission
 
 bp = Blueprint("judge0", __name__)
 _IGNORED = (

@@ -11,8 +11,8 @@ from flask import Blueprint, Response, jsonify
 
 from service.core import Core, core
 from service.judge0_view import iso
-from worker import heartbeat
-from worker.model import DEFAULTS, JUDGE0_STATUSES
+from worker.jobs import heartbeat
+from worker.jobs.model import DEFAULTS, JUDGE0_STATUSES
 
 bp = Blueprint("judge0_info", __name__)
 VERSION = "1.13.1"

@@ -8,8 +8,8 @@ from typing import Any
 
 from service.errors import ApiError
 from service.languages import LanguageInfo
-from worker.model import JUDGE0_STATUSES
-from worker.store import Record
+from worker.jobs.model import JUDGE0_STATUSES
+from worker.jobs.store import Record
 
 DEFAULT_FIELDS = (
     "token", "stdout", "time", "memory", "stderr", "compile_output", "message", "status",

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.languages import Language, LanguageError, load_languages
+from worker.jobs.languages import Language, LanguageError, load_languages
 
 _VERSION = re.compile(r"\(([^)]*)\)")
 # Piston's names for our languages (its clients send these).

@@ -10,8 +10,8 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.registry import Collector
 
 from service.core import Core, core
-from worker.model import JUDGE0_STATUSES
-from worker.store import INTERNAL_ERROR, LATENCY_BUCKETS_S
+from worker.jobs.model import JUDGE0_STATUSES
+from worker.jobs.store import INTERNAL_ERROR, LATENCY_BUCKETS_S
 
 bp = Blueprint("metrics", __name__)
 

@@ -10,8 +10,8 @@ from service import submissions
 from service.core import Core, core
 from service.errors import ApiError, read_object
 from service.judge0_view import iso
-from worker.model import JUDGE0_STATUSES, Submission
-from worker.store import Record
+from worker.jobs.model import JUDGE0_STATUSES, Submission
+from worker.jobs.store import Record
 
 bp = Blueprint("native", __name__, url_prefix="/api/v1")
 

@@ -16,7 +16,7 @@ from service.core import core
 from service.errors import ApiError, read_json
 from service.judge0_view import main_case
 from service.languages import LanguageInfo
-from worker.store import Record
+from worker.jobs.store import Record
 
 bp = Blueprint("piston", __name__, url_prefix="/api/v2")
 _STATUS = {"TLE": "TO", "OLE": "OL", "MLE": "SG", "IE": "XX"}

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 from service.config import Config
 from service.errors import ApiError
 from service.languages import LanguageInfo
-from worker.archives import ArchiveError, extract_zip
-from worker.model import DEFAULTS, Submission, validate
+from worker.jobs.archives import ArchiveError, extract_zip
+from worker.jobs.model import DEFAULTS, Submission, validate
 
 _STRINGS = ("source_code", "stdin", "command_line_arguments", "compiler_options")
 _BOOLS = ("enable_network", "redirect_stderr_to_stdout")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import redis
 
-from worker.store import Record
+from worker.jobs.store import Record
 
 log = logging.getLogger("stockade.api")
 

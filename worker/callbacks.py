@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sandbox.settings import setting
-from worker.settings import CALLBACK_ALLOW_PRIVATE, CALLBACK_SECRET
+from worker.jobs.settings import CALLBACK_ALLOW_PRIVATE, CALLBACK_SECRET
 
 log = logging.getLogger("stockade.callbacks")
 
@@ -233,7 +233,7 @@ def judge0_body(
     token: str, status_id: int, result: dict[str, Any] | None, message: str
 ) -> dict[str, Any]:
     """What Judge0 PUTs: token, time (s, string), memory (KB), base64 text fields, status."""
-    from worker.model import JUDGE0_STATUSES
+    from worker.jobs.model import JUDGE0_STATUSES
 
     r = result or {}
     cases = r.get("cases") or []

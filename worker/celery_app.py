@@ -15,7 +15,7 @@ from celery.signals import (
 
 # tasks: imported for its @shared_task, which joins every app made after.
 from worker import runtime, tasks  # noqa: F401
-from worker.settings import WorkerSettings
+from worker.jobs.settings import WorkerSettings
 
 
 def broker_url(redis_url: str) -> str:

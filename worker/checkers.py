@@ -10,7 +10,7 @@ from typing import Protocol
 from sandbox.launcher import Launcher
 from sandbox.result import BoxResult, Status
 from sandbox.spec import BoxSpec, FileIn
-from worker.model import CheckerSpec
+from worker.jobs.model import CheckerSpec
 
 # testlib's exit codes (testlib.h: _ok, _wa, _pe, _fail) and the ICPC validator's (problem
 # package format, "Output validators": 42 accepted, 43 wrong answer).

@@ -12,8 +12,8 @@ from typing import Any
 from sandbox.cli.main import Commands
 from sandbox.errors import SandboxError
 from sandbox.launcher import Launcher
+from worker.jobs.languages import LanguageError, load_languages
 from worker.judge import Judge
-from worker.languages import LanguageError, load_languages
 from worker.problems import ProblemError, judge_problem, language_for
 from worker.selftest import self_test_all
 

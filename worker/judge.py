@@ -15,8 +15,8 @@ from sandbox.result import BoxResult, Status
 from sandbox.spec import BoxSpec, FileIn, Limits, strongest
 from sandbox.stdio import Stdio
 from worker import checkers
-from worker.archives import ArchiveError, decode_base64, extract_zip
-from worker.languages import (
+from worker.jobs.archives import ArchiveError, decode_base64, extract_zip
+from worker.jobs.languages import (
     COMPILE_DEFAULTS,
     IMAGE,
     Language,
@@ -25,7 +25,15 @@ from worker.languages import (
     load_languages,
     rootfs_for,
 )
-from worker.model import CaseResult, JudgeResult, Program, Submission, TestCase, Verdict, aggregate
+from worker.jobs.model import (
+    CaseResult,
+    JudgeResult,
+    Program,
+    Submission,
+    TestCase,
+    Verdict,
+    aggregate,
+)
 
 MULTI_FILE_ID = 89  # Judge0's "Multi-file program": a zip with `compile` and `run` scripts
 KB = 1024

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from worker.model import MAXIMA, CheckerSpec, JudgeResult, Program, Submission, TestCase
+from worker.jobs.model import MAXIMA, CheckerSpec, JudgeResult, Program, Submission, TestCase
 
 if TYPE_CHECKING:
+    from worker.jobs.languages import Language
     from worker.judge import Judge
-    from worker.languages import Language
 
 DEFAULT_TIME_LIMIT_S = 1.0
 DEFAULT_MEMORY_MIB = 256

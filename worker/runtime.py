@@ -13,11 +13,11 @@ from celery import current_app
 
 from sandbox.launcher import Launcher
 from worker.callbacks import CallbackSettings
-from worker.heartbeat import Heartbeat
-from worker.languages import load_languages
+from worker.jobs.heartbeat import Heartbeat
+from worker.jobs.languages import load_languages
+from worker.jobs.settings import WorkerSettings
+from worker.jobs.store import Store
 from worker.selftest import self_test_all
-from worker.settings import WorkerSettings
-from worker.store import Store
 from worker.timing import TimedJudge
 
 log = logging.getLogger("stockade.worker")

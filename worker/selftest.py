@@ -11,9 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sandbox.errors import SandboxError, SpecError
 from sandbox.launcher import Launcher
+from worker.jobs.languages import Language, load_languages
+from worker.jobs.model import CheckerSpec, JudgeResult, Submission, Verdict
 from worker.judge import Judge
-from worker.languages import Language, load_languages
-from worker.model import CheckerSpec, JudgeResult, Submission, Verdict
 
 log = logging.getLogger(__name__)
 _DETAIL = 400  # characters of compiler output or stderr kept in a reason

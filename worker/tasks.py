@@ -12,11 +12,11 @@ from celery import shared_task
 
 from worker import runtime
 from worker.callbacks import deliver, judge0_body
-from worker.settings import TASK_JUDGE
-from worker.store import INTERNAL_ERROR, Record
+from worker.jobs.settings import TASK_JUDGE
+from worker.jobs.store import INTERNAL_ERROR, Record
 
 if TYPE_CHECKING:
-    from worker.model import JudgeResult, Submission
+    from worker.jobs.model import JudgeResult, Submission
 
 log = logging.getLogger("stockade.worker")
 _T = TypeVar("_T")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from worker.jobs.model import JudgeResult, Submission
 from worker.judge import Compiled, Judge
-from worker.model import JudgeResult, Submission
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from worker.model import CheckerSpec, Program, Submission, TestCase
+from worker.jobs.model import CheckerSpec, Program, Submission, TestCase
 
 pytestmark = pytest.mark.privileged
 CASES = Path(__file__).resolve().parent.parent / "cases"

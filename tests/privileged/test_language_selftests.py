@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from sandbox.launcher import Launcher
+from worker.jobs.languages import Language, load_languages
+from worker.jobs.model import Submission, TestCase, Verdict
 from worker.judge import Judge
-from worker.languages import Language, load_languages
-from worker.model import Submission, TestCase, Verdict
 from worker.selftest import self_test
 
 pytestmark = pytest.mark.privileged

@@ -9,7 +9,7 @@ import pytest
 from sandbox.launcher import Launcher
 from tests.privileged.test_language_selftests import IDS, LANGUAGES, built_images
 from tests.privileged.test_tier_gvisor import gvisor_usable, nothing_left
-from worker.languages import Language
+from worker.jobs.languages import Language
 from worker.selftest import self_test
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]

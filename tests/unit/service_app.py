@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from service import create_app
 from service.config import Config
-from worker.store import Store
+from worker.jobs.store import Store
 
 HELLO = {"source_code": "print('hi')", "language_id": 71}
 

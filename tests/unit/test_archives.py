@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from worker.archives import ArchiveError, ArchiveLimits, decode_base64, extract_zip
+from worker.jobs.archives import ArchiveError, ArchiveLimits, decode_base64, extract_zip
 
 
 def _zip(entries: list[tuple[str, bytes, int | None]], method: int = zipfile.ZIP_DEFLATED) -> bytes:

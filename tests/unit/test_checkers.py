@@ -6,7 +6,7 @@ import pytest
 
 from sandbox.result import BoxResult, Status
 from worker import checkers
-from worker.model import CheckerSpec
+from worker.jobs.model import CheckerSpec
 
 
 def test_exact_is_byte_for_byte() -> None:

@@ -57,8 +57,8 @@ def known_settings() -> set[str]:
     from sandbox.config import HostConfig
     from service.config import Config
     from worker.callbacks import CallbackSettings
-    from worker.model import MAXIMA
-    from worker.settings import WorkerSettings
+    from worker.jobs.model import MAXIMA
+    from worker.jobs.settings import WorkerSettings
 
     names = {f"STOCKADE_{f.name.upper()}" for f in dataclasses.fields(Config)}
     names |= {f"STOCKADE_MAX_{key.upper()}" for key in MAXIMA}
@@ -326,7 +326,7 @@ def test_k8s_sets_only_real_settings(k8s: list[dict[str, Any]], known: set[str])
 
 def test_k8s_autoscaling_watches_the_celery_queue() -> None:
     from service.config import Config
-    from worker.settings import QUEUE
+    from worker.jobs.settings import QUEUE
 
     scaled = yaml.safe_load((K8S / "overlays" / "keda" / "scaledobject.yaml").read_text())
     trigger = scaled["spec"]["triggers"][0]

@@ -1,6 +1,6 @@
 """Hostile archives and bodies: each is refused with a 4xx (or, for an archive the API only
 carries, a CE from the worker), never a 5xx. Archives go through the Judge0 API's and the native
-API's additional_files, through the worker's extraction, and straight to worker.archives."""
+API's additional_files, through the worker's extraction, and straight to worker.jobs.archives."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from flask.testing import FlaskClient
 
 from tests.unit.redis_server import redis_url
 from tests.unit.service_app import HELLO, app, client, settings, store
-from worker.archives import ArchiveError, extract_zip
+from worker.jobs.archives import ArchiveError, extract_zip
+from worker.jobs.model import Submission, Verdict
 from worker.judge import BuildError, _additional_files
-from worker.model import Submission, Verdict
 
 __all__ = ["app", "client", "redis_url", "settings", "store"]
 

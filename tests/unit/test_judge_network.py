@@ -11,10 +11,10 @@ from sandbox.settings import FALSE, TRUE
 from sandbox.spec import BoxSpec, validate
 from service.config import Config
 from tests.unit.test_judge_tiers import Recorder
+from worker.jobs.languages import load_languages
+from worker.jobs.model import CheckerSpec, Program, Submission, TestCase, Verdict
+from worker.jobs.settings import WorkerSettings
 from worker.judge import NETWORK_REFUSED, Judge
-from worker.languages import load_languages
-from worker.model import CheckerSpec, Program, Submission, TestCase, Verdict
-from worker.settings import WorkerSettings
 
 if TYPE_CHECKING:
     from sandbox.launcher import Launcher

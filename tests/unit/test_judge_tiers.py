@@ -10,9 +10,9 @@ import pytest
 from sandbox.result import BoxResult, Status
 from sandbox.spec import BoxSpec, strongest
 from sandbox.stdio import Stdio
+from worker.jobs.languages import load_languages
+from worker.jobs.model import Submission, Verdict
 from worker.judge import Judge
-from worker.languages import load_languages
-from worker.model import Submission, Verdict
 
 
 class Recorder:

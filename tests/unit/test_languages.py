@@ -9,8 +9,7 @@ import pytest
 
 from sandbox.spec import MIB
 from tests.unit.test_judge_tiers import Recorder
-from worker.judge import KB, Judge
-from worker.languages import (
+from worker.jobs.languages import (
     COMPILE_DEFAULTS,
     DEFAULT_DIRECTORY,
     LanguageError,
@@ -18,7 +17,8 @@ from worker.languages import (
     load_language,
     load_languages,
 )
-from worker.model import Submission
+from worker.jobs.model import Submission
+from worker.judge import KB, Judge
 
 # Judge0 CE's ids (db/languages/active.rb) for the languages Stockade serves.
 JUDGE0_IDS = {

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from worker.model import (
+from worker.jobs.model import (
     CaseResult,
     CheckerSpec,
     JudgeResult,

@@ -24,8 +24,8 @@ from sandbox.sizes import parse_size
 from sandbox.spec import BoxSpec, validate
 from service.errors import ApiError
 from service.submissions import b64decode
-from worker.archives import ArchiveError, ArchiveLimits, decode_base64, extract_zip
-from worker.languages import load_languages
+from worker.jobs.archives import ArchiveError, ArchiveLimits, decode_base64, extract_zip
+from worker.jobs.languages import load_languages
 from worker.problems import ProblemError, load_problem, parse_simple_yaml
 
 pytestmark = pytest.mark.filterwarnings("ignore:Duplicate name")
@@ -170,7 +170,7 @@ def test_b64decode_leaves_non_strings_for_the_type_checks(value: Any) -> None:
         assert b64decode("stdin", value) is value
 
 
-# --- worker.archives ----------------------------------------------------------------------
+# --- worker.jobs.archives ----------------------------------------------------------------------
 
 entry_names = st.text(
     st.characters(codec="utf-8", exclude_characters="\0"), min_size=1, max_size=20

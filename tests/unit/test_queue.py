@@ -10,8 +10,8 @@ from typing import Any
 import celery
 import redis
 
-from service.queue import TASK, task_message
 from tests.unit.redis_server import redis_url  # noqa: F401  (fixture)
+from worker.jobs.queue import TASK, task_message
 
 
 def _celerys_own(url: str) -> dict[str, Any]:

@@ -13,9 +13,9 @@ from sandbox.errors import SandboxError
 from sandbox.result import BoxResult, Status
 from sandbox.spec import BoxSpec, validate
 from sandbox.stdio import Stdio
+from worker.jobs.languages import Language, load_languages
+from worker.jobs.model import Submission
 from worker.judge import Judge
-from worker.languages import Language, load_languages
-from worker.model import Submission
 from worker.selftest import self_test, self_test_all
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ from service import create_app
 from service.config import Config
 from tests.unit.redis_server import redis_url
 from tests.unit.service_app import HELLO, app, client, ok_result, queued_tokens, settings, store
-from worker import heartbeat
-from worker.store import Store
+from worker.jobs import heartbeat
+from worker.jobs.store import Store
 
 __all__ = ["app", "client", "redis_url", "settings", "store"]
 

@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 
 from tests.unit.redis_server import redis_url
 from tests.unit.service_app import HELLO, app, client, ok_result, queued_tokens, settings, store
-from worker.store import Store
+from worker.jobs.store import Store
 
 __all__ = ["app", "client", "redis_url", "settings", "store"]
 

@@ -15,7 +15,7 @@ import pytest
 from sandbox.settings import FALSE, TRUE, Setting, setting
 from service.config import Config
 from worker.callbacks import CallbackSettings
-from worker.settings import WorkerSettings
+from worker.jobs.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = re.compile(r"\bSTOCKADE_[A-Z0-9_]*[A-Z0-9]\b")

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from tests.unit.redis_server import redis_url
-from worker.model import Submission
-from worker.store import Store
+from worker.jobs.model import Submission
+from worker.jobs.store import Store
 
 __all__ = ["redis_url"]
 

@@ -6,8 +6,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from worker.model import JudgeResult, Submission, Verdict
-from worker.store import Record
+from worker.jobs.model import JudgeResult, Submission, Verdict
+from worker.jobs.store import Record
 from worker.tasks import run_job
 
 

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sandbox.config import PROFILES_DIR
 from sandbox.sizes import parse_size
 from sandbox.spec import MIB, TIERS, BoxSpec, Limits, validate
 
-DEFAULT_DIRECTORY = Path(__file__).resolve().parent.parent / "profiles" / "languages"
+DEFAULT_DIRECTORY = PROFILES_DIR / "languages"
 # A compile box's defaults where a file has no [compile_limits]: compilers need more of
 # everything than the programs they build (rustc, go build and javac above all).
 COMPILE_DEFAULTS = Limits(

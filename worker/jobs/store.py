@@ -24,7 +24,7 @@ from typing import Any, cast
 
 import redis
 
-from worker.model import Submission
+from worker.jobs.model import Submission
 
 IN_QUEUE = 1
 PROCESSING = 2

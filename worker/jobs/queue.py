@@ -13,7 +13,7 @@ import json
 import uuid
 from typing import Any
 
-from worker.settings import TASK_JUDGE
+from worker.jobs.settings import TASK_JUDGE
 
 TASK = TASK_JUDGE  # the worker's name for it, which its @shared_task registers
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
