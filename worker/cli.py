@@ -12,9 +12,12 @@ from typing import Any
 from sandbox.cli.main import Commands
 from sandbox.errors import SandboxError
 from sandbox.launcher import Launcher
-from worker.jobs.languages import LanguageError, load_languages
-from worker.judge import Judge
-from worker.problems import ProblemError, judge_problem, language_for
+from worker.jobs.languages import Language, LanguageError, load_languages
+from worker.jobs.settings import PACKAGE_MAX_MEMORY_MIB
+from worker.problems import ProblemError, load_package
+from worker.problems.programs import Builder
+from worker.problems.run import Limits, PackageJudge
+from worker.problems.verify import Report, derive_time_limit, verify
 from worker.selftest import self_test_all
 
 JUDGE_ACCEPTED = 0
@@ -26,28 +29,35 @@ def add_judge_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     p = subparsers.add_parser(
         "judge",
         help="grade a submission against an ICPC/Kattis problem package",
-        description="Compile SUBMISSION_FILE once, run it on every case of PROBLEM_DIR's "
+        description="Compile SUBMISSION (a file, or a directory of one program's files) "
+        "once, run it on every case of PROBLEM_DIR's "
         "data/sample and data/secret in fresh boxes, check each output with the package's "
         "validator and print a per-case table and the final verdict. Exit status: 0 AC, "
         "1 any other verdict, 2 the package or the submission could not be used.",
         allow_abbrev=False,
     )
     p.add_argument("problem_dir", metavar="PROBLEM_DIR", type=Path)
-    p.add_argument("submission", metavar="SUBMISSION_FILE", type=Path)
-    p.add_argument("--language", default="", help="language key or Judge0 id (by extension)")
+    p.add_argument("submission", metavar="SUBMISSION", type=Path, help="a file or a directory")
+    p.add_argument(
+        "--language",
+        default="",
+        help="language key or Judge0 id (default: by extension, the contest systems' table)",
+    )
     p.add_argument("--rootfs", default="host", help="image the boxes run on ('host')")
     p.add_argument("--json", action="store_true", help="print one JSON object: verdict, cases")
 
 
 def run_judge(args: argparse.Namespace) -> int:
-
     try:
-        source = args.submission.read_text(encoding="utf-8", errors="replace")
         languages = load_languages()
-        lang_id = language_for(languages, str(args.submission), args.language)
         with Launcher() as launcher:
-            judge = Judge(launcher, languages, rootfs=args.rootfs)
-            result = judge_problem(judge, args.problem_dir, source, lang_id)
+            pj = package_judge(launcher, languages, args.problem_dir, args.rootfs)
+            sources = pj.sources(args.submission, args.language)
+            if sources.note:
+                print(f"stockade judge: {sources.note}", file=sys.stderr)
+            tl = derive_time_limit(pj)
+            limits = Limits(tl, pj.package.limits.tle_threshold(tl))
+            result = pj.judge(sources, limits)
     except (OSError, ProblemError, LanguageError, SandboxError) as e:
         print(f"stockade judge: {e}", file=sys.stderr)
         return JUDGE_BROKEN
@@ -142,7 +152,123 @@ def run_languages(args: argparse.Namespace) -> int:
     return LANGUAGES_ALL_ENABLED if all(r["enabled"] for r in rows) else LANGUAGES_SOME_DISABLED
 
 
+def package_judge(
+    launcher: Launcher, languages: dict[int, Language], directory: Path, rootfs: str
+) -> PackageJudge:
+    """The package read once, with the operator's memory maximum (an env setting)."""
+    package = load_package(directory, PACKAGE_MAX_MEMORY_MIB.as_int())
+    lim = package.limits
+    builder = Builder(launcher, languages, rootfs, lim.compile_time_s, lim.compile_memory_mib)
+    return PackageJudge(launcher, package, builder, languages)
+
+
+PROBLEM_OK = 0
+PROBLEM_MISMATCH = 1
+PROBLEM_BROKEN = 2
+
+
+def add_problem_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
+    p = subparsers.add_parser(
+        "problem",
+        help="problem packages: verify a package against its own submissions",
+        allow_abbrev=False,
+    )
+    sub = p.add_subparsers(dest="problem_command", required=True)
+    v = sub.add_parser(
+        "verify",
+        help="judge every submission of a package and check each gets its folder's verdict",
+        description="Run the input validators over every input, judge each entry of "
+        "submissions/<folder>/ (accepted, wrong_answer, time_limit_exceeded, run_time_error, "
+        "...; an @EXPECTED_RESULTS@: line in a source wins) and print a table. Exit status: "
+        "0 all as expected, 1 any mismatch, 2 the package could not be used.",
+        allow_abbrev=False,
+    )
+    v.add_argument("package", metavar="PACKAGE", type=Path)
+    v.add_argument("--json", action="store_true", help="print one JSON object")
+    v.add_argument("--rootfs", default="host", help="image the boxes run on ('host')")
+    v.add_argument("--jobs", type=int, default=2, help="submissions judged at once (2)")
+
+
+def run_problem(args: argparse.Namespace) -> int:
+    def progress(done: int, total: int, name: str) -> None:
+        print(f"\r\033[K[{done}/{total}] {name}", end="", file=sys.stderr, flush=True)
+
+    try:
+        languages = load_languages()
+        with Launcher() as launcher:
+            report = verify(
+                launcher,
+                languages,
+                args.package,
+                PACKAGE_MAX_MEMORY_MIB.as_int(),
+                args.rootfs,
+                args.jobs,
+                progress,
+            )
+    except (OSError, ProblemError, LanguageError, SandboxError) as e:
+        print(f"\nstockade problem verify: {e}", file=sys.stderr)
+        return PROBLEM_BROKEN
+    print(file=sys.stderr)
+    print(json.dumps(report_dict(report)) if args.json else report_text(report))
+    return PROBLEM_OK if report.ok else PROBLEM_MISMATCH
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    return {
+        "problem": report.problem,
+        "version": report.version,
+        "time_limit": report.time_limit_s,
+        "time_source": report.time_source,
+        "ok": report.ok,
+        "inputs_checked": report.inputs_checked,
+        "input_failures": report.input_failures,
+        "submissions": [
+            {
+                "submission": r.submission,
+                "expected": list(r.expected),
+                "got": r.result.verdict.value,
+                "ok": r.ok,
+                "note": r.note,
+                "time": r.result.time,
+                "score": r.result.score,
+                "message": r.result.message,
+                "cases": [
+                    {"name": c.name, "verdict": c.verdict.value, "time": c.time, "score": c.points}
+                    for c in r.result.cases
+                ],
+            }
+            for r in report.rows
+        ],
+    }
+
+
+def report_text(report: Report) -> str:
+    lines = [
+        f"{report.problem} ({report.version}): time limit {report.time_limit_s:g} s "
+        f"({report.time_source})",
+        f"{'submission':<44} {'expected':<10} {'got':<5} {'time':>7}  cases",
+    ]
+    for r in report.rows:
+        mark = "" if r.ok else "  MISMATCH"
+        cases = " ".join(f"{c.name}:{c.verdict.value}" for c in r.result.cases)
+        if not r.result.cases:
+            cases = r.result.message.splitlines()[0][:60] if r.result.message else ""
+        note = f" [{r.note}]" if r.note else ""
+        expected = ",".join(r.expected) if len(r.expected) < 3 else "rejected"
+        lines.append(
+            f"{r.submission:<44} {expected:<10} {r.result.verdict.value:<5} "
+            f"{r.result.time:>6.3f}s  {cases}{note}{mark}"
+        )
+    checked = f"input validators: {report.inputs_checked} checks"
+    lines.append(checked + (": all valid" if not report.input_failures else ":"))
+    lines.extend(f"  {f}" for f in report.input_failures)
+    bad = sum(not r.ok for r in report.rows)
+    lines.append("verify: OK" if report.ok else f"verify: {bad} mismatches")
+    return "\n".join(lines)
+
+
 WORKER_COMMANDS = (
     Commands(add_judge_parser, run_judge),
     Commands(add_languages_parser, run_languages),
+    Commands(add_problem_parser, run_problem),
 )

@@ -1,73 +1,76 @@
-"""ICPC problem packages in tests/problems: every submission gets its folder's verdict."""
+"""The problem packages in tests/problems, each verified by `stockade problem verify`: every
+submission gets the verdict its folder names, every input passes the input validators."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from worker.problems import judge_problem, language_for, load_problem, parse_simple_yaml
+from worker.jobs.languages import load_languages
+from worker.problems.verify import Report, verify
 
 pytestmark = pytest.mark.privileged
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
-EXPECTED = {
-    "accepted": "AC",
-    "wrong_answer": "WA",
-    "time_limit_exceeded": "TLE",
-    "run_time_error": "RE",
-}
-SUBMISSIONS = sorted(PROBLEMS.glob("*/submissions/*/*"))
+PACKAGES = sorted(p.name for p in PROBLEMS.iterdir() if (p / "submissions").is_dir())
+FOLDERS = {"accepted", "wrong_answer", "time_limit_exceeded", "run_time_error"}
+_REPORTS: dict[str, Report] = {}
 
 
-@pytest.fixture(scope="module")
-def judge(launcher: Any) -> Iterator[Any]:
-    from worker.judge import Judge
-
-    yield Judge(launcher, build_cache={})
-
-
-def _id(path: Path) -> str:
-    return f"{path.parts[-4]}-{path.parent.name}-{path.name}"
+def _report(launcher: Any, name: str) -> Report:
+    if name not in _REPORTS:
+        _REPORTS[name] = verify(launcher, load_languages(), PROBLEMS / name, 2048, jobs=2)
+    return _REPORTS[name]
 
 
-@pytest.mark.parametrize("path", SUBMISSIONS, ids=[_id(p) for p in SUBMISSIONS])
-def test_submission(judge: Any, path: Path) -> None:
-    problem_dir = path.parents[2]
-    lang_id = language_for(judge.languages, path.name)
-    result = judge_problem(judge, problem_dir, path.read_text(), lang_id)
-    cases = [(c.name, c.verdict.value, c.message[:80]) for c in result.cases]
-    assert result.verdict.value == EXPECTED[path.parent.name], (result.message, cases)
-    assert len(result.cases) == len(load_problem(problem_dir, judge.languages).cases)
+def _row(report: Report, submission: str) -> Any:
+    return next(r for r in report.rows if r.submission == f"submissions/{submission}")
 
 
-def test_packages_are_read_as_written(judge: Any) -> None:
-    hypot = load_problem(PROBLEMS / "hypot", judge.languages)
-    assert hypot.time_limit_s == 1.0 and hypot.checker.kind == "custom"
-    assert hypot.checker.program is not None and hypot.checker.program.convention == "icpc"
-    assert [c.name for c in hypot.cases] == ["sample/1", "secret/01-mixed", "secret/02-int"]
-    guess = load_problem(PROBLEMS / "guess", judge.languages)
-    assert guess.interactor is not None and guess.time_limit_s == 1.0
-    assert all(s.parent.name in EXPECTED for s in SUBMISSIONS)
-    assert {p.parts[-4] for p in SUBMISSIONS} == {"hypot", "guess"}
-    for problem in ("hypot", "guess"):
-        found = {p.parent.name for p in SUBMISSIONS if p.parts[-4] == problem}
-        assert found == set(EXPECTED), problem
+@pytest.mark.parametrize("name", PACKAGES)
+def test_package_verifies(launcher: Any, name: str) -> None:
+    report = _report(launcher, name)
+    bad = [(r.submission, r.expected, r.result.verdict.value, r.result.message, r.note)
+           for r in report.rows if not r.ok]  # fmt: skip
+    assert not bad and not report.input_failures, (bad, report.input_failures)
+    folders = {Path(r.submission).parts[1] for r in report.rows}
+    assert folders >= FOLDERS, name
 
 
-def test_simple_yaml_reader() -> None:
-    text = (
-        "name: 'A B'\nvalidation: custom interactive\nlimits:\n  time_limit: 2 # s\n  memory: 512\n"
-    )
-    assert parse_simple_yaml(text) == {
-        "name": "A B",
-        "validation": "custom interactive",
-        "limits": {"time_limit": 2, "memory": 512},
-    }
+def test_modsum_flags_feedback_languages(launcher: Any) -> None:
+    """Legacy format: a two-file C++ validator (.cc + .h) gets problem.yaml's and
+    testdata.yaml's flags and writes judgemessage.txt; Java class names, a package
+    declaration, a directory submission, OCaml's Str, a Python syntax error as CE."""
+    report = _report(launcher, "modsum")
+    assert (report.time_limit_s, report.time_source) == (2.0, "domjudge-problem.ini")
+    assert report.inputs_checked == 3
+    assert _row(report, "accepted/lastdigit.py").result.verdict.value == "AC"
+    assert "modulo 1000000007" in _row(report, "wrong_answer/off.py").result.message
+    for sub in ("Different.java", "Packaged.java", "multi", "words.ml", "sum.cc"):
+        assert _row(report, f"accepted/{sub}").result.verdict.value == "AC", sub
+    assert _row(report, "compile_error/syntax.py").result.verdict.value == "CE"
+    assert _row(report, "mixed/annotated.py").expected == ("TLE", "WA")
+
+
+def test_verify_cli_exit_status(tmp_path: Path) -> None:
+    """0 when every submission gets its folder's verdict, 1 on a mismatch, with the table."""
+    pkg = tmp_path / "hypot"
+    shutil.copytree(PROBLEMS / "hypot", pkg)
+    cmd = [sys.executable, "-m", "service.cli", "problem", "verify", str(pkg), "--json"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert json.loads(p.stdout)["ok"] is True and "[6/6]" in p.stderr
+    wrong = pkg / "submissions" / "wrong_answer" / "rounded.py"
+    wrong.rename(pkg / "submissions" / "accepted" / "rounded.py")
+    p = subprocess.run(cmd[:-1], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1, p.stdout + p.stderr
+    line = next(x for x in p.stdout.splitlines() if "rounded.py" in x)
+    assert "MISMATCH" in line and " WA " in line
 
 
 def test_cli_json() -> None:
@@ -95,3 +98,10 @@ def test_cli_table() -> None:
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "secret/n777" in p.stdout and p.stdout.rstrip().endswith("verdict: AC (5/5)")
+
+
+def test_cli_directory_submission() -> None:
+    sub = PROBLEMS / "modsum" / "submissions" / "accepted" / "multi"
+    cmd = [sys.executable, "-m", "service.cli", "judge", str(PROBLEMS / "modsum"), str(sub)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr

@@ -71,6 +71,15 @@ VISIBILITY_TIMEOUT_S = setting(
     minimum=1,
 )
 
+# A package's own limits.memory is used as it is, up to this: above the API's per-request
+# maximum (Judge0's 512000 KB), since contest packages commonly ask for 1 or 2 GiB.
+PACKAGE_MAX_MEMORY_MIB = setting(
+    "STOCKADE_PACKAGE_MAX_MEMORY_MIB",
+    2048,
+    "the most memory (MiB) a problem package may ask for; a package asking for more is refused",
+    minimum=4,
+)
+
 
 @dataclass(frozen=True)
 class WorkerSettings:

@@ -1,0 +1,1 @@
+long long add_all(int n);

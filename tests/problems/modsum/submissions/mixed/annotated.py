@@ -1,0 +1,3 @@
+# @EXPECTED_RESULTS@: WRONG-ANSWER, TIMELIMIT
+n = int(input())
+print(-1)
