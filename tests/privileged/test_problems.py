@@ -57,6 +57,35 @@ def test_modsum_flags_feedback_languages(launcher: Any) -> None:
     assert _row(report, "mixed/annotated.py").expected == ("TLE", "WA")
 
 
+def test_guess2023_interactive_by_type_with_derived_limit(launcher: Any) -> None:
+    """2023-07: `type: interactive`, output_validator/ of two Python files, no stated time
+    limit (slowest accepted time x ac_to_time_limit, not rounded), the validator's WA winning
+    over the program's later time-out, judgemessage.txt as the message."""
+    report = _report(launcher, "guess2023")
+    assert report.version == "2023-07" and report.time_source == "derived"
+    slowest = max(r.result.time for r in report.rows if r.submission.startswith("submissions/acc"))
+    assert report.time_limit_s == max(0.2, round(slowest * 3.0, 3))
+    spin = _row(report, "wrong_answer/out_of_range_then_spin.py").result
+    assert spin.verdict.value == "WA" and spin.message.endswith("0 is out of range")
+    assert _row(report, "time_limit_exceeded/silent.py").result.verdict.value == "TLE"
+
+
+def test_division_scoring_groups_and_float_flags(launcher: Any) -> None:
+    """2023-07 scoring: groups scored by min and summed, samples scoring nothing; the default
+    validator's float_absolute_tolerance from testdata.yaml; Inf, -INF, NaN read in any case;
+    a memory kill accepted as a run-time error and reported as MLE."""
+    report = _report(launcher, "division")
+    for sub in ("div.py", "div.c"):
+        result = _row(report, f"accepted/{sub}").result
+        assert (result.score, result.max_score) == (100.0, 100.0), sub
+    partial = _row(report, "wrong_answer/partial.py").result
+    assert partial.verdict.value == "WA" and partial.score == 30.0
+    assert len(partial.cases) == 6  # on_reject: continue in secret/
+    assert _row(report, "run_time_error/zero.py").result.score == 30.0
+    hog = _row(report, "run_time_error/hog.c")
+    assert hog.result.verdict.value in ("MLE", "RE") and hog.ok
+
+
 def test_verify_cli_exit_status(tmp_path: Path) -> None:
     """0 when every submission gets its folder's verdict, 1 on a mismatch, with the table."""
     pkg = tmp_path / "hypot"

@@ -202,9 +202,18 @@ def _main_file(lang: Language, files: dict[str, bytes]) -> str:
     units = sorted(n for n in files if n.endswith(ext)) or sorted(files)
     if len(units) == 1:
         return units[0]
+
+    # The entry point: the one file that no other imports, else one that says __main__, else
+    # one with a conventional name.
+    def imported(name: str) -> bool:
+        stem = re.escape(Path(name).stem.encode())
+        pattern = re.compile(rb"^\s*(import|from)\s+" + stem + rb"\b", re.M)
+        return any(pattern.search(files[other]) for other in units if other != name)
+
+    roots = [n for n in units if not imported(n)]
     marked = [n for n in units if b"__main__" in files[n]]
     named = [n for n in units if Path(n).stem in ("main", "Main", "validate", "run")]
-    return (marked or named or units)[0]
+    return (roots if len(roots) == 1 else marked or named or units)[0]
 
 
 def _swap(argv: tuple[str, ...], word: str, new: list[str]) -> tuple[str, ...]:
