@@ -332,7 +332,10 @@ class Judge:
             return _case(name, Verdict.IE, p, f"box failed: {p.message}; {i.message}")
         interactor_first = finished["interactor"] < finished["program"]
         broken_pipe = p.status.value == "SG" and p.signal == signal.SIGPIPE
-        if verdict is Verdict.TLE or (
+        # An interactor that rejected before the program ran out of time wins (WA), as in
+        # problemtools and DOMjudge; a time-out before the interactor ended stays TLE.
+        rejected_first = interactor_first and not outcome.accepted and not outcome.failed
+        if (verdict is Verdict.TLE and not rejected_first) or (
             verdict is not Verdict.AC and not broken_pipe and not interactor_first
         ):
             return _case(name, verdict, p, message)
