@@ -263,7 +263,8 @@ def report_text(report: Report) -> str:
     lines.append(checked + (": all valid" if not report.input_failures else ":"))
     lines.extend(f"  {f}" for f in report.input_failures)
     bad = sum(not r.ok for r in report.rows)
-    lines.append("verify: OK" if report.ok else f"verify: {bad} mismatches")
+    invalid = len(report.input_failures)
+    lines.append("verify: OK" if report.ok else f"verify: {bad} mismatches, {invalid} invalid")
     return "\n".join(lines)
 
 

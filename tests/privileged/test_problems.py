@@ -86,6 +86,21 @@ def test_division_scoring_groups_and_float_flags(launcher: Any) -> None:
     assert hog.result.verdict.value in ("MLE", "RE") and hog.ok
 
 
+def test_input_validators_with_build_and_run_scripts(launcher: Any, tmp_path: Path) -> None:
+    """division/input_validators/bounds has the format's build and run scripts; an input it
+    rejects fails the verification."""
+    assert _report(launcher, "division").inputs_checked == 6
+    pkg = tmp_path / "division"
+    shutil.copytree(PROBLEMS / "division", pkg)
+    for folder in (pkg / "submissions").iterdir():
+        if folder.name != "accepted":
+            shutil.rmtree(folder)
+    (pkg / "data" / "secret" / "g1" / "z.in").write_text("5000 1\n")
+    (pkg / "data" / "secret" / "g1" / "z.ans").write_text("5000\n")
+    report = verify(launcher, load_languages(), pkg, 2048)
+    assert not report.ok and report.input_failures == ["bounds: secret/g1/z: exit 43"]
+
+
 def test_verify_cli_exit_status(tmp_path: Path) -> None:
     """0 when every submission gets its folder's verdict, 1 on a mismatch, with the table."""
     pkg = tmp_path / "hypot"
