@@ -185,3 +185,14 @@ def test_feedback_and_expected_results(tmp_path: Path) -> None:
     sub.write_text("print(1)\n")
     assert expected_verdicts(sub, "run_time_error") == {Verdict.RE, Verdict.MLE}
     assert expected_verdicts(sub, "misc") is None
+
+
+def test_input_validator_args_by_name_and_other_keys_left_alone(tmp_path: Path) -> None:
+    text = "input_validator_args:\n  bounds: [--max, '9']\nfull_feedback: true\n"
+    for name, content in {"testdata.yaml": text, "secret/1.in": "1", "secret/1.ans": "1"}.items():
+        path = tmp_path / "data" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    case = read_tests(tmp_path / "data").cases()[0]
+    assert case.testdata.input_flags("bounds") == ("--max", "9")
+    assert case.testdata.input_flags("other") == ()

@@ -160,7 +160,7 @@ def check_inputs(pj: PackageJudge, package: Package) -> tuple[list[str], int]:
             failures.append(f"{path.name}: does not build: {e.output[:200]}")
             continue
         for case in package.cases:
-            flags = case.testdata.input_validator_flags
+            flags = case.testdata.input_flags(path.stem)
             r = pj.launcher.run(program.box_spec(flags, (), read_bytes(case.input)))
             checked += 1
             if r.exit_code != 42:
