@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 
 from sandbox.result import BoxResult, Status
+from sandbox.spec import MIB
 from worker.jobs.languages import load_languages
 from worker.jobs.model import Verdict
 from worker.problems.format import ProblemError, read_meta, read_tests
 from worker.problems.limits import read_limits
-from worker.problems.programs import Sources, choose_language, plan
-from worker.problems.run import interactive_outcome
+from worker.problems.package import load_package
+from worker.problems.programs import Builder, Sources, choose_language, plan
+from worker.problems.run import Limits, PackageJudge, interactive_outcome
 from worker.problems.validate import default_validate, parse_flags, read_feedback
 from worker.problems.verify import expected_verdicts
 
@@ -196,3 +198,48 @@ def test_input_validator_args_by_name_and_other_keys_left_alone(tmp_path: Path) 
     case = read_tests(tmp_path / "data").cases()[0]
     assert case.testdata.input_flags("bounds") == ("--max", "9")
     assert case.testdata.input_flags("other") == ()
+
+
+class _FakeLauncher:
+    """Records every box; compile boxes hand back their files, the rest accept."""
+
+    def __init__(self) -> None:
+        self.specs: list[Any] = []
+
+    def run(self, spec: Any, stdio: Any = None) -> BoxResult:
+        self.specs.append(spec)
+        if spec.collect == ("/box/",):
+            files = {f"/box/{f.path}": f.content for f in spec.files}
+            return BoxResult(Status.OK, 0, None, 0.1, 0.1, 0, b"", b"", "", files=files)
+        if "judge/input" in spec.argv:
+            return BoxResult(Status.RE, 42, None, 0.1, 0.1, 0, b"", b"", "")
+        return BoxResult(Status.OK, 0, None, 0.1, 0.1, 0, b"1\n", b"", "")
+
+
+def test_compile_validation_and_run_limits_reach_their_boxes(
+    languages: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "problem.yaml").write_text(
+        "validation: custom\nlimits:\n  memory: 600\n  compilation_time: 7\n"
+        "  validation_time: 9\n  validation_memory: 300\n"
+    )
+    (tmp_path / "output_validators").mkdir()
+    (tmp_path / "output_validators" / "v.py").write_text("import sys; sys.exit(42)\n")
+    (tmp_path / "data" / "secret").mkdir(parents=True)
+    (tmp_path / "data" / "secret" / "1.in").write_text("1\n")
+    (tmp_path / "data" / "secret" / "1.ans").write_text("1\n")
+    package = load_package(tmp_path, 2048)
+    fake = _FakeLauncher()
+    lim = package.limits
+    builder = Builder(fake, languages, "host", lim.compile_time_s, lim.compile_memory_mib)
+    pj = PackageJudge(fake, package, builder, languages)
+    py = next(lang for lang in languages.values() if lang.key == "python3")
+    result = pj.judge(Sources((("a.py", b"print(1)\n"),), py), Limits(1.0, 2.0))
+    assert result.verdict is Verdict.AC, result.message
+    compiles = [s for s in fake.specs if s.collect == ("/box/",)]
+    assert len(compiles) == 2 and all(s.limits.cpu_time_s == 7.0 for s in compiles)
+    program = next(s for s in fake.specs if s.argv[-1] == "a.py" and not s.collect)
+    assert program.limits.memory_bytes == 600 * MIB and program.limits.cpu_time_s == 2.0
+    validator = next(s for s in fake.specs if "judge/input" in s.argv)
+    assert validator.limits.memory_bytes == 300 * MIB and validator.limits.cpu_time_s == 9.0
+    assert validator.collect == ("/box/judge/feedback/",)
