@@ -231,6 +231,7 @@ def report_dict(report: Report) -> dict[str, Any]:
                 "note": r.note,
                 "time": r.result.time,
                 "score": r.result.score,
+                "max_score": r.result.max_score,
                 "message": r.result.message,
                 "cases": [
                     {"name": c.name, "verdict": c.verdict.value, "time": c.time, "score": c.points}

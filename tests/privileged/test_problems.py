@@ -86,6 +86,24 @@ def test_division_scoring_groups_and_float_flags(launcher: Any) -> None:
     assert hog.result.verdict.value in ("MLE", "RE") and hog.ok
 
 
+def test_closest_scores_from_the_validators_score_file(launcher: Any) -> None:
+    """Legacy scoring (type: scoring, validation: custom score): each case's score.txt,
+    summed by grader_flags within the group's range; judgemessage.txt as the message."""
+    report = _report(launcher, "closest")
+    assert (report.time_limit_s, report.time_source) == (0.5, ".timelimit")
+    exact, near = (_row(report, f"accepted/{s}").result for s in ("exact.py", "near.c"))
+    assert (exact.score, near.score, near.max_score) == (20.0, 18.0, 20.0)
+    assert _row(report, "wrong_answer/far.py").result.message.endswith("100 off")
+
+
+def test_cli_judge_prints_the_score() -> None:
+    sub = PROBLEMS / "closest" / "submissions" / "accepted" / "near.c"
+    cmd = [sys.executable, "-m", "service.cli", "judge", str(PROBLEMS / "closest"), str(sub)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.rstrip().endswith("verdict: AC (18/20)")
+
+
 def test_input_validators_with_build_and_run_scripts(launcher: Any, tmp_path: Path) -> None:
     """division/input_validators/bounds has the format's build and run scripts; an input it
     rejects fails the verification."""

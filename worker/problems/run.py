@@ -3,6 +3,7 @@ protocol (or the interactive one), per-group verdicts and scores as testdata.yam
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -158,7 +159,9 @@ class _Run:
             if verdict is not Verdict.AC and td.on_reject == "break":
                 complete = False
                 break
-        return _verdict(td, verdicts), _aggregate(td, group, scores), complete
+        low, high = td.score_range  # the range of the group's score (testdata.yaml)
+        score = min(max(_aggregate(td, group, scores), low), high)
+        return _verdict(td, verdicts), score, complete
 
     def case(self, case: Case) -> tuple[Verdict, float]:
         inp, ans = read_bytes(case.input), read_bytes(case.answer)
@@ -172,8 +175,6 @@ class _Run:
             score = td.accept_score if out.score is None else out.score
         if case.name.startswith("sample/"):
             score = 0.0
-        low, high = td.score_range
-        score = min(max(score, low), high)
         self.results.append(_case(case.name, out, r, score))
         return out.verdict, score
 
@@ -304,13 +305,17 @@ def _aggregate(td: TestData, group: Group, scores: list[float]) -> float:
 
 
 def _max_score(group: Group) -> float:
-    scores = [
-        _max_score(i)
-        if isinstance(i, Group)
-        else (0.0 if i.name.startswith("sample/") else i.testdata.accept_score)
-        for i in group.items
-    ]
+    """The best score: the group's range where it has an upper end, else its cases' accept
+    scores aggregated (a validator's score.txt may go beyond them; the range says how far)."""
+    high = group.testdata.score_range[1]
+    if high != math.inf:
+        return high
+    scores = [_max_score(i) if isinstance(i, Group) else _case_max(i) for i in group.items]
     return _aggregate(group.testdata, group, scores)
+
+
+def _case_max(case: Case) -> float:
+    return 0.0 if case.name.startswith("sample/") else case.testdata.accept_score
 
 
 def _args(flags: tuple[str, ...]) -> tuple[str, ...]:
