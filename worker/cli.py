@@ -56,6 +56,12 @@ def run_judge(args: argparse.Namespace) -> int:
             if sources.note:
                 print(f"stockade judge: {sources.note}", file=sys.stderr)
             tl = derive_time_limit(pj)
+            if pj.package.limits.time_limit_s is None:
+                # The package states none: say where the limit came from.
+                print(
+                    f"stockade judge: time limit {tl:g} s, derived from submissions/accepted/",
+                    file=sys.stderr,
+                )
             limits = Limits(tl, pj.package.limits.tle_threshold(tl))
             result = pj.judge(sources, limits)
     except (OSError, ProblemError, LanguageError, SandboxError) as e:
