@@ -3,6 +3,7 @@ the default validator, the extension table, Java class names, the interactive ru
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -243,3 +244,20 @@ def test_compile_validation_and_run_limits_reach_their_boxes(
     validator = next(s for s in fake.specs if "judge/input" in s.argv)
     assert validator.limits.memory_bytes == 300 * MIB and validator.limits.cpu_time_s == 9.0
     assert validator.collect == ("/box/judge/feedback/",)
+
+
+def test_kotlin_class_from_the_file(languages: Any) -> None:
+    """No Kotlin language file ships, but one that names Main.kt and MainKt is adapted as
+    Java's is: different.kt runs DifferentKt, in its package."""
+    java = next(lang for lang in languages.values() if lang.key == "java")
+    kotlin = replace(
+        java,
+        key="kotlin",
+        source_file="Main.kt",
+        compile=("kotlinc", "-d", ".", "Main.kt"),
+        run=("kotlin", "MainKt"),
+    )
+    src = b"package x.y\n\nfun main() {\n    println(1)\n}\n"
+    variant, main, _ = plan(Sources((("different.kt", src), ("util.kt", b"fun f() = 1")), kotlin))
+    assert variant.compile == ("kotlinc", "-d", ".", "different.kt", "util.kt")
+    assert variant.run == ("kotlin", "x.y.DifferentKt") and main == src

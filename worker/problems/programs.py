@@ -67,6 +67,7 @@ SYNTAX_CHECKS = {
 }
 _MULTI_SOURCE = {"c": (".c",), "cpp": (".cc", ".cpp", ".cxx", ".c++", ".C")}
 _JAVA_PACKAGE = re.compile(rb"^\s*package\s+([A-Za-z_][\w.]*)\s*;", re.M)
+_KOTLIN_PACKAGE = re.compile(rb"^\s*package\s+([A-Za-z_][\w.]*)", re.M)
 _JAVA_MAIN = re.compile(rb"static\s+(public\s+)?void\s+main\s*\(")
 _SCRIPT_NOTE = ".stockade-package-scripts"
 MAX_FILES = 64
@@ -149,6 +150,8 @@ def plan(sources: Sources) -> tuple[Language, bytes, dict[str, bytes]]:
     files = dict(sources.files)
     if lang.key == "java":
         return _java(lang, files)
+    if lang.key == "kotlin":
+        return _kotlin(lang, files)
     if lang.key in _MULTI_SOURCE:
         units = sorted(n for n in files if n.endswith(_MULTI_SOURCE[lang.key]))
         if not units:
@@ -194,6 +197,26 @@ def _java(lang: Language, files: dict[str, bytes]) -> tuple[Language, bytes, dic
         cls = f"{pkg.group(1).decode()}.{cls}"
     compile_argv = _swap(lang.compile, lang.source_file, ["-d", ".", *units])
     run = _swap(lang.run, Path(lang.source_file).stem, [cls])
+    return _variant(lang, main, compile_argv, run), files.pop(main), files
+
+
+def _kotlin(lang: Language, files: dict[str, bytes]) -> tuple[Language, bytes, dict[str, bytes]]:
+    """Kotlin's top-level main lives in the class named from its file: different.kt gives
+    DifferentKt (with its package). The language file's own words (Main.kt, MainKt) are
+    swapped for these, as Java's are."""
+    units = sorted(n for n in files if n.endswith(".kt"))
+    mains = [n for n in units if re.search(rb"\bfun\s+main\s*\(", files[n])] or units
+    if not mains:
+        raise ProblemError(f"no .kt source among {sorted(files)}")
+    main = mains[0]
+    stem = Path(main).stem
+    cls = stem[:1].upper() + stem[1:] + "Kt"
+    pkg = _KOTLIN_PACKAGE.search(files[main])
+    if pkg:
+        cls = f"{pkg.group(1).decode()}.{cls}"
+    default = Path(lang.source_file).stem + "Kt"
+    compile_argv = _swap(lang.compile, lang.source_file, units)
+    run = _swap(lang.run, default, [cls])
     return _variant(lang, main, compile_argv, run), files.pop(main), files
 
 
