@@ -12,14 +12,14 @@ import pytest
 from sandbox.result import BoxResult, Status
 from sandbox.spec import MIB
 from worker.jobs.languages import load_languages
-from worker.jobs.model import Verdict
+from worker.jobs.model import CaseResult, JudgeResult, Verdict
 from worker.problems.format import ProblemError, read_meta, read_tests
 from worker.problems.limits import read_limits
 from worker.problems.package import load_package
 from worker.problems.programs import Builder, Sources, choose_language, plan
-from worker.problems.run import Limits, PackageJudge, interactive_outcome
+from worker.problems.run import Limits, PackageJudge, interactive_outcome, program_verdict
 from worker.problems.validate import default_validate, parse_flags, read_feedback
-from worker.problems.verify import expected_verdicts
+from worker.problems.verify import _row, expected_verdicts
 
 
 @pytest.fixture(scope="module")
@@ -261,3 +261,16 @@ def test_kotlin_class_from_the_file(languages: Any) -> None:
     variant, main, _ = plan(Sources((("different.kt", src), ("util.kt", b"fun f() = 1")), kotlin))
     assert variant.compile == ("kotlinc", "-d", ".", "different.kt", "util.kt")
     assert variant.run == ("kotlin", "x.y.DifferentKt") and main == src
+
+
+def test_a_time_limit_exceeded_submission_must_be_safely_too_slow(tmp_path: Path) -> None:
+    """Over the limit but under the limit times the margin: the folder's TLE is not met."""
+    tle = frozenset({Verdict.TLE})
+    limits = Limits(1.0, 2.0)
+    _, slow = program_verdict(_box(Status.OK, 0, 1.5), 1.0)
+    _, killed = program_verdict(_box(Status.TO, None, 2.0), 1.0)
+    for message, ok in ((slow, False), (killed, True)):
+        case = CaseResult("secret/1", Verdict.TLE, 1.5, 0, message=message)
+        result = JudgeResult(Verdict.TLE, 0.0, 1.0, (case,))
+        row = _row(tmp_path, tmp_path / "s.py", "time_limit_exceeded", tle, result, "", limits)
+        assert row.ok is ok, message
