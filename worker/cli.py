@@ -196,8 +196,13 @@ def add_problem_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def run_problem(args: argparse.Namespace) -> int:
+    live = sys.stderr.isatty()
+
     def progress(done: int, total: int, name: str) -> None:
-        print(f"\r\033[K[{done}/{total}] {name}", end="", file=sys.stderr, flush=True)
+        # One line rewritten in place on a terminal; a line per step in a log.
+        line = f"[{done}/{total}] {name}"
+        print(f"\r\033[K{line}" if live else line, end="" if live else "\n", file=sys.stderr)
+        sys.stderr.flush()
 
     try:
         languages = load_languages()
@@ -214,7 +219,8 @@ def run_problem(args: argparse.Namespace) -> int:
     except (OSError, ProblemError, LanguageError, SandboxError) as e:
         print(f"\nstockade problem verify: {e}", file=sys.stderr)
         return PROBLEM_BROKEN
-    print(file=sys.stderr)
+    if live:
+        print(file=sys.stderr)
     print(json.dumps(report_dict(report)) if args.json else report_text(report))
     return PROBLEM_OK if report.ok else PROBLEM_MISMATCH
 
