@@ -274,3 +274,12 @@ def test_a_time_limit_exceeded_submission_must_be_safely_too_slow(tmp_path: Path
         result = JudgeResult(Verdict.TLE, 0.0, 1.0, (case,))
         row = _row(tmp_path, tmp_path / "s.py", "time_limit_exceeded", tle, result, "", limits)
         assert row.ok is ok, message
+
+
+def test_a_malformed_testdata_yaml_is_named(tmp_path: Path) -> None:
+    for name, text in {"secret/testdata.yaml": "range: 1\n", "secret/1.in": "1"}.items():
+        path = tmp_path / "data" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    with pytest.raises(ProblemError, match=r"secret/testdata.yaml: ValueError"):
+        read_tests(tmp_path / "data")

@@ -279,10 +279,18 @@ yaml_texts = (
         st.sampled_from(["name", "limits", "validation", "validator_flags"]), json_values
     ).map(json.dumps)
 )
+testdata_texts = st.sampled_from(
+    [b"range: a b\n", b"range: 1\n", b"accept_score: [1]\n", b"on_reject: maybe\n",
+     b"grader_flags: {x: 1}\n", b"input_validator_args: {a: {b: 1}}\n", b"grading: min\n",
+     b"output_validator_args: [float_tolerance, 1e-6]\n", b"- 1\n", b"{\n"]
+)  # fmt: skip
 data_files = st.dictionaries(
     st.sampled_from(["sample/1.in", "sample/1.ans", "secret/a.in", "secret/a.ans", "secret/b.in",
                      "secret/g/c.in", "secret/g/c.ans", "sample", "secret/x.ans"]),
     st.binary(max_size=20),
+) | st.fixed_dictionaries(
+    {"secret/a.in": st.just(b"1"), "secret/a.ans": st.just(b"1")},
+    optional={"testdata.yaml": testdata_texts, "secret/testdata.yaml": testdata_texts},
 )  # fmt: skip
 package_trees = st.fixed_dictionaries(
     {"data": data_files},

@@ -175,6 +175,15 @@ def _testdata(folder: Path, parent: TestData) -> TestData:
     if not path.is_file():
         return parent
     data = read_yaml(path)
+    try:
+        return _merge(data, parent, path)
+    except (ValueError, TypeError) as e:
+        if isinstance(e, ProblemError):
+            raise
+        raise ProblemError(f"{path}: {type(e).__name__}: {e}") from None
+
+
+def _merge(data: dict[str, Any], parent: TestData, path: Path) -> TestData:
     # Keys of neither version's judging (full_feedback, static_validation, ...) are left
     # alone: a package written for another system still judges here.
     out = parent
