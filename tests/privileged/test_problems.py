@@ -68,6 +68,7 @@ def test_guess2023_interactive_by_type_with_derived_limit(launcher: Any) -> None
     spin = _row(report, "wrong_answer/out_of_range_then_spin.py").result
     assert spin.verdict.value == "WA" and spin.message.endswith("0 is out of range")
     assert _row(report, "time_limit_exceeded/silent.py").result.verdict.value == "TLE"
+    assert report.inputs_checked == 4  # input_validators/range: Range.java
 
 
 def test_division_scoring_groups_and_float_flags(launcher: Any) -> None:
