@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sandbox.spec import BoxSpec
@@ -18,6 +19,10 @@ class Stdio:
     stdin_fd: int = -1
     stdout_fd: int = -1
     owned: bool = False
+    # Called with (1 or 2, bytes) for each piece of captured output as it arrives, already
+    # within the output cap (the container and gVisor tiers; a microVM's comes at the end).
+    # It runs on the watcher's thread: it must not block (hand the bytes to a queue).
+    echo: Callable[[int, bytes], None] | None = None
 
 
 def sealed_memfd(data: bytes) -> int:
@@ -39,13 +44,17 @@ class CappedOutput:
     spec: BoxSpec
     out: bytearray
     err: bytearray
+    echo: Callable[[int, bytes], None] | None = None
 
     def _kill(self, why: str) -> None:
         raise NotImplementedError
 
     def _capture(self, buf: bytearray, chunk: bytes) -> None:
         room = self.spec.limits.output_bytes - len(self.out) - len(self.err)
-        buf += chunk[: max(room, 0)]
+        kept = chunk[: max(room, 0)]
+        buf += kept
+        if kept and self.echo is not None:
+            self.echo(1 if buf is self.out else 2, kept)
         if len(chunk) > room:
             self._kill("output")
 

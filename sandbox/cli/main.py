@@ -4,12 +4,16 @@ box's other commands; the worker and the service add theirs (service.cli is `sto
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib.metadata
 import json
 import math
 import os
+import queue
 import signal
 import stat
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
@@ -20,6 +24,7 @@ from sandbox.errors import SandboxError, SpecError
 from sandbox.result import BoxResult, Status
 from sandbox.sizes import parse_size
 from sandbox.spec import TIERS, BoxSpec, FileIn, Limits, validate
+from sandbox.stdio import Stdio
 
 # Exit codes of `stockade run` without --json, for statuses that are not the program's own.
 EXIT_USAGE = 2  # as argparse
@@ -49,6 +54,11 @@ FIELD_FLAGS = {
 
 
 def _size(text: str) -> int:
+    # isolate reads a bare number as KB and nsjail as bytes: a unit is required, not guessed.
+    if text.strip().isdigit():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} needs a unit: {text}B, {text}K, {text}M or {text}G"
+        )
     try:
         return parse_size(text)
     except ValueError as e:
@@ -120,13 +130,16 @@ BOX_COMMANDS = (
 
 def build_parser(groups: Sequence[Commands] = BOX_COMMANDS) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stockade", description=__doc__, allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=f"stockade {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     d = Limits()
     run = sub.add_parser(
         "run",
         help="run one program in a fresh box",
-        description="Run PROGRAM in a fresh box. Without --json its output passes through "
-        "and the exit status mirrors the program's (128+N for signal N).",
+        description="Run PROGRAM in a fresh box. Without --json its output streams through "
+        "as it comes (a microVM's at the end), capped at --output-limit, and the exit status "
+        "mirrors the program's (128+N for signal N). Our stdin becomes the program's when it "
+        "is not a terminal. Sizes take a unit: B, K, M or G (64M).",
         allow_abbrev=False,
     )
     run.set_defaults(run_parser=run)
@@ -144,9 +157,30 @@ def build_parser(groups: Sequence[Commands] = BOX_COMMANDS) -> argparse.Argument
     run.add_argument("--scratch", type=_size, default=d.scratch_bytes, help="writable tmpfs (64M)")
     run.add_argument("--stack", type=_size, default=None, help="stack size (default: --mem)")
     run.add_argument("--net", action="store_true", help="grant outbound networking (NAT only)")
-    run.add_argument("--file", type=_file, action="append", default=[], metavar="HOST:BOX")
-    run.add_argument("--env", type=_env, action="append", default=[], metavar="KEY=VALUE")
-    run.add_argument("--stdin", type=_stdin, default=b"", metavar="FILE", help="'-': our stdin")
+    run.add_argument(
+        "--file",
+        type=_file,
+        action="append",
+        default=[],
+        metavar="HOST:BOX",
+        help="copy a host file into the box (read now, never bound); repeatable",
+    )
+    run.add_argument(
+        "--env",
+        type=_env,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a variable in the program's environment (it starts empty); repeatable",
+    )
+    run.add_argument(
+        "--stdin",
+        type=_stdin,
+        default=None,
+        metavar="FILE",
+        help="the program's stdin from FILE ('-': ours); default: ours when it is not a "
+        "terminal, else empty",
+    )
     run.add_argument("--rootfs", default="host", help="host, or an image name")
     run.add_argument("--profile", default="run", help="seccomp profile name (run, compile)")
     run.add_argument(
@@ -169,7 +203,7 @@ def spec_from_args(args: argparse.Namespace) -> BoxSpec:
     return BoxSpec(
         argv=tuple(program),
         files=tuple(args.file),
-        stdin=args.stdin,
+        stdin=args.stdin or b"",
         env=tuple(args.env),
         limits=Limits(
             cpu_time_s=args.time,
@@ -221,18 +255,55 @@ def _says_why(result: BoxResult) -> bool:
     return result.status not in (Status.OK, Status.RE) or result.exit_code == EXIT_NOT_FOUND
 
 
-def print_result(result: BoxResult, as_json: bool) -> int:
+def print_result(result: BoxResult, as_json: bool, streamed: bool = False) -> int:
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict()) + "\n")
         sys.stdout.flush()
         return EXIT_SANDBOX if result.status is Status.XX else 0
-    sys.stdout.buffer.write(result.stdout)
-    sys.stdout.flush()
-    sys.stderr.buffer.write(result.stderr)
+    if not streamed:
+        sys.stdout.buffer.write(result.stdout)
+        sys.stdout.flush()
+        sys.stderr.buffer.write(result.stderr)
     if _says_why(result):
         sys.stderr.write(f"stockade: {result.status}: {result.message}\n")
     sys.stderr.flush()
     return exit_code_for(result)
+
+
+class Echo:
+    """The program's output written out as it comes, by a thread of its own: the box's
+    watcher only queues it, so a reader that stops reading cannot stall the box's limits."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[int, bytes] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._write, name="echo", daemon=True)
+        self._thread.start()
+
+    def put(self, stream: int, data: bytes) -> None:
+        self._queue.put((stream, data))
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _write(self) -> None:
+        gone = False  # the reader went away (| head): the rest is dropped, the box goes on
+        while (item := self._queue.get()) is not None:
+            if gone:
+                continue
+            out = sys.stdout if item[0] == 1 else sys.stderr
+            try:
+                out.buffer.write(item[1])
+                out.flush()
+            except BrokenPipeError:
+                gone = True
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("stockade")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
 
 
 def _interrupted(signum: int, frame: FrameType | None) -> None:
@@ -248,13 +319,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Checked before any box machinery starts: a usage error costs no zygote.
     if problems := validate(spec):
         parser.error(usage_message(problems))
+    if args.stdin is None and not sys.stdin.isatty():
+        spec = dataclasses.replace(spec, stdin=sys.stdin.buffer.read())
     from sandbox.launcher import Launcher  # the box's own imports only when a box runs
 
     signal.signal(signal.SIGTERM, _interrupted)
+    echo = None if args.json or spec.tier == "microvm" else Echo()
     try:
         with Launcher() as launcher:
-            result = launcher.run(spec)
-            return print_result(result, args.json)
+            try:
+                result = launcher.run(spec, Stdio(echo=echo.put if echo else None))
+            finally:
+                if echo is not None:
+                    echo.close()
+            return print_result(result, args.json, streamed=echo is not None)
     except SpecError as e:
         parser.error(usage_message(e.problems))
     except (SandboxError, OSError) as e:

@@ -140,11 +140,45 @@ def test_stdin_file_feeds_stdin(tmp_path: Path) -> None:
     assert p.stdout.split()[0].decode() == hashlib.sha256(blob).hexdigest()
 
 
-def test_stdin_dash_is_our_stdin_and_stdin_is_otherwise_empty() -> None:
+def test_our_stdin_passes_through_when_it_is_not_a_terminal() -> None:
+    """As `docker run -i` or a plain pipe: isolate and nsjail pass their stdin on too."""
     p = stockade("--stdin", "-", "--", "/usr/bin/wc", "-c", stdin=b"12345")
     assert p.stdout.strip() == b"5", p.stderr
-    p = stockade("--", "/usr/bin/wc", "-c", stdin=b"not passed without --stdin")
+    p = stockade("--", "/usr/bin/wc", "-c", stdin=b"passed without --stdin")
+    assert p.stdout.strip() == b"22", p.stderr
+    p = stockade("--stdin", "/dev/null", "--", "/usr/bin/wc", "-c", stdin=b"not this")
     assert p.stdout.strip() == b"0", p.stderr
+
+
+def test_output_streams_as_the_program_writes_it() -> None:
+    """Without --json, a line is ours as soon as the program writes it, not at its exit."""
+    code = "import time; print('first', flush=True); time.sleep(1.5); print('second')"
+    proc = subprocess.Popen(
+        [STOCKADE, "run", "--", PYTHON, "-c", code],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        first = proc.stdout.readline()
+        seen_first = time.monotonic()
+        second = proc.stdout.readline()
+        gap = time.monotonic() - seen_first
+    finally:
+        proc.wait(timeout=30)
+    assert (first, second, proc.returncode) == (b"first\n", b"second\n", 0)
+    assert gap >= 1.0, f"the first line came only {gap:.2f} s before the second"
+
+
+def test_a_size_without_a_unit_is_refused() -> None:
+    """isolate reads --fsize 1024 as KB, nsjail as bytes: Stockade asks which."""
+    p = stockade("--fsize", "1024", "--", "/bin/true")
+    assert p.returncode == 2 and b"'1024' needs a unit" in p.stderr, p.stderr
+
+
+def test_version() -> None:
+    p = subprocess.run([STOCKADE, "--version"], capture_output=True, timeout=30, check=False)
+    assert p.returncode == 0 and p.stdout.startswith(b"stockade "), p
 
 
 def test_program_options_are_not_ours() -> None:

@@ -203,3 +203,17 @@ def test_json_output_is_one_object(capsys: pytest.CaptureFixture[str]) -> None:
 def test_json_output_of_a_sandbox_failure_exits_125(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.print_result(result(Status.XX), as_json=True) == 125
     assert json.loads(capsys.readouterr().out)["status"] == "XX"
+
+
+def test_every_run_option_has_help_text() -> None:
+    run = cli.build_parser()._subparsers._group_actions[0].choices["run"]
+    missing = [a.option_strings or a.dest for a in run._actions if not a.help]
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("flag", ["--mem", "--output-limit", "--fsize", "--scratch", "--stack"])
+def test_a_size_needs_a_unit(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        cli.build_parser().parse_args(["run", flag, "1024", "--", "/bin/true"])
+    assert e.value.code == 2
+    assert f"argument {flag}: '1024' needs a unit" in capsys.readouterr().err

@@ -204,6 +204,7 @@ class ContainerBackend:
         if spec.network:
             self._attach_network(box, warm.slot, warm.init.pid, sync_w)
         watch = Watch(spec, cg, warm.init.pidfd, started, out_r, err_r, res_r)
+        watch.echo = stdio.echo
         watch.loop()
         box.finished = True
         return self._result(spec, cg, watch, _read_report(rep_r), started)

@@ -215,6 +215,7 @@ class GvisorBackend:
         box.fds.append(pidfd)
         pid_file = os.path.join(box.box_dir, "pid")
         watch = RunscWatch(spec, box.cgroup, pidfd, pid_file, out_r, err_r, started)
+        watch.echo = stdio.echo
         watch.loop()
         code = box.proc.wait()
         return self._result(spec, box, watch, code, inputs.scratch_dir, started)
