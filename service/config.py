@@ -71,6 +71,11 @@ TRUSTED_PROXIES = setting(
     "proxies in front of the API whose X-Forwarded-For/-Host/-Proto are believed; 0: none",
     minimum=0,
 )
+ALLOWED_HOSTS = setting(
+    "STOCKADE_ALLOWED_HOSTS",
+    (),
+    "with auth off, Host names served besides localhost, 127.0.0.1 and ::1 (DNS rebinding)",
+)
 ENABLE_SUBMISSION_DELETE = setting(
     "STOCKADE_ENABLE_SUBMISSION_DELETE",
     False,
@@ -120,6 +125,7 @@ class Config:
     rate_limit_per_minute: int = RATE_LIMIT_PER_MINUTE.as_int({})
     auth_failures_per_minute: int = AUTH_FAILURES_PER_MINUTE.as_int({})
     trusted_proxies: int = TRUSTED_PROXIES.as_int({})
+    allowed_hosts: tuple[str, ...] = ALLOWED_HOSTS.as_words({})
     enable_submission_delete: bool = ENABLE_SUBMISSION_DELETE.as_bool({})
     owner_only_reads: bool = OWNER_ONLY_READS.as_bool({})
     max_queued_per_client: int = MAX_QUEUED_PER_CLIENT.as_int({})
@@ -175,6 +181,7 @@ SETTINGS = {
     "rate_limit_per_minute": RATE_LIMIT_PER_MINUTE,
     "auth_failures_per_minute": AUTH_FAILURES_PER_MINUTE,
     "trusted_proxies": TRUSTED_PROXIES,
+    "allowed_hosts": ALLOWED_HOSTS,
     "enable_submission_delete": ENABLE_SUBMISSION_DELETE,
     "owner_only_reads": OWNER_ONLY_READS,
     "max_queued_per_client": MAX_QUEUED_PER_CLIENT,

@@ -8,7 +8,7 @@ import time
 
 from flask import Flask, Response, g, request
 
-from service import auth
+from service import auth, crosssite
 from service.auth import Client
 from service.core import Core, core
 from service.errors import ApiError
@@ -120,5 +120,6 @@ def rate_headers(response: Response) -> Response:
 
 
 def install(app: Flask) -> None:
+    app.before_request(crosssite.check_request)
     app.before_request(check_request)
     app.after_request(rate_headers)
