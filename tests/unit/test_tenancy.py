@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from service import create_app
+from service import commands, create_app
 from service.auth import digest
 from service.config import Config
 from tests.unit.redis_server import redis_url
@@ -129,3 +129,29 @@ def test_owner_only_reads_needs_auth_tokens(redis_url: str) -> None:
         make(redis_url, owner_only_reads=True)
     with pytest.raises(ValueError, match="STOCKADE_OWNER_ONLY_READS"):
         Config.from_env({"STOCKADE_OWNER_ONLY_READS": "1"})
+
+
+def test_serve_says_once_that_auth_is_off(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Exec(Exception):
+        pass
+
+    def execv(path: str, argv: list[str]) -> None:
+        raise Exec(argv)
+
+    monkeypatch.setattr(commands.os, "execv", execv)
+    monkeypatch.delenv("STOCKADE_AUTH_TOKENS", raising=False)
+    args = commands.argparse.Namespace(command="serve", host="127.0.0.1", port=2358)
+    with pytest.raises(Exec) as e:
+        commands.run_service(args)
+    assert "127.0.0.1:2358" in e.value.args[0]  # the bind address is still loopback
+    err = capsys.readouterr().err
+    assert err.count("auth is off") == 1 and "STOCKADE_AUTH_TOKENS" in err
+    monkeypatch.setenv("STOCKADE_AUTH_TOKENS", "s3cret")
+    with pytest.raises(Exec):
+        commands.run_service(args)
+    assert "auth is off" not in capsys.readouterr().err
+    parser = commands.argparse.ArgumentParser()
+    commands.add_service_parsers(parser.add_subparsers(dest="command"))
+    assert parser.parse_args(["serve"]).host == "127.0.0.1"
