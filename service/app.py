@@ -9,6 +9,7 @@ import redis
 from flask import Flask, Response, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service import languages, limits
 from service.config import Config
@@ -33,6 +34,11 @@ def create_app(test_config: Config | Mapping[str, Any] | None = None) -> Flask:
     if isinstance(app.json, DefaultJSONProvider):
         app.json.sort_keys = False  # Judge0's field order, not the alphabet
     app.url_map.strict_slashes = False  # Judge0 clients add trailing slashes
+    if config.trusted_proxies:
+        # The last N hops of X-Forwarded-For/-Proto/-Host are the proxies' own word; the
+        # client's address is then the one they saw. With 0, no such header is believed.
+        n = config.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     app.extensions["stockade"] = Core.build(config, languages.load())
 
     from service import judge0, judge0_info, metrics, native, openapi, piston, playground
@@ -75,13 +81,16 @@ def create_app(test_config: Config | Mapping[str, Any] | None = None) -> Flask:
         # Redis up but refusing writes: its disk is full (MISCONF), it is a replica
         # (READONLY), at maxmemory (OOM) or loading its AOF (LOADING). Nothing was stored;
         # the client may retry. Any other reply error is our bug: a 500.
-        if any(tag in str(e) for tag in _REFUSALS):
+        # redis-py turns the OOM and READONLY replies into classes of their own, their code
+        # word dropped from the text.
+        refused = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError)
+        if isinstance(e, refused) or any(tag in str(e) for tag in _REFUSALS):
             return jsonify({"error": f"the store refuses writes for now, try again: {e}"}), 503
         raise e
 
     @app.errorhandler(ApiError)
-    def api_error(e: ApiError) -> tuple[Response, int]:
-        return jsonify(e.body), e.status
+    def api_error(e: ApiError) -> tuple[Response, int, dict[str, str]]:
+        return jsonify(e.body), e.status, e.headers
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> tuple[Response, int]:

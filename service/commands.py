@@ -10,10 +10,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sandbox.settings import setting
+from service.config import AUTH_TOKENS
 from worker.celery_app import make_app
 from worker.jobs.settings import QUEUE_NAME, REDIS_URL
 
@@ -54,8 +55,28 @@ def add_service_parsers(subparsers: argparse._SubParsersAction[Any]) -> None:
             p.add_argument("--workers", type=int, default=2, help="concurrent jobs per worker (2)")
 
 
+def auth_notice(host: str, port: int, env: Mapping[str, str] | None = None) -> str | None:
+    """What `serve` and `up` say once at start-up when the API has no tokens (each gunicorn
+    process builds its own app: saying it there would say it once per process)."""
+    if AUTH_TOKENS.as_words(env):
+        return None
+    return (
+        f"stockade: auth is off (STOCKADE_AUTH_TOKENS is empty): any program that reaches "
+        f"{host}:{port} may submit code and read results by token; only Host names "
+        "localhost, 127.0.0.1 and ::1 (and STOCKADE_ALLOWED_HOSTS) and JSON bodies are "
+        "served. Set STOCKADE_AUTH_TOKENS before serving beyond this machine."
+    )
+
+
+def say_auth_notice(host: str, port: int) -> None:
+    notice = auth_notice(host, port)
+    if notice is not None:
+        print(notice, file=sys.stderr, flush=True)
+
+
 def run_service(args: argparse.Namespace) -> int:
     if args.command == "serve":
+        say_auth_notice(args.host, args.port)
         os.execv(sys.executable, gunicorn_argv(args.host, args.port))
     if args.command == "worker":
         return run_worker(args.workers)
@@ -205,6 +226,7 @@ def run_up(host: str, port: int, workers: int) -> int:
             wait_for_redis(env[REDIS_URL.name], stack)
         me = [sys.executable, "-m", "service.cli"]
         stack.start("worker", [*me, "worker", "--workers", str(workers)], env)
+        say_auth_notice(host, port)
         stack.start("api", gunicorn_argv(host, port), env)
         wait_for_port(host, port, stack)
         print(f"stockade up: serving on http://{host}:{port} (Ctrl-C stops)", file=sys.stderr)

@@ -14,6 +14,7 @@ from worker.jobs.settings import (
     CALLBACK_ALLOW_PRIVATE,
     CALLBACK_SECRET,
     MAX_ATTEMPTS,
+    MAX_RUNS_PER_SUBMISSION,
     MIN_TIER,
     QUEUE_NAME,
     REDIS_PREFIX,
@@ -55,8 +56,47 @@ AUTHZ_TOKENS = setting(
 RATE_LIMIT_PER_MINUTE = setting(
     "STOCKADE_RATE_LIMIT_PER_MINUTE",
     0,
-    "requests a minute per token (or client address); 0: no limit",
+    "requests a minute per verified token (or client address); 0: no limit",
     minimum=0,
+)
+AUTH_FAILURES_PER_MINUTE = setting(
+    "STOCKADE_AUTH_FAILURES_PER_MINUTE",
+    10,
+    "wrong X-Auth-Token or X-Auth-User a minute per client address before 429",
+    minimum=1,
+)
+TRUSTED_PROXIES = setting(
+    "STOCKADE_TRUSTED_PROXIES",
+    0,
+    "proxies in front of the API whose X-Forwarded-For/-Host/-Proto are believed; 0: none",
+    minimum=0,
+)
+ALLOWED_HOSTS = setting(
+    "STOCKADE_ALLOWED_HOSTS",
+    (),
+    "with auth off, Host names served besides localhost, 127.0.0.1 and ::1 (DNS rebinding)",
+)
+ENABLE_SUBMISSION_DELETE = setting(
+    "STOCKADE_ENABLE_SUBMISSION_DELETE",
+    False,
+    "DELETE of a finished submission by an X-Auth-User token (Judge0's default: off)",
+)
+OWNER_ONLY_READS = setting(
+    "STOCKADE_OWNER_ONLY_READS",
+    False,
+    "a submission is read only with the token that made it or an X-Auth-User token",
+)
+MAX_QUEUED_PER_CLIENT = setting(
+    "STOCKADE_MAX_QUEUED_PER_CLIENT",
+    100,
+    "submissions one token (or client address) may have waiting or running; 429 above",
+    minimum=1,
+)
+MAX_QUEUE_SHARE = setting(
+    "STOCKADE_MAX_QUEUE_SHARE",
+    0.5,
+    "the part of STOCKADE_MAX_QUEUE_DEPTH one token (or client address) may fill, up to 1",
+    minimum=0.001,
 )
 WAIT_TIMEOUT_S = setting(
     "STOCKADE_WAIT_TIMEOUT_S", 30.0, "wait=true answers with the token after this", minimum=0
@@ -83,6 +123,14 @@ class Config:
     auth_tokens: tuple[str, ...] = AUTH_TOKENS.as_words({})
     authz_tokens: tuple[str, ...] = AUTHZ_TOKENS.as_words({})
     rate_limit_per_minute: int = RATE_LIMIT_PER_MINUTE.as_int({})
+    auth_failures_per_minute: int = AUTH_FAILURES_PER_MINUTE.as_int({})
+    trusted_proxies: int = TRUSTED_PROXIES.as_int({})
+    allowed_hosts: tuple[str, ...] = ALLOWED_HOSTS.as_words({})
+    enable_submission_delete: bool = ENABLE_SUBMISSION_DELETE.as_bool({})
+    owner_only_reads: bool = OWNER_ONLY_READS.as_bool({})
+    max_queued_per_client: int = MAX_QUEUED_PER_CLIENT.as_int({})
+    max_queue_share: float = MAX_QUEUE_SHARE.as_float({})
+    max_runs: int = MAX_RUNS_PER_SUBMISSION.as_int({})
     max_limits: Mapping[str, float] = field(default_factory=lambda: dict(MAXIMA))
     allow_network: bool = ALLOW_NETWORK.as_bool({})
     callback_allow_private: bool = CALLBACK_ALLOW_PRIVATE.as_bool({})
@@ -98,8 +146,25 @@ class Config:
         values["max_limits"] = {key: s.read(env) for key, s in MAX_LIMITS.items()}
         return cls(**values)
 
+    def __post_init__(self) -> None:
+        if self.max_queue_share > 1:
+            raise ValueError(
+                f"{MAX_QUEUE_SHARE.name}: must be at most 1 (got {self.max_queue_share:g})"
+            )
+        if self.owner_only_reads and not self.auth_tokens:
+            # Without tokens every submission is the same nobody's: the setting would
+            # promise what it cannot hold.
+            raise ValueError(
+                f"{OWNER_ONLY_READS.name}: needs {AUTH_TOKENS.name} (no tokens, no owners)"
+            )
+
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
+
+    def client_queue_cap(self) -> int:
+        """The most one client may have open: its own cap, and its share of the queue's."""
+        share = max(1, int(self.max_queue_depth * self.max_queue_share))
+        return min(self.max_queued_per_client, share)
 
 
 SETTINGS = {
@@ -114,6 +179,14 @@ SETTINGS = {
     "auth_tokens": AUTH_TOKENS,
     "authz_tokens": AUTHZ_TOKENS,
     "rate_limit_per_minute": RATE_LIMIT_PER_MINUTE,
+    "auth_failures_per_minute": AUTH_FAILURES_PER_MINUTE,
+    "trusted_proxies": TRUSTED_PROXIES,
+    "allowed_hosts": ALLOWED_HOSTS,
+    "enable_submission_delete": ENABLE_SUBMISSION_DELETE,
+    "owner_only_reads": OWNER_ONLY_READS,
+    "max_queued_per_client": MAX_QUEUED_PER_CLIENT,
+    "max_queue_share": MAX_QUEUE_SHARE,
+    "max_runs": MAX_RUNS_PER_SUBMISSION,
     "allow_network": ALLOW_NETWORK,
     "callback_allow_private": CALLBACK_ALLOW_PRIVATE,
     "callback_secret": CALLBACK_SECRET,

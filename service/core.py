@@ -10,7 +10,7 @@ from typing import Any
 from flask import current_app
 
 from sandbox.spec import strongest
-from service import submissions
+from service import auth, submissions
 from service.config import Config
 from service.errors import ApiError
 from service.languages import LanguageInfo
@@ -18,10 +18,11 @@ from service.waiter import Waiter
 from worker.jobs import heartbeat
 from worker.jobs.model import Submission
 from worker.jobs.queue import TASK, task_message
-from worker.jobs.store import Record, Store
+from worker.jobs.store import NewSubmission, Record, Refused, Store
 
 _DISABLED_CACHE_S = 5.0
 _WORKERS_CACHE_S = 2.0
+BUDGET_RETRY_S = 5  # Retry-After of a client over its budget: a guess, jobs take seconds
 
 
 @dataclass
@@ -32,11 +33,20 @@ class Core:
     _disabled: tuple[float, set[int]] = field(default=(0.0, set()))
     _workers: tuple[float, list[heartbeat.Beat]] = field(default=(-1e9, []))
     waiter: Waiter | None = None
+    auth_digests: tuple[str, ...] = ()
+    authz_digests: tuple[str, ...] = ()
 
     @classmethod
     def build(cls, config: Config, languages: dict[int, LanguageInfo]) -> Core:
         store = Store(config.redis_url, config.redis_prefix, config.result_ttl_s)
-        return cls(config, store, languages, waiter=Waiter(config.redis_url, config.redis_prefix))
+        return cls(
+            config,
+            store,
+            languages,
+            waiter=Waiter(config.redis_url, config.redis_prefix),
+            auth_digests=auth.digests(config.auth_tokens),
+            authz_digests=auth.digests(config.authz_tokens),
+        )
 
     def disabled(self) -> set[int]:
         """Languages the workers switched off, cached for a few seconds."""
@@ -89,22 +99,55 @@ class Core:
             raise ApiError.field(422, "submissions", f"at most {cap} in a batch, got {len(items)}")
         return items
 
-    def check_queue(self, adding: int = 1) -> None:
-        if self.store.queue_depth() + adding > self.config.max_queue_depth:
-            raise ApiError.message(503, "queue is full")
-
     def submit(
         self, sub: Submission, *, callback_url: str | None = None, meta: dict[str, Any]
     ) -> str:
-        """Stored and queued in one transaction (Celery's broker is the store's Redis): both
-        happen or neither, and a Redis error reaches the client as a 503."""
-        queue = self.config.queue
-        return self.store.create(
-            sub,
-            callback_url=callback_url,
-            meta=meta,
-            enqueue=lambda token: (queue, task_message(TASK, [token], queue)),
-        )
+        return self.submit_many([NewSubmission(sub, callback_url, meta)])[0]
+
+    def submit_many(self, items: list[NewSubmission]) -> list[str]:
+        """Stored and queued in one script (Celery's broker is the store's Redis): all of
+        them or none, within the queue cap (503, as Judge0) and the client's budget (429).
+        A Redis error reaches the client as a 503."""
+        config, client = self.config, auth.current()
+        queue, cap = config.queue, config.client_queue_cap()
+        try:
+            return self.store.create_many(
+                items,
+                enqueue=lambda token: (queue, task_message(TASK, [token], queue)),
+                owner=client.owner,
+                client=client.key,
+                queue_cap=config.max_queue_depth,
+                client_cap=cap,
+            )
+        except Refused as e:
+            if e.budget == "queue":
+                raise ApiError.message(503, "queue is full") from None
+            rule = (
+                f"this client has {e.held} submissions waiting or running and may have at most "
+                f"{cap} (STOCKADE_MAX_QUEUED_PER_CLIENT, or STOCKADE_MAX_QUEUE_SHARE of "
+                f"the queue's {config.max_queue_depth}); {len(items)} more would pass it"
+            )
+            err = ApiError.message(429, rule)
+            err.headers["Retry-After"] = str(BUDGET_RETRY_S)
+            raise err from None
+
+    def check_deletable(self) -> None:
+        """Judge0's ENABLE_SUBMISSION_DELETE, off by default: 400 naming the setting."""
+        if not self.config.enable_submission_delete:
+            raise ApiError.message(
+                400, "delete not allowed: STOCKADE_ENABLE_SUBMISSION_DELETE is off on this server"
+            )
+
+    def read(self, token: str) -> Record | None:
+        """The record, if this client may read it (see auth.Client.may_read)."""
+        return self.read_many([token])[0]
+
+    def read_many(self, tokens: list[str]) -> list[Record | None]:
+        client, owner_only = auth.current(), self.config.owner_only_reads
+        return [
+            r if r is not None and client.may_read(r, owner_only) else None
+            for r in self.store.get_many(tokens)
+        ]
 
     def wait(self, token: str, timeout_s: float | None = None) -> Record | None:
         """The final record, or the record as it stands when the wait times out."""

@@ -13,6 +13,7 @@ class ApiError(Exception):
         super().__init__(status, body)
         self.status = status
         self.body = body
+        self.headers: dict[str, str] = {}  # e.g. Retry-After on a 429
 
     @classmethod
     def fields(cls, status: int, errors: list[str]) -> ApiError:

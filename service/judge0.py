@@ -12,8 +12,8 @@ from service.core import Core, core
 from service.errors import ApiError, read_object
 from service.judge0_view import parse_fields, render
 from service.languages import JUDGE0_ALIASES, with_aliases
-from service.limits import client_token
 from worker.jobs.model import JUDGE0_STATUSES, Submission
+from worker.jobs.store import NewSubmission
 
 bp = Blueprint("judge0", __name__)
 _IGNORED = (
@@ -49,7 +49,6 @@ def create() -> tuple[Response, int]:
     c, b64 = core(), _flag("base64_encoded")
     fields = parse_fields(request.args.get("fields"))
     sub, callback, meta = _parse(read_object(), b64, c)
-    c.check_queue()
     token = c.submit(sub, callback_url=callback, meta=meta)
     if not _flag("wait"):
         return jsonify({"token": token}), 201
@@ -59,18 +58,26 @@ def create() -> tuple[Response, int]:
     return jsonify(render(rec, fields, b64, c.languages)), 201
 
 
+def _unknown(c: Core) -> ApiError:
+    why = "expired or unknown"
+    if c.config.owner_only_reads:
+        why += ", or made with another token (STOCKADE_OWNER_ONLY_READS)"
+    return ApiError.field(404, "token", f"no submission with this token ({why})")
+
+
 @bp.get("/submissions/<token>")
 def show(token: str) -> Response:
     c = core()
-    rec = c.store.get(token)
+    rec = c.read(token)
     if rec is None:
-        raise ApiError.field(404, "token", "no submission with this token (expired or unknown)")
+        raise _unknown(c)
     fields = parse_fields(request.args.get("fields"))
     return jsonify(render(rec, fields, _flag("base64_encoded"), c.languages))
 
 
 @bp.get("/submissions")
 def index() -> Response:
+    """Every stored submission: only with an X-Auth-User token (limits.check_request)."""
     c = core()
     page, per_page = _int_arg("page", 1, 1, 10**9), _int_arg("per_page", 20, 1, 100)
     fields = parse_fields(request.args.get("fields"))
@@ -94,10 +101,13 @@ def index() -> Response:
 
 @bp.delete("/submissions/<token>")
 def destroy(token: str) -> Response:
+    """Judge0's rules: an X-Auth-User token (limits.check_request), deleting switched on,
+    and only a finished submission (a queued one is some client's pending work)."""
     c = core()
+    c.check_deletable()
     rec = c.store.get(token)
     if rec is None:
-        raise ApiError.field(404, "token", "no submission with this token (expired or unknown)")
+        raise _unknown(c)
     if not rec.final:
         status = JUDGE0_STATUSES[rec.status_id]
         raise ApiError.field(400, "token", f"cannot delete a submission while {status}")
@@ -116,14 +126,9 @@ def create_batch() -> tuple[Response, int]:
             parsed.append(_parse(item, b64, c))
         except ApiError as e:
             parsed.append(e.body)
-    c.check_queue(sum(isinstance(p, tuple) for p in parsed))
-    out = []
-    for p in parsed:
-        if isinstance(p, tuple):
-            sub, callback, meta = p
-            out.append({"token": c.submit(sub, callback_url=callback, meta=meta)})
-        else:
-            out.append(p)
+    valid = [NewSubmission(*p) for p in parsed if isinstance(p, tuple)]
+    tokens = iter(c.submit_many(valid) if valid else [])
+    out = [{"token": next(tokens)} if isinstance(p, tuple) else p for p in parsed]
     return jsonify(out), 201
 
 
@@ -137,7 +142,7 @@ def show_batch() -> Response:
         raise ApiError.field(422, "tokens", f"at most {c.config.max_batch_size} tokens")
     fields = parse_fields(request.args.get("fields"))
     b64 = _flag("base64_encoded")
-    records = c.store.get_many([t.strip() for t in tokens])
+    records = c.read_many([t.strip() for t in tokens])
     return jsonify(
         {"submissions": [render(r, fields, b64, c.languages) if r else None for r in records]}
     )
@@ -186,17 +191,13 @@ def language(language_id: int) -> Response:
 
 @bp.post("/authenticate")
 def authenticate() -> Response:
-    tokens = core().config.auth_tokens
-    if tokens and client_token() not in tokens:
-        raise ApiError.field(401, "X-Auth-Token", "missing or not a valid token")
+    """200 once limits.check_request has accepted the X-Auth-Token (401 before, if not)."""
     return Response(status=200)
 
 
 @bp.post("/authorize")
 def authorize() -> Response:
-    tokens = core().config.authz_tokens
-    if tokens and request.headers.get("X-Auth-User") not in tokens:
-        raise ApiError.field(403, "X-Auth-User", "missing or not authorized")
+    """200 once limits.check_request has accepted the X-Auth-User (403 before, if not)."""
     return Response(status=200)
 
 

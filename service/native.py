@@ -11,7 +11,7 @@ from service.core import Core, core
 from service.errors import ApiError, read_object
 from service.judge0_view import iso
 from worker.jobs.model import JUDGE0_STATUSES, Submission
-from worker.jobs.store import Record
+from worker.jobs.store import NewSubmission, Record
 
 bp = Blueprint("native", __name__, url_prefix="/api/v1")
 
@@ -64,9 +64,13 @@ def view(rec: Record) -> dict[str, Any]:
 
 
 def _get(c: Core, token: str) -> Record:
-    rec = c.store.get(token)
+    """The record if this client may read it; 404 naming the rules otherwise."""
+    rec = c.read(token)
     if rec is None:
-        raise ApiError.field(404, "id", "no submission with this id (expired or unknown)")
+        why = "expired or unknown"
+        if c.config.owner_only_reads:
+            why += ", or made with another token (STOCKADE_OWNER_ONLY_READS)"
+        raise ApiError.field(404, "id", f"no submission with this id ({why})")
     return rec
 
 
@@ -74,7 +78,6 @@ def _get(c: Core, token: str) -> Record:
 def create() -> tuple[Response, int]:
     c = core()
     sub, callback, meta = parse(read_object(), c)
-    c.check_queue()
     token = c.submit(sub, callback_url=callback, meta=meta)
     if not _flag("wait"):
         return jsonify({"id": token}), 201
@@ -85,15 +88,24 @@ def create() -> tuple[Response, int]:
 @bp.get("/submissions/<token>")
 def show(token: str) -> Response:
     c = core()
-    rec = c.wait(token) if _flag("wait") else None
-    return jsonify(view(rec or _get(c, token)))
+    rec = _get(c, token)  # first: a client may wait only on what it may read
+    if _flag("wait") and not rec.final:
+        rec = c.wait(token) or rec
+    return jsonify(view(rec))
 
 
 @bp.delete("/submissions/<token>")
 def destroy(token: str) -> Response:
+    """Judge0's rules here too: an X-Auth-User token, deleting switched on, finished only."""
     c = core()
-    if not c.store.delete(token):
+    c.check_deletable()
+    rec = c.store.get(token)
+    if rec is None:
         raise ApiError.field(404, "id", "no submission with this id (expired or unknown)")
+    if not rec.final:
+        status = JUDGE0_STATUSES[rec.status_id]
+        raise ApiError.field(400, "id", f"cannot delete a submission while {status}")
+    c.store.delete(token)
     return jsonify({"id": token, "deleted": True})
 
 
@@ -109,8 +121,7 @@ def create_batch() -> tuple[Response, int]:
             raise ApiError(
                 e.status, {f"submissions[{i}].{k}": v for k, v in e.body.items()}
             ) from None
-    c.check_queue(len(parsed))
-    ids = [c.submit(s, callback_url=cb, meta=m) for s, cb, m in parsed]
+    ids = c.submit_many([NewSubmission(*p) for p in parsed])
     return jsonify({"ids": ids}), 201
 
 
@@ -122,7 +133,7 @@ def show_batch() -> Response:
         raise ApiError.field(
             400, "ids", f"must list 1 to {c.config.max_batch_size} comma-separated ids"
         )
-    return jsonify({"submissions": [view(r) if r else None for r in c.store.get_many(ids)]})
+    return jsonify({"submissions": [view(r) if r else None for r in c.read_many(ids)]})
 
 
 @bp.get("/languages")

@@ -111,7 +111,6 @@ def execute() -> tuple[Response, int]:
         if e.status == 413:
             raise
         raise _fail("; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in e.body.items())) from e
-    c.check_queue()
     token = c.submit(sub, meta={"api": "piston"})
     rec = c.wait(token)
     if rec is None or not rec.final:

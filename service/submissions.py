@@ -14,6 +14,7 @@ from service.config import Config
 from service.errors import ApiError
 from service.languages import LanguageInfo
 from worker.jobs.archives import ArchiveError, extract_zip
+from worker.jobs.budgets import runs_refused
 from worker.jobs.model import DEFAULTS, Submission, validate
 
 _STRINGS = ("source_code", "stdin", "command_line_arguments", "compiler_options")
@@ -171,6 +172,9 @@ def _operator_errors(
         errors.append("compiler_options: only allowed for compiled languages")
     if len(sub.command_line_arguments) > MAX_ARGS_CHARS:
         errors.append(f"command_line_arguments: at most {MAX_ARGS_CHARS} characters")
+    too_many = runs_refused(sub, config.max_runs)
+    if too_many is not None:
+        errors.append(too_many)
     return errors
 
 

@@ -16,6 +16,7 @@ from sandbox.spec import BoxSpec, FileIn, Limits, strongest
 from sandbox.stdio import Stdio
 from worker import checkers
 from worker.jobs.archives import ArchiveError, decode_base64, extract_zip
+from worker.jobs.budgets import runs_refused
 from worker.jobs.languages import (
     COMPILE_DEFAULTS,
     IMAGE,
@@ -34,11 +35,16 @@ from worker.jobs.model import (
     Verdict,
     aggregate,
 )
+from worker.jobs.settings import (
+    KEPT_OUTPUT_PER_CASE,
+    KEPT_OUTPUT_TOTAL,
+    MAX_RUNS_PER_SUBMISSION,
+)
+from worker.trim import kept_output
 
 MULTI_FILE_ID = 89  # Judge0's "Multi-file program": a zip with `compile` and `run` scripts
 KB = 1024
 ARTIFACT_CAP = 64 << 20  # bytes of compiled artifacts carried from the compile box
-_OUTPUT_KEEP = 64 << 10  # bytes of stdout/stderr kept per case in the result
 NETWORK_REFUSED = "enable_network: not allowed on this worker (STOCKADE_ALLOW_NETWORK is off)"
 
 
@@ -102,6 +108,12 @@ class Judge:
     # Builds by (language, source, files, options): a test suite or a contest compiles each
     # distinct program once. Off (None) by default: a worker judges each submission afresh.
     build_cache: dict[tuple[object, ...], Compiled] | None = None
+    # The operator's budgets (STOCKADE_MAX_RUNS_PER_SUBMISSION, STOCKADE_KEPT_OUTPUT_*): the
+    # API checks the first too, but a job queued by another API, or before a change, is held
+    # to this worker's.
+    max_runs: int = MAX_RUNS_PER_SUBMISSION.as_int({})
+    kept_output_per_case: int = KEPT_OUTPUT_PER_CASE.as_int({})
+    kept_output_total: int = KEPT_OUTPUT_TOTAL.as_int({})
 
     def __post_init__(self) -> None:
         if not self.languages:
@@ -110,6 +122,9 @@ class Judge:
     def judge(self, sub: Submission) -> JudgeResult:
         if sub.enable_network and not self.allow_network:
             return JudgeResult.failed(Verdict.IE, NETWORK_REFUSED)
+        too_many = runs_refused(sub, self.max_runs)
+        if too_many is not None:
+            return JudgeResult.failed(Verdict.IE, too_many)
         try:
             extra = _additional_files(sub)
             program = self.build(
@@ -129,6 +144,7 @@ class Judge:
         except (BuildError, ValueError) as e:
             return JudgeResult.failed(Verdict.IE, f"problem's own program: {e}")
         results = []
+        room = self.kept_output_total
         for i, case in enumerate(sub.cases(), 1):
             name = case.name or str(i)
             if interactor is not None:
@@ -136,7 +152,11 @@ class Judge:
                 r = self._interact(program, interactor, sub.interactor, case, name)
             else:
                 r = self._run_case(program, sub, case, name, checker)
-            results.append(replace(r, points=case.points if r.verdict is Verdict.AC else 0.0))
+            # Cut now, case by case: only the kept heads outlive the loop.
+            out, err, cut = kept_output(r.stdout, r.stderr, min(self.kept_output_per_case, room))
+            room -= len(out.encode()) + len(err.encode())
+            points = case.points if r.verdict is Verdict.AC else 0.0
+            results.append(replace(r, points=points, stdout=out, stderr=err, truncated=cut))
         return aggregate(results, sum(c.points for c in sub.cases()))
 
     # --- Building -------------------------------------------------------------------------
@@ -377,8 +397,9 @@ def _case(
         exit_code=r.exit_code,
         signal=r.signal,
         exec_format="Exec format error" in r.message,
-        stdout=r.stdout[:_OUTPUT_KEEP].decode("utf-8", "replace"),
-        stderr=r.stderr[:_OUTPUT_KEEP].decode("utf-8", "replace"),
+        # Whole here (the box's output limit bounds it); judge() keeps only the budgets' heads.
+        stdout=r.stdout.decode("utf-8", "replace"),
+        stderr=r.stderr.decode("utf-8", "replace"),
     )
 
 

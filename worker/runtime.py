@@ -52,6 +52,9 @@ def current_judge() -> TimedJudge:
                 rootfs=s.rootfs,
                 min_tier=s.min_tier,
                 allow_network=s.allow_network,
+                max_runs=s.max_runs,
+                kept_output_per_case=s.kept_output_per_case,
+                kept_output_total=s.kept_output_total,
             )
         return _judge
 

@@ -12,8 +12,9 @@ from celery import shared_task
 
 from worker import runtime
 from worker.callbacks import deliver, judge0_body
-from worker.jobs.settings import TASK_JUDGE
+from worker.jobs.settings import MAX_RESULT_BYTES, TASK_JUDGE
 from worker.jobs.store import INTERNAL_ERROR, Record
+from worker.trim import fit_result
 
 if TYPE_CHECKING:
     from worker.jobs.model import JudgeResult, Submission
@@ -22,6 +23,7 @@ log = logging.getLogger("stockade.worker")
 _T = TypeVar("_T")
 
 STORE_RETRY_S = 60.0  # how long a job waits for Redis to come back before it gives up
+MESSAGE_CHARS = 4096  # of a record's message: an exception's text can be any length
 
 
 class JobStore(Protocol):
@@ -42,11 +44,13 @@ def run_job(
     judge: JudgeFn,
     max_attempts: int,
     callback: CallbackFn | None = None,
+    max_result_bytes: int = MAX_RESULT_BYTES.as_int({}),
 ) -> int | None:
     """Judge one stored submission; returns its final status id (None: unknown token).
 
     The result stored is JudgeResult.to_dict() plus "timings" (wall seconds):
-    queue_wait_s, compile_s, run_s, judge_s, and "attempts"."""
+    queue_wait_s, compile_s, run_s, judge_s, and "attempts"; cut to fit max_result_bytes
+    (STOCKADE_MAX_RESULT_BYTES) whatever the API that queued it allowed."""
     rec = _retrying(lambda: store.start(token))
     if rec is None:
         log.info("%s: no such submission (deleted or expired)", token)
@@ -77,6 +81,8 @@ def run_job(
         timings["judge_s"] = time.monotonic() - t0
         result["timings"] = timings
         result["attempts"] = rec.attempts
+        result = fit_result(result, max_result_bytes)
+    message = message[:MESSAGE_CHARS]
     _finish(store, token, status, result, message)
     if rec.callback_url and callback is not None:
         ok, why = callback(rec.callback_url, judge0_body(token, status, result, message))
@@ -118,6 +124,7 @@ def judge_token(token: str) -> int | None:
         runtime.current_judge().judge_timed,
         s.max_attempts,
         lambda url, body: deliver(url, body, cb),
+        s.max_result_bytes,
     )
 
 

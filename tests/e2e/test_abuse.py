@@ -11,7 +11,12 @@ HELLO = {"source_code": "print(1)", "language_id": PYTHON}
 
 
 def test_auth_tokens(stack: Stack) -> None:
-    url = stack.start_api("api-auth", STOCKADE_AUTH_TOKENS="s3cret", STOCKADE_AUTHZ_TOKENS="adm")
+    url = stack.start_api(
+        "api-auth",
+        STOCKADE_AUTH_TOKENS="s3cret",
+        STOCKADE_AUTHZ_TOKENS="adm",
+        STOCKADE_ENABLE_SUBMISSION_DELETE="1",
+    )
     with httpx.Client(base_url=url, timeout=30) as c:
         assert c.get("/languages").status_code == 401
         assert c.post("/authenticate").status_code == 401
@@ -42,6 +47,7 @@ def test_queue_cap_answers_503(stack: Stack) -> None:
     url = stack.start_api(
         "api-capped",
         STOCKADE_MAX_QUEUE_DEPTH="2",
+        STOCKADE_MAX_QUEUE_SHARE="1",  # the whole queue is this one client's to fill
         STOCKADE_QUEUE="nobody-reads-this",
         STOCKADE_REDIS_PREFIX="capped:",
     )

@@ -6,7 +6,7 @@ import base64
 
 import httpx
 
-from tests.e2e.conftest import CPP, PYTHON, poll
+from tests.e2e.conftest import CPP, PYTHON, Stack, poll
 
 HELLO = 'print("hello")\n'
 
@@ -68,12 +68,19 @@ def test_expected_output_cpp_and_compile_error(api: httpx.Client) -> None:
     assert body["status"]["id"] == 6 and body["compile_output"]
 
 
-def test_list_paged_and_delete(api: httpx.Client) -> None:
+def test_list_paged_and_delete(api: httpx.Client, stack: Stack) -> None:
     token = api.post("/submissions?wait=true", json={"source_code": HELLO, "language_id": 71})
     token = token.json()["token"]
-    page = api.get("/submissions", params={"page": 1, "per_page": 2}).json()
-    assert len(page["submissions"]) <= 2 and page["meta"]["total_count"] >= 1
-    assert api.delete(f"/submissions/{token}").status_code == 200
+    # Judge0's AUTHZ calls: 403 without an X-Auth-User token, deleting off by default.
+    assert api.get("/submissions").status_code == 403
+    assert api.delete(f"/submissions/{token}").status_code == 403
+    url = stack.start_api(
+        "api-authz", STOCKADE_AUTHZ_TOKENS="adm", STOCKADE_ENABLE_SUBMISSION_DELETE="1"
+    )
+    with httpx.Client(base_url=url, timeout=30, headers={"X-Auth-User": "adm"}) as admin:
+        page = admin.get("/submissions", params={"page": 1, "per_page": 2}).json()
+        assert len(page["submissions"]) <= 2 and page["meta"]["total_count"] >= 1
+        assert admin.delete(f"/submissions/{token}").status_code == 200
     assert api.get(f"/submissions/{token}").status_code == 404
 
 
@@ -133,9 +140,11 @@ def test_trailing_slashes(api: httpx.Client) -> None:
     assert r.status_code == 201
 
 
-def test_authenticate_and_authorize_open_by_default(api: httpx.Client) -> None:
+def test_authenticate_open_by_default_authorize_as_judge0(api: httpx.Client) -> None:
     assert api.post("/authenticate").status_code == 200
-    assert api.post("/authorize").status_code == 200
+    # Judge0's authorize_request: without AUTHZ tokens nothing is authorized (listing and
+    # deleting neither).
+    assert api.post("/authorize").status_code == 403
 
 
 def test_bad_input_is_4xx_naming_the_field(api: httpx.Client) -> None:

@@ -13,7 +13,8 @@ CAP = 5
 
 
 def test_full_queue_answers_503_then_drains(bare_stack: FaultStack) -> None:
-    bare_stack.start_api_on(STOCKADE_MAX_QUEUE_DEPTH=str(CAP))
+    # One client fills the whole queue here (by default it may fill half of it).
+    bare_stack.start_api_on(STOCKADE_MAX_QUEUE_DEPTH=str(CAP), STOCKADE_MAX_QUEUE_SHARE="1")
     with httpx.Client(base_url=bare_stack.url, timeout=10) as client:
         ledger = Ledger(client)
         for _ in range(CAP + 3):

@@ -33,7 +33,7 @@ def finish_next(store: Store, result: dict[str, Any], status: int = 3) -> None:
     threading.Thread(target=run).start()
 
 
-def test_native_submit_get_wait_delete(client: FlaskClient, store: Store) -> None:
+def test_native_submit_get_wait_delete(client: FlaskClient, store: Store, redis_url: str) -> None:
     body = {"source_code": "print(1)", "language": "python3", "test_cases": [{"input": "1"}]}
     r = client.post("/api/v1/submissions", json=body)
     assert r.status_code == 201
@@ -43,7 +43,12 @@ def test_native_submit_get_wait_delete(client: FlaskClient, store: Store) -> Non
     store.finish(token, 3, ok_result())
     got = client.get(f"/api/v1/submissions/{token}?wait=true").get_json()
     assert got["verdict"] == "AC" and got["final"] and got["memory_bytes"] == 9 * 1024 * 1024
-    assert client.delete(f"/api/v1/submissions/{token}").status_code == 200
+    # Deleting is Judge0's: an X-Auth-User token, and only where the operator switched it on
+    # (tests/unit/test_tenancy.py holds the rest of the rules).
+    assert client.delete(f"/api/v1/submissions/{token}").status_code == 403
+    admin = make(redis_url, authz_tokens=("adm",), enable_submission_delete=True).test_client()
+    r = admin.delete(f"/api/v1/submissions/{token}", headers={"X-Auth-User": "adm"})
+    assert r.status_code == 200
     assert client.get(f"/api/v1/submissions/{token}").status_code == 404
 
 

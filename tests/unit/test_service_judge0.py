@@ -7,6 +7,8 @@ import threading
 
 from flask.testing import FlaskClient
 
+from service import create_app
+from service.config import Config
 from tests.unit.redis_server import redis_url
 from tests.unit.service_app import HELLO, app, client, ok_result, queued_tokens, settings, store
 from worker.jobs.store import Store
@@ -76,7 +78,7 @@ def test_bad_input_is_4xx_naming_the_field(client: FlaskClient) -> None:
     assert client.get("/submissions/x?fields=bogus").status_code in (400, 404)
 
 
-def test_batch_index_delete(client: FlaskClient, store: Store) -> None:
+def test_batch_index_delete(client: FlaskClient, store: Store, redis_url: str) -> None:
     r = client.post(
         "/submissions/batch", json={"submissions": [HELLO, {"source_code": "x"}, HELLO]}
     )
@@ -90,10 +92,17 @@ def test_batch_index_delete(client: FlaskClient, store: Store) -> None:
         {"token": tokens[0], "status_id": 4},
         {"token": tokens[1], "status_id": 1},
     ]
-    page = client.get("/submissions?per_page=1").get_json()
+    # Listing and deleting are Judge0's AUTHZ calls: 403 without an X-Auth-User token
+    # (tests/unit/test_tenancy.py holds the rest of the rules).
+    assert client.get("/submissions?per_page=1").status_code == 403
+    assert client.delete(f"/submissions/{tokens[0]}").status_code == 403
+    config = Config(redis_url=redis_url, redis_prefix="t:", authz_tokens=("adm",),
+                    enable_submission_delete=True)  # fmt: skip
+    admin, h = create_app(config).test_client(), {"X-Auth-User": "adm"}
+    page = admin.get("/submissions?per_page=1", headers=h).get_json()
     assert page["meta"]["total_count"] == 2 and page["meta"]["total_pages"] == 2
-    assert client.delete(f"/submissions/{tokens[1]}").status_code == 400  # still In Queue
-    assert client.delete(f"/submissions/{tokens[0]}").status_code == 200
+    assert admin.delete(f"/submissions/{tokens[1]}", headers=h).status_code == 400  # In Queue
+    assert admin.delete(f"/submissions/{tokens[0]}", headers=h).status_code == 200
     assert client.get(f"/submissions/{tokens[0]}").status_code == 404
 
 
@@ -112,4 +121,5 @@ def test_reference_endpoints(client: FlaskClient) -> None:
     for path in ("/system_info", "/license", "/statistics", "/workers"):
         assert client.get(path).status_code == 200, path
     assert client.post("/authenticate").status_code == 200
-    assert client.post("/authorize").status_code == 200
+    # Judge0's authorize_request: no AUTHZ_TOKEN configured, no call is authorized.
+    assert client.post("/authorize").status_code == 403

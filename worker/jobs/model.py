@@ -240,6 +240,7 @@ class CaseResult:
     exec_format: bool = False
     stdout: str = ""
     stderr: str = ""
+    truncated: bool = False  # stdout/stderr are the heads of what the program wrote
 
     def judge0_status(self) -> int:
         return judge0_status(self.verdict, self.signal, self.exec_format)

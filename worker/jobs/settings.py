@@ -54,6 +54,32 @@ CALLBACK_SECRET = setting(
     "HMAC-SHA256 key of the callback signature header",
     secret=True,
 )
+# Budgets of one submission: the API refuses more runs (422), a worker judges none of them
+# (IE) and cuts what it keeps to the rest, whichever API queued the job.
+MAX_RUNS_PER_SUBMISSION = setting(
+    "STOCKADE_MAX_RUNS_PER_SUBMISSION",
+    200,
+    "boxes one submission may run: test cases x number_of_runs (422 above)",
+    minimum=1,
+)
+KEPT_OUTPUT_PER_CASE = setting(
+    "STOCKADE_KEPT_OUTPUT_PER_CASE",
+    128 * 1024,
+    "bytes of a case's stdout and stderr (together) kept in its result; the rest is cut",
+    minimum=0,
+)
+KEPT_OUTPUT_TOTAL = setting(
+    "STOCKADE_KEPT_OUTPUT_TOTAL",
+    1024 * 1024,
+    "bytes of stdout and stderr kept across all the cases of one submission",
+    minimum=0,
+)
+MAX_RESULT_BYTES = setting(
+    "STOCKADE_MAX_RESULT_BYTES",
+    2 * 1024 * 1024,
+    "size of one stored result (its JSON); a worker cuts output, then cases, to fit",
+    minimum=4096,
+)
 
 # --- The worker's own ------------------------------------------------------------------------
 ROOTFS = setting(
@@ -97,6 +123,10 @@ class WorkerSettings:
     allow_network: bool = ALLOW_NETWORK.as_bool({})
     self_test: bool = SELF_TEST.as_bool({})
     visibility_timeout_s: int = VISIBILITY_TIMEOUT_S.as_int({})
+    max_runs: int = MAX_RUNS_PER_SUBMISSION.as_int({})
+    kept_output_per_case: int = KEPT_OUTPUT_PER_CASE.as_int({})
+    kept_output_total: int = KEPT_OUTPUT_TOTAL.as_int({})
+    max_result_bytes: int = MAX_RESULT_BYTES.as_int({})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -111,4 +141,8 @@ class WorkerSettings:
             allow_network=ALLOW_NETWORK.as_bool(env),
             self_test=SELF_TEST.as_bool(env),
             visibility_timeout_s=VISIBILITY_TIMEOUT_S.as_int(env),
+            max_runs=MAX_RUNS_PER_SUBMISSION.as_int(env),
+            kept_output_per_case=KEPT_OUTPUT_PER_CASE.as_int(env),
+            kept_output_total=KEPT_OUTPUT_TOTAL.as_int(env),
+            max_result_bytes=MAX_RESULT_BYTES.as_int(env),
         )

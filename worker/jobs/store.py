@@ -9,6 +9,7 @@ Keys, all under `prefix`:
   counts:languages   hash: language id -> how many finished (/statistics)
   hist:{name}        hash: latency histogram buckets, count and sum (see LATENCY_BUCKETS_S)
   languages:disabled set: language ids whose self-test failed on some worker
+  open:{client}      set: the client's tokens in status 1 or 2 (its share of the queue)
 A record in status 1 or 2 never expires (nothing accepted is lost); a final one expires
 `ttl_s` seconds after finish().
 """
@@ -18,12 +19,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis
 
+from worker.jobs import scripts
 from worker.jobs.model import Submission
 
 IN_QUEUE = 1
@@ -32,59 +34,28 @@ INTERNAL_ERROR = 13
 # Upper bounds (seconds) of the latency histograms' buckets, Prometheus-style.
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.25, 2.5, 5.0, 10.0, 30.0)
 HISTOGRAMS = ("queue_wait", "compile", "run", "end_to_end")
+_FIELDS = ("submission", "status_id", "message", "created_at", "attempts", "callback_url",
+           "meta", "language_id", "owner", "client_set")  # fmt: skip
 
-# Atomic status 2: attempts += 1, started_at, moved from the queued set to the running set.
-# A final record is returned untouched (a redelivered task must not run it again).
-_START = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
-local status = tonumber(redis.call('HGET', KEYS[1], 'status_id'))
-if status <= 2 then
-  redis.call('HSET', KEYS[1], 'status_id', 2, 'started_at', ARGV[1])
-  redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-  redis.call('SREM', KEYS[2], ARGV[2])
-  redis.call('SADD', KEYS[3], ARGV[2])
-end
-return redis.call('HGETALL', KEYS[1])
-"""
 
-# Atomic final status, counted once, latencies observed once, then the done message.
-# KEYS: record, queued, running, counts, done channel, language counts.
-# ARGV: token, status, result,
-# message, now, ttl, hist prefix, compile_s, run_s, then the bucket bounds.
-_FINISH = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local old = tonumber(redis.call('HGET', KEYS[1], 'status_id'))
-local now = tonumber(ARGV[5])
-redis.call('HSET', KEYS[1], 'status_id', ARGV[2], 'result', ARGV[3], 'message', ARGV[4],
-           'finished_at', ARGV[5])
-redis.call('EXPIRE', KEYS[1], ARGV[6])
-redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('SREM', KEYS[3], ARGV[1])
-if old <= 2 then
-  redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
-  local lang = redis.call('HGET', KEYS[1], 'language_id')
-  if lang then redis.call('HINCRBY', KEYS[6], lang, 1) end
-  local function observe(name, v)
-    if v == nil or v < 0 then return end
-    local key = ARGV[7] .. name
-    local bucket = '+Inf'
-    for i = 10, #ARGV do
-      if v <= tonumber(ARGV[i]) then bucket = ARGV[i]; break end
-    end
-    redis.call('HINCRBY', key, bucket, 1)
-    redis.call('HINCRBY', key, 'count', 1)
-    redis.call('HINCRBYFLOAT', key, 'sum', v)
-  end
-  local created = tonumber(redis.call('HGET', KEYS[1], 'created_at'))
-  local started = tonumber(redis.call('HGET', KEYS[1], 'started_at'))
-  if started then observe('queue_wait', started - created) end
-  observe('end_to_end', now - created)
-  observe('compile', tonumber(ARGV[8]))
-  observe('run', tonumber(ARGV[9]))
-end
-redis.call('PUBLISH', KEYS[5], ARGV[2])
-return 1
-"""
+@dataclass(frozen=True)
+class NewSubmission:
+    """One submission to create: what it asks, where to call back, and how it was asked."""
+
+    submission: Submission
+    callback_url: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Refused(Exception):
+    """create_many() stored nothing: `budget` ("queue" or "client") would be overdrawn.
+    `held` is what it held already, `cap` its size."""
+
+    def __init__(self, budget: str, held: int, cap: int) -> None:
+        super().__init__(f"{budget}: {held} open of {cap}")
+        self.budget = budget
+        self.held = held
+        self.cap = cap
 
 
 @dataclass(frozen=True)
@@ -102,6 +73,8 @@ class Record:
     attempts: int
     callback_url: str | None
     meta: dict[str, Any]  # which API made it, base64 flag, wanted fields...
+    # A digest of the token that created it ("" when the API had no auth), never the token.
+    owner: str = ""
 
     @property
     def final(self) -> bool:
@@ -115,14 +88,18 @@ class Store:
         self.redis: redis.Redis = redis.Redis.from_url(url)
         self.prefix = prefix
         self.ttl_s = ttl_s
-        self._start = self.redis.register_script(_START)
-        self._finish = self.redis.register_script(_FINISH)
+        self._create = self.redis.register_script(scripts.CREATE)
+        self._start = self.redis.register_script(scripts.START)
+        self._finish = self.redis.register_script(scripts.FINISH)
 
     def _key(self, token: str) -> str:
         return f"{self.prefix}sub:{token}"
 
     def channel(self, token: str) -> str:
         return f"{self.prefix}done:{token}"
+
+    def open_set(self, client: str) -> str:
+        return f"{self.prefix}open:{client}"
 
     def create(
         self,
@@ -132,32 +109,85 @@ class Store:
         meta: dict[str, Any] | None = None,
         enqueue: Callable[[str], tuple[str, bytes]] | None = None,
     ) -> str:
-        """Stores a new submission in status 1 and returns its token. `enqueue(token)` gives
-        (list key, message) to LPUSH in the same transaction: the broker is this Redis, so a
-        submission is stored and queued together or not at all (a Redis that refuses writes,
-        its disk full say, can never leave a stored record that no task will ever judge)."""
-        token = str(uuid.uuid4())
-        now = time.time()
-        fields: dict[str, str | int] = {
-            "submission": sub.to_json(),
-            "status_id": IN_QUEUE,
-            "message": "",
-            "created_at": repr(now),
-            "attempts": 0,
-            "callback_url": callback_url or "",
-            "meta": json.dumps(meta or {}),
+        """Stores one submission in status 1 and returns its token (see create_many)."""
+        return self.create_many([NewSubmission(sub, callback_url, meta or {})], enqueue=enqueue)[0]
+
+    def create_many(
+        self,
+        items: Sequence[NewSubmission],
+        *,
+        enqueue: Callable[[str], tuple[str, bytes]] | None = None,
+        owner: str = "",
+        client: str = "",
+        queue_cap: int | None = None,
+        client_cap: int | None = None,
+    ) -> list[str]:
+        """Stores new submissions in status 1 and returns their tokens, or raises Refused
+        having stored none. `enqueue(token)` gives (list key, message) to LPUSH with each:
+        the broker is this Redis, so a submission is stored and queued together or not at all
+        (a Redis that refuses writes, its disk full say, can never leave a stored record that
+        no task will ever judge). The queue may then hold at most `queue_cap` in status 1,
+        and `client` at most `client_cap` in status 1 or 2, checked in the same script."""
+        caps = [-1 if queue_cap is None else queue_cap, -1 if client_cap is None else client_cap]
+        for attempt in (1, 2):
+            tokens = [str(uuid.uuid4()) for _ in items]
+            now = time.time()
+            queue_key, args = f"{self.prefix}no-queue", list[str | int | bytes]()
+            for token, item in zip(tokens, items, strict=True):
+                message = b""
+                if enqueue is not None:
+                    queue_key, message = enqueue(token)
+                args += [token, message, *self._fields(item, now, owner, client)]
+            keys = [f"{self.prefix}queued", f"{self.prefix}tokens", self.open_set(client),
+                    queue_key, *(self._key(t) for t in tokens)]  # fmt: skip
+            head: list[str | int | bytes] = [*caps, repr(now), len(_FIELDS), *_FIELDS]
+            code, held = cast(list[int], self._create(keys=keys, args=[*head, *args]))
+            if code == 0:
+                return tokens
+            # A record lost without finish() (evicted, or deleted by hand) would hold its
+            # client's budget for good: drop such tokens from the set, then try once more.
+            if code == 2 and attempt == 1 and self._prune_open(client):
+                continue
+            budget, cap = ("queue", caps[0]) if code == 1 else ("client", caps[1])
+            raise Refused(budget, int(held), cap)
+        raise AssertionError("unreachable")
+
+    def _fields(self, item: NewSubmission, now: float, owner: str, client: str) -> list[str | int]:
+        """A new record's values, in _FIELDS' order."""
+        sub = item.submission
+        return [
+            sub.to_json(),
+            IN_QUEUE,
+            "",
+            repr(now),
+            0,
+            item.callback_url or "",
+            json.dumps(item.meta),
             # Apart from the submission's JSON so finish() can count it without decoding.
-            "language_id": sub.language_id,
-        }
-        pipe = self.redis.pipeline(transaction=True)
-        # As a flat list: redis-py's typing of `mapping` changed between releases, of `items` not.
-        pipe.hset(self._key(token), items=[x for pair in fields.items() for x in pair])
-        pipe.zadd(f"{self.prefix}tokens", {token: now})
-        pipe.sadd(f"{self.prefix}queued", token)
-        if enqueue is not None:
-            pipe.lpush(*enqueue(token))
-        pipe.execute()
-        return token
+            sub.language_id,
+            owner,
+            self.open_set(client),
+        ]
+
+    def _prune_open(self, client: str) -> bool:
+        """Drops the client's open tokens whose record is gone or final; True if any was."""
+        key = self.open_set(client)
+        tokens = [t.decode() for t in cast(set[bytes], self.redis.smembers(key))]
+        pipe = self.redis.pipeline(transaction=False)
+        for t in tokens:
+            pipe.hget(self._key(t), "status_id")
+        stale = [
+            t
+            for t, status in zip(tokens, pipe.execute(), strict=True)
+            if status is None or int(status) > PROCESSING
+        ]
+        if stale:
+            self.redis.srem(key, *stale)
+        return bool(stale)
+
+    def open_count(self, client: str) -> int:
+        """The client's submissions in status 1 or 2."""
+        return int(self.redis.scard(self.open_set(client)))
 
     def get(self, token: str) -> Record | None:
         return _record(token, cast(dict[bytes, bytes], self.redis.hgetall(self._key(token))))
@@ -237,8 +267,11 @@ class Store:
             pubsub.close()
 
     def delete(self, token: str) -> bool:
+        open_set = self.redis.hget(self._key(token), "client_set")
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(self._key(token))
+        if open_set:
+            pipe.srem(open_set, token)
         pipe.zrem(f"{self.prefix}tokens", token)
         pipe.srem(f"{self.prefix}queued", token)
         pipe.srem(f"{self.prefix}running", token)
@@ -321,4 +354,5 @@ def _record(token: str, raw: dict[bytes, bytes]) -> Record | None:
         attempts=int(d.get("attempts", 0)),
         callback_url=d.get("callback_url") or None,
         meta=json.loads(d.get("meta") or "{}"),
+        owner=d.get("owner", ""),
     )
