@@ -5,9 +5,24 @@ from __future__ import annotations
 import json
 import os
 import resource
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from sandbox import files
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Iterator[Path]:
+    """A directory for a deep tree, removed by rm(1) afterwards: pytest's own cleanup of
+    tmp_path (shutil.rmtree) recurses once per level and would fail on it, at the start of
+    every later session on this machine."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    yield root
+    subprocess.run(["rm", "-rf", "--", str(root)], check=True)
 
 
 def make_chain(root: Path, depth: int, name: str = "d") -> str:
@@ -52,21 +67,21 @@ def read_with_nofile(path: str, nofile: int) -> dict[str, bytes | str]:
     return {k: v.encode() if isinstance(v, str) else v[1] for k, v in data.items()}
 
 
-def test_a_tree_deeper_than_the_open_file_limit_is_read(tmp_path: Path) -> None:
-    bottom = make_chain(tmp_path, 200)
-    (tmp_path / "top").write_bytes(b"top")
-    got = read_with_nofile(str(tmp_path), 16)
-    assert got == {str(tmp_path / "top"): b"top", bottom: b"bottom"}
+def test_a_tree_deeper_than_the_open_file_limit_is_read(tree: Path) -> None:
+    bottom = make_chain(tree, 200)
+    (tree / "top").write_bytes(b"top")
+    got = read_with_nofile(str(tree), 16)
+    assert got == {str(tree / "top"): b"top", bottom: b"bottom"}
 
 
-def test_a_tree_deeper_than_the_recursion_limit_is_read(tmp_path: Path) -> None:
-    bottom = make_chain(tmp_path, 1500)
-    assert files.read_tree_beneath(str(tmp_path), 1 << 20) == {bottom: b"bottom"}
+def test_a_tree_deeper_than_the_recursion_limit_is_read(tree: Path) -> None:
+    bottom = make_chain(tree, 1500)
+    assert files.read_tree_beneath(str(tree), 1 << 20) == {bottom: b"bottom"}
 
 
-def test_a_path_past_path_max_is_refused_with_the_reason(tmp_path: Path) -> None:
-    make_chain(tmp_path, 40, name="n" * 200)
-    got = files.read_tree_beneath(str(tmp_path), 1 << 20)
+def test_a_path_past_path_max_is_refused_with_the_reason(tree: Path) -> None:
+    make_chain(tree, 40, name="n" * 200)
+    got = files.read_tree_beneath(str(tree), 1 << 20)
     [(key, why)] = got.items()
     assert isinstance(why, str) and f"path longer than {files.PATH_MAX} bytes" in why
     assert len(key) <= files.PATH_MAX
