@@ -6,6 +6,10 @@ import os
 import stat
 
 MAX_TREE_FILES = 4096
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# <linux/limits.h>: no one could open a longer path out of the result, and a deep chain of
+# long names would otherwise make every key below it longer still.
+PATH_MAX = 4096
 
 
 def read_regular_beneath(path: str, max_bytes: int) -> bytes | str:
@@ -34,49 +38,113 @@ def read_tree_beneath(path: str, max_bytes: int) -> dict[str, bytes | str]:
     """Every regular file under the directory `path`, keyed by its path, or for each entry
     refused (a symlink, a device, a FIFO, past the caps) the reason. Directories are
     entered with O_NOFOLLOW relative to their parent's fd, like read_regular_beneath."""
-    out: dict[str, bytes | str] = {}
     parts = [p for p in path.split("/") if p]
     if any(p in (".", "..") for p in parts):
         return {path: f"{path}: not a plain absolute path"}
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open("/", flags)
+        fd = os.open("/", _DIR_FLAGS)
         for part in parts:
-            nfd = os.open(part, flags, dir_fd=fd)
-            os.close(fd)
+            try:
+                nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            finally:
+                os.close(fd)
             fd = nfd
     except OSError as e:
         return {path: f"{path}: {e.strerror} (directories must be real, not symlinks)"}
-    budget = [max_bytes]
-    _walk(fd, "/" + "/".join(parts), out, budget)
+    out: dict[str, bytes | str] = {}
+    _walk(fd, "/" + "/".join(parts), out, max_bytes)
     return out
 
 
-def _walk(dir_fd: int, prefix: str, out: dict[str, bytes | str], budget: list[int]) -> None:
+class _Dir:
+    """A directory being walked: its path, its identity and the entries still to visit."""
+
+    def __init__(self, path: str, fd: int) -> None:
+        st = os.fstat(fd)
+        self.path = path
+        self.ident = (st.st_dev, st.st_ino)
+        with os.scandir(fd) as it:
+            found = [(e.name, e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False))
+                     for e in it]  # fmt: skip
+        self.pending = sorted(found, reverse=True)  # pop() takes them in name order
+
+
+def _walk(fd: int, top: str, out: dict[str, bytes | str], budget: int) -> None:
+    """Depth first, holding one directory fd whatever the depth: a tree deeper than the
+    box's RLIMIT_NOFILE (which init runs under) or Python's recursion limit is read like
+    any other. A parent is reopened through ".." and must be the directory it was (device
+    and inode); if not, something moved the tree, and the walk stops there, saying so."""
     try:
-        entries = sorted(os.scandir(dir_fd), key=lambda e: e.name)
-        for entry in entries:
-            full = f"{prefix}/{entry.name}"
+        try:
+            stack = [_Dir(top, fd)]
+        except OSError as e:
+            out[top] = f"{top}: {e.strerror}"
+            return
+        while stack:
+            cur = stack[-1]
+            if not cur.pending:
+                stack.pop()
+                if stack:
+                    fd = _up(fd, stack[-1], out)
+                    if fd < 0:
+                        return
+                continue
+            name, is_dir, is_file = cur.pending.pop()
+            full = f"{cur.path}/{name}"
             if len(out) >= MAX_TREE_FILES:
                 out[full] = f"{full}: more than {MAX_TREE_FILES} files"
                 return
-            if entry.is_dir(follow_symlinks=False):
-                flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-                try:
-                    sub = os.open(entry.name, flags, dir_fd=dir_fd)
-                except OSError as e:
-                    out[full] = f"{full}: {e.strerror}"
-                    continue
-                _walk(sub, full, out, budget)
-            elif not entry.is_file(follow_symlinks=False):
+            if is_dir:
+                sub = _down(fd, name, full, out)
+                if sub is not None:
+                    os.close(fd)
+                    fd = sub[0]
+                    stack.append(sub[1])
+            elif not is_file:
                 out[full] = f"{full}: not a regular file"
             else:
-                data = _read_at(dir_fd, entry.name, full, budget[0])
+                data = _read_at(fd, name, full, budget)
                 if isinstance(data, bytes):
-                    budget[0] -= len(data)
+                    budget -= len(data)
                 out[full] = data
     finally:
-        os.close(dir_fd)
+        if fd >= 0:  # _up closed it and found no way back up
+            os.close(fd)
+
+
+def _down(fd: int, name: str, full: str, out: dict[str, bytes | str]) -> tuple[int, _Dir] | None:
+    if len(full) >= PATH_MAX:
+        out[full[:PATH_MAX]] = f"{full[:PATH_MAX]}...: path longer than {PATH_MAX} bytes"
+        return None
+    try:
+        sub = os.open(name, _DIR_FLAGS, dir_fd=fd)
+    except OSError as e:
+        out[full] = f"{full}: {e.strerror}"
+        return None
+    try:
+        return sub, _Dir(full, sub)
+    except OSError as e:
+        os.close(sub)
+        out[full] = f"{full}: {e.strerror}"
+        return None
+
+
+def _up(fd: int, parent: _Dir, out: dict[str, bytes | str]) -> int:
+    """The parent's fd in place of fd (closed), or -1 with the reason recorded."""
+    try:
+        up = os.open("..", _DIR_FLAGS, dir_fd=fd)
+    except OSError as e:
+        up, why = -1, e.strerror
+    else:
+        st = os.fstat(up)
+        why = "" if (st.st_dev, st.st_ino) == parent.ident else "moved while it was read"
+        if why:
+            os.close(up)
+            up = -1
+    os.close(fd)
+    if up < 0:
+        out[parent.path] = f"{parent.path}: {why}; the rest of it is not collected"
+    return up
 
 
 def _read_at(dir_fd: int, name: str, full: str, max_bytes: int) -> bytes | str:

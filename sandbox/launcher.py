@@ -26,6 +26,8 @@ class Launcher:
         # Box cgroups are named <launcher pid>-<n>: those of a launcher that was killed go now.
         self.cgroups.sweep_stale()
         images = LayerStore(self.config.state_dir)
+        # A store written by an older Stockade may hold set-uid files: fixed before any box.
+        images.harden()
         self.container = ContainerBackend(self.config, self.cgroups, images)
         self.backends = Backends(self.config, images, self.cgroups)
 

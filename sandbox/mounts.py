@@ -118,6 +118,8 @@ def _apply_one(op: Op, root: str, step: str) -> None:
         # only take effect through a second, remounting call (mount(2), "Creating a bind mount").
         flags = sc.MS_BIND | sc.MS_REMOUNT | op.flags | (sc.MS_RDONLY if op.readonly else 0)
         sc.mount(None, target, None, flags, None, step=step)
+        if op.readonly:
+            seal_readonly(target, op.flags, step)
     elif isinstance(op, Tmpfs):
         sc.mount("tmpfs", _at(root, op.path), "tmpfs", op.flags, op.options, step=step)
     elif isinstance(op, Overlay):
@@ -129,6 +131,64 @@ def _apply_one(op: Op, root: str, step: str) -> None:
     else:
         flags = op.flags | sc.MS_REMOUNT | (sc.MS_BIND if op.bind else 0)
         sc.mount(None, _at(root, op.path), None, flags, None, step=step)
+
+
+# ---- read-only all the way down ------------------------------------------------------------
+
+# Per-mount flags a remount would otherwise reset, by their name in mountinfo's field 6.
+_KEPT_OPTIONS = {"nosuid": sc.MS_NOSUID, "nodev": sc.MS_NODEV, "noexec": sc.MS_NOEXEC}
+_use_mount_setattr = True  # until the kernel says ENOSYS
+
+
+def seal_readonly(target: str, flags: int, step: str, walk: bool = False) -> None:
+    """Make every mount below `target` read-only with `flags` (MS_NOSUID, MS_NODEV, ...)
+    too. A recursive bind copies the host's submounts (a separate /usr/local, say) with
+    their own flags, and the remount that follows it changes only the top one (mount(2),
+    "Creating a bind mount"), so a writable host submount would stay writable in the box.
+    mount_setattr(2) with AT_RECURSIVE does the whole tree in one call (5.12+); before that,
+    or with walk=True, each submount listed in /proc/self/mountinfo is remounted in turn."""
+    global _use_mount_setattr
+    if not walk and _use_mount_setattr:
+        if sc.mount_setattr_recursive(target, flags | sc.MS_RDONLY, step=step):
+            return
+        _use_mount_setattr = False
+    with open("/proc/self/mountinfo", "rb") as f:
+        below = submounts(os.fsdecode(f.read()), os.path.realpath(target))
+    for point, kept in below:
+        remount = sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | flags | kept
+        sc.mount(None, os.fsencode(point), None, remount, None, step=step)
+
+
+def submounts(mountinfo: str, target: str) -> list[tuple[str, int]]:
+    """Pure: the mount points strictly below `target` in a /proc/<pid>/mountinfo text, in
+    mount order, each with the nosuid/nodev/noexec flags it has now. proc_pid_mountinfo(5)."""
+    found: list[tuple[str, int]] = []
+    prefix = target.rstrip("/") + "/"
+    for line in mountinfo.splitlines():
+        fields = line.split(" ")
+        if len(fields) < 6:
+            continue
+        point = _unescape(fields[4])
+        if point.startswith(prefix) and point != prefix:  # prefix is "/" for target "/"
+            options = fields[5].split(",")
+            found.append((point, sum(v for k, v in _KEPT_OPTIONS.items() if k in options)))
+    return found
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash in paths as \\ooo octal."""
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        code = field[i + 1 : i + 4]
+        if field[i] == "\\" and len(code) == 3 and all(c in "01234567" for c in code):
+            out.append(chr(int(code, 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
 
 
 def enter_root(new_root: str, step: str = "pivot_root") -> None:

@@ -1,4 +1,5 @@
-"""ctypes wrappers for the syscalls Python 3.11 lacks: unshare, setns, mount, pivot_root, prctl."""
+"""ctypes wrappers for the syscalls Python 3.11 lacks: unshare, setns, mount, mount_setattr,
+pivot_root, prctl."""
 
 from __future__ import annotations
 
@@ -45,6 +46,22 @@ PR_SET_DUMPABLE = 4
 SYS_pivot_root = 155  # x86_64
 SYS_setns = 308
 SYS_unshare = 272
+SYS_mount_setattr = 442  # Linux 5.12
+
+# <linux/mount.h>, <fcntl.h>: mount_setattr(2)
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+_MS_TO_MOUNT_ATTR = (
+    (MS_RDONLY, MOUNT_ATTR_RDONLY),
+    (MS_NOSUID, MOUNT_ATTR_NOSUID),
+    (MS_NODEV, MOUNT_ATTR_NODEV),
+    (MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+)
+ENOSYS = 38
 
 _libc.mount.argtypes = [
     ctypes.c_char_p,
@@ -104,6 +121,37 @@ def mount(
         tgt = target.decode() if isinstance(target, bytes) else target
         fs = fstype.decode() if isinstance(fstype, bytes) else fstype
         raise SandboxError(step, f"mount({src}, {tgt}, {fs}, {flags:#x})", ctypes.get_errno())
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+def mount_setattr_recursive(target: str, ms_flags: int, step: str = "mount_setattr") -> bool:
+    """Add ms_flags' MS_RDONLY, MS_NOSUID, MS_NODEV and MS_NOEXEC to the mount at target and
+    every mount below it (AT_RECURSIVE), leaving their other flags as they are. False when
+    the kernel has no mount_setattr (ENOSYS: before 5.12). mount_setattr(2)."""
+    attr = _MountAttr(sum(a for ms, a in _MS_TO_MOUNT_ATTR if ms_flags & ms), 0, 0, 0)
+    ret = _libc.syscall(
+        ctypes.c_long(SYS_mount_setattr),
+        ctypes.c_int(AT_FDCWD),
+        ctypes.c_char_p(target.encode()),
+        ctypes.c_uint(AT_RECURSIVE),
+        ctypes.byref(attr),
+        ctypes.c_size_t(ctypes.sizeof(attr)),
+    )
+    if ret < 0:
+        err = ctypes.get_errno()
+        if err == ENOSYS:
+            return False
+        call = f"mount_setattr({target}, AT_RECURSIVE, set={attr.attr_set:#x})"
+        raise SandboxError(step, call, err)
+    return True
 
 
 def umount2(target: str | bytes, flags: int, step: str = "umount") -> None:

@@ -50,6 +50,10 @@ def run_layers(args: argparse.Namespace) -> int:
     """Run a parsed `stockade layers` command; errors print one line and return 1."""
     store = LayerStore(args.state_dir)
     try:
+        for digest in store.harden():
+            print(
+                f"layer {digest[:12]}: set-id bits and file capabilities removed", file=sys.stderr
+            )
         return int(_COMMANDS[args.layers_cmd](store, args))
     except LayerError as e:
         print(f"stockade layers: {e}", file=sys.stderr)

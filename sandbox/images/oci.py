@@ -5,8 +5,9 @@ Layer tars are unpacked by our own code, not tarfile.extract: every member name 
 from the layer's root fd, so a symlink planted by an earlier member is never followed, and
 files are created with O_CREAT|O_EXCL|O_NOFOLLOW. Hard links may only name a regular file
 extracted earlier in the same layer. Total bytes and entries are capped across the import.
-Device nodes and FIFOs are skipped, and xattrs in the archive are ignored (a trusted.overlay
-xattr smuggled in a tar could redirect overlayfs lookups).
+Device nodes and FIFOs are skipped, xattrs in the archive are ignored (a trusted.overlay
+xattr smuggled in a tar could redirect overlayfs lookups, a security.capability one would
+grant privileges) and files lose their set-uid and set-gid bits.
 
 OCI whiteouts become overlayfs whiteouts (image-spec layer.md, overlayfs(5)):
 `dir/.wh.name` -> char device 0/0 at dir/name; `dir/.wh..wh..opq` -> xattr
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import IO, cast
 
 from sandbox.images.build import Progress, human, stderr_progress
+from sandbox.images.setid import safe_mode
 from sandbox.images.store import LayerError, LayerStore, check_image_name
 
 WHITEOUT = ".wh."
@@ -193,7 +195,9 @@ class LayerWriter:
                 os.write(fd, chunk)
             if self.as_root:
                 os.fchown(fd, m.uid, m.gid)
-            os.fchmod(fd, m.mode & 0o7777)  # after chown, which clears set-id bits
+            # After chown, which clears set-id bits; and none are set: a set-uid file in the
+            # store runs as its owner for any local user who reaches it (sandbox/images/setid.py).
+            os.fchmod(fd, safe_mode(stat.S_IFREG | m.mode))
             os.utime(fd, (m.mtime, m.mtime))
         finally:
             os.close(fd)

@@ -17,6 +17,13 @@ digest and the recipe), since debootstrap and apt never produce byte-identical t
 Every write is atomic: a layer is built in layers/.tmp-<random>/ and renamed into place,
 metadata goes through a temporary file and rename(2). A layer counts as present only when
 both its directory and its JSON exist. Mutations take an flock(2) on <state>/lock.
+
+No layer holds a set-uid or set-gid file or a file capability (sandbox/images/setid.py):
+they are stripped before a layer is committed, and layers/ and images/ are 0700, since
+boxes reach layers through their mounts, never through their uid. A store written before
+this (its layers' metadata lacks "setid") is fixed in place by `harden`, which the launcher
+and `stockade layers` run when they open it; such a layer keeps its name, the digest of
+what it was committed as.
 """
 
 from __future__ import annotations
@@ -35,11 +42,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sandbox.config import STATE_DIR
+from sandbox.images.setid import strip_tree
 
 TMP_PREFIX = ".tmp-"
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _IMAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _CHUNK = 1 << 20
+# In a layer's metadata: its files carry no set-id bit and no file capability.
+SETID_FIELD, SETID_STRIPPED = "setid", "stripped"
 
 
 class LayerError(Exception):
@@ -234,19 +244,47 @@ class LayerStore:
     # -- writing --------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        os.makedirs(self.layers_dir, exist_ok=True)
-        os.makedirs(self.images_dir, exist_ok=True)
+    def locked(self, wait: bool = True) -> Iterator[None]:
+        """Hold the store's lock; with wait=False, BlockingIOError if another holds it."""
+        self._make_private()
         fd = os.open(os.path.join(self.state_dir, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             yield
         finally:
             os.close(fd)
 
+    def _make_private(self) -> None:
+        # Only root, which mounts the layers, reads them; the state dir itself stays open,
+        # since QEMU's unprivileged uid reads <state>/microvm.
+        for path in (self.layers_dir, self.images_dir):
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            os.chmod(path, 0o700)
+
+    def harden(self) -> list[str]:
+        """Bring a store written by older code up to this one's rules: layers/ and images/
+        0700, and no set-id bit or file capability in a layer (its metadata then says
+        "setid": "stripped"). While another process holds the lock (a build, an import, a
+        gc) only the directories are fixed: the next open does the layers. -> the digests
+        of the layers fixed now."""
+        if not os.path.isdir(self.state_dir):
+            return []
+        fixed: list[str] = []
+        try:
+            with self.locked(wait=False):
+                for meta in self.layers():
+                    if meta.get(SETID_FIELD) != SETID_STRIPPED:
+                        digest = str(meta["digest"])
+                        strip_tree(self.layer_dir(digest))
+                        _write_json(self.layer_dir(digest) + ".json", _stripped(meta))
+                        fixed.append(digest)
+        except BlockingIOError:
+            pass
+        return fixed
+
     def new_tmp(self) -> str:
         """A fresh empty directory layers/.tmp-<random>/ on the store's file system."""
-        os.makedirs(self.layers_dir, exist_ok=True)
+        self._make_private()
         path = os.path.join(self.layers_dir, TMP_PREFIX + secrets.token_hex(8))
         os.mkdir(path, 0o700)
         return path
@@ -256,8 +294,10 @@ class LayerStore:
 
         If a layer with the same digest exists, tree is removed and the old one is kept.
         """
+        strip_tree(tree)
         digest, size, files = tree_digest(tree)
         meta = {**meta, "digest": digest, "size": size, "files": files, "created": time.time()}
+        meta = _stripped(meta)
         os.chmod(tree, 0o755)
         target = self.layer_dir(digest)
         if self.has_layer(digest):
@@ -274,7 +314,7 @@ class LayerStore:
         for d in digests:
             if not self.has_layer(d):
                 raise LayerError(f"image: layer {d[:12]} of {image!r} is missing")
-        os.makedirs(self.images_dir, exist_ok=True)
+        self._make_private()
         record: dict[str, object] = {
             "name": image,
             "layers": digests,
@@ -301,6 +341,10 @@ class LayerStore:
         for name in plan.leftovers:
             _remove(os.path.join(self.layers_dir, name))
         return plan
+
+
+def _stripped(meta: dict[str, object]) -> dict[str, object]:
+    return {**meta, SETID_FIELD: SETID_STRIPPED}
 
 
 def _remove(path: str) -> None:

@@ -141,6 +141,17 @@ SECCOMP_CLASSES = [
     pytest.param(
         "tiocsti", ["tiocsti", "tiocsti_highbits", "tiocsti_stdout"], EPERM, id="tiocsti"
     ),
+    pytest.param(
+        "socket_ops",
+        [
+            "socketpair_netlink", "socketpair_netlink_dgram", "socketpair_vsock",
+            "socketpair_mptcp", "socketpair_sctp", "socketpair_highbits", "attach_filter",
+            "attach_filter_highbits", "attach_bpf", "attach_reuseport_cbpf", "tcp_ulp",
+            "tcp_ulp_highbits",
+        ],
+        EPERM,
+        id="socketpair-families-socket-filters-tcp-ulp",
+    ),
 ]  # fmt: skip
 
 
@@ -172,11 +183,14 @@ def test_controls_still_work(
     launcher: Launcher, elves: dict[str, bytes], guard: hu.HostGuard
 ) -> None:
     """The same programs' control calls reach the kernel: the refusals above are the filter's."""
-    outs = {n: hu.kv(hu.run_c(launcher, elves, n)) for n in ("clone_ns", "raw_socket", "tiocsti")}
+    names = ("clone_ns", "raw_socket", "tiocsti", "socket_ops")
+    outs = {n: hu.kv(hu.run_c(launcher, elves, n)) for n in names}
     guard.check()
     assert outs["clone_ns"]["clone_plain"] == "ok"
     assert outs["raw_socket"]["tcp_control"] == "ok"
     assert outs["tiocsti"]["tcgets_control"] == "ENOTTY"
+    for key in ("socketpair_unix_control", "reuseaddr_control", "nodelay_control"):
+        assert outs["socket_ops"][key] == "ok", key
 
 
 def test_personality_unchanged_and_masks_kept(

@@ -26,6 +26,11 @@ libc.syscall.restype = ctypes.c_long
 libc.syscall.argtypes = [ctypes.c_long] * 7
 SYS = {"clone": 56, "clone3": 435, "ptrace": 101, "keyctl": 250, "personality": 135}
 SYS |= {"socket": 41, "io_uring_setup": 425, "unshare": 272, "mount": 165, "ioctl": 16}
+SYS |= {"socketpair": 53, "setsockopt": 54}
+AF_UNIX, AF_INET, AF_NETLINK, AF_VSOCK = 1, 2, 16, 40
+SOCK_STREAM, SOCK_DGRAM, SOCK_RAW = 1, 2, 3
+IPPROTO_TCP, IPPROTO_MPTCP = 6, 262
+SOL_SOCKET, SO_ATTACH_FILTER, TCP_ULP = 1, 26, 31
 CLONE_NEWNS, CLONE_NEWUSER, SIGCHLD = 0x20000, 0x10000000, 17
 TIOCSTI, TCGETS = 0x5412, 0x5401
 READ_IMPLIES_EXEC = 0x0400000
@@ -209,6 +214,54 @@ def test_other_abis_are_killed(abi_binary: Path, abi: str) -> None:
     assert os.waitstatus_to_exitcode(free) == EXIT_SYSCALL_RETURNED, f"unfiltered: {free:#x}"
     boxed = exec_in_child([str(abi_binary), abi], profile="run")
     assert os.WIFSIGNALED(boxed) and os.WTERMSIG(boxed) == signal.SIGSYS, f"status {boxed:#x}"
+
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def socket_probes() -> dict[str, int]:
+    """socketpair in families socket() refuses, a socket filter, a TCP upper-layer protocol:
+    each result or -errno. The last probe is the control, allowed with or without a filter."""
+    pair = (ctypes.c_int * 2)()
+    out: dict[str, int] = {}
+    for name, family, kind, proto in (
+        ("socketpair(AF_NETLINK)", AF_NETLINK, SOCK_RAW, 0),
+        ("socketpair(AF_VSOCK)", AF_VSOCK, SOCK_STREAM, 0),
+        ("socketpair(IPPROTO_MPTCP)", AF_INET, SOCK_STREAM, IPPROTO_MPTCP),
+    ):
+        out[name] = min(raw("socketpair", family, kind, proto, ctypes.addressof(pair)), 0)
+    accept_all = ctypes.c_uint64(0x0000FFFF_00000006)  # struct sock_filter {BPF_RET|BPF_K, 0xffff}
+    prog = SockFprog(1, ctypes.addressof(accept_all))
+    udp = raw("socket", AF_INET, SOCK_DGRAM, 0)
+    out["setsockopt(SO_ATTACH_FILTER)"] = raw(
+        "setsockopt", udp, SOL_SOCKET, SO_ATTACH_FILTER, ctypes.addressof(prog), ctypes.sizeof(prog)
+    )
+    tcp = raw("socket", AF_INET, SOCK_STREAM, 0)
+    ulp = ctypes.create_string_buffer(b"tls")
+    out["setsockopt(TCP_ULP)"] = raw(
+        "setsockopt", tcp, IPPROTO_TCP, TCP_ULP, ctypes.addressof(ulp), 3
+    )
+    out["socketpair(AF_UNIX)"] = raw("socketpair", AF_UNIX, SOCK_STREAM, 0, ctypes.addressof(pair))
+    return out
+
+
+def test_socketpair_families_socket_filters_and_tcp_ulp_are_refused() -> None:
+    status, free = in_child(socket_probes, profile=None)
+    assert os.waitstatus_to_exitcode(status) == 0
+    status, boxed = in_child(socket_probes)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert isinstance(free, dict) and isinstance(boxed, dict)
+    control = "socketpair(AF_UNIX)"
+    assert free[control] == boxed[control] == 0
+    for probe, result in boxed.items():
+        if probe != control:
+            assert result == -errno.EPERM, f"{probe} under the filter gave {result}"
+    # Not vacuous: without the filter each call reached the kernel, which made the sockets
+    # (socketpair's EOPNOTSUPP comes after both were created), attached the filter, or
+    # looked the ULP up (ENOENT: this kernel has no kTLS); never EPERM.
+    assert free["setsockopt(SO_ATTACH_FILTER)"] == 0
+    assert -errno.EPERM not in free.values(), free
 
 
 def test_install_failure_names_step_and_syscall() -> None:

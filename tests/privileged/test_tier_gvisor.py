@@ -26,6 +26,7 @@ from sandbox.result import BoxResult, Status
 from sandbox.spec import MIB, BoxSpec, FileIn
 from sandbox.stdio import Stdio
 from tests.privileged import hostile_util as hu
+from tests.privileged.test_box_collect import check_deep_trees, deep_tree_spec
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
 elves = hu.elves
@@ -115,6 +116,12 @@ def test_stdin_from_the_spec_and_from_the_callers_pipes(launcher: Launcher) -> N
     assert os.read(out_r, 100) == b"via a pipe\n"
     assert os.read(out_r, 100) == b""  # the box's copy is closed: EOF
     os.close(out_r)
+
+
+def test_collect_a_tree_deeper_than_the_open_file_and_recursion_limits(
+    launcher: Launcher,
+) -> None:
+    check_deep_trees(launcher.run(deep_tree_spec("gvisor")))
 
 
 def test_files_in_and_collect_out_never_through_a_symlink(launcher: Launcher) -> None:

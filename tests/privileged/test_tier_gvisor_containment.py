@@ -208,6 +208,19 @@ GVISOR_OUTCOMES: dict[str, str] = {
     "sock_packet": "EPROTONOSUPPORT",
     "ping_socket": "ok",
     **dict.fromkeys(("tiocsti", "tiocsti_highbits", "tiocsti_stdout"), "ENOTTY"),
+    # socket_ops: the Sentry's own netstack answers (--network=none), so no host socket is
+    # made and no filter or ULP reaches the host kernel. It refuses to pair netlink (it has
+    # its own netlink) and has no vsock, MPTCP or SCTP; it accepts a socket filter and
+    # TCP_ULP and ignores both (its netstack runs no socket BPF and has no ULPs).
+    **dict.fromkeys(
+        ("socketpair_netlink", "socketpair_netlink_dgram", "socketpair_highbits"), "EOPNOTSUPP"
+    ),
+    "socketpair_vsock": "EAFNOSUPPORT",
+    **dict.fromkeys(("socketpair_mptcp", "socketpair_sctp"), "ESOCKTNOSUPPORT"),
+    **dict.fromkeys(
+        ("attach_filter", "attach_filter_highbits", "attach_bpf", "attach_reuseport_cbpf"), "ok"
+    ),
+    **dict.fromkeys(("tcp_ulp", "tcp_ulp_highbits"), "ok"),
 }
 # test_hostile_syscalls's Python probes. AF_PACKET needs CAP_NET_RAW: EPERM as in a
 # container; netlink sockets are the Sentry's own netstack (no host interface is in it:
@@ -266,6 +279,8 @@ def test_controls_still_work(syscalls: Group) -> None:
     assert syscalls["clone_ns"]["clone_plain"] == "ok"
     assert syscalls["raw_socket"]["tcp_control"] == "ok"
     assert syscalls["tiocsti"]["tcgets_control"] == "ENOTTY"
+    for key in ("socketpair_unix_control", "reuseaddr_control", "nodelay_control"):
+        assert syscalls["socket_ops"][key] == "ok", syscalls.describe("socket_ops")
 
 
 def test_personality_unchanged_and_kallsyms_absent(syscalls: Group) -> None:

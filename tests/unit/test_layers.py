@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 
 import pytest
 
+from sandbox.cli.layers import run_layers
 from sandbox.images.build import (
     DEFAULT_RECIPES,
     Recipe,
@@ -14,6 +17,7 @@ from sandbox.images.build import (
     parse_mirrors,
     parse_recipes,
 )
+from sandbox.images.setid import safe_mode, strip_tree
 from sandbox.images.store import LayerError, LayerStore, cache_key, gc_plan, tree_digest
 
 LANGUAGE_IMAGES = {
@@ -175,3 +179,125 @@ def test_state_dir_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert LayerStore().layers_dir == "/srv/st/layers"
     monkeypatch.delenv("STOCKADE_STATE_DIR")
     assert LayerStore().state_dir == "/var/lib/stockade"
+
+
+def setid_tree(root: str) -> None:
+    """A tree as an older Stockade stored it: set-uid and set-gid files, a link to one, a
+    set-gid directory."""
+    os.makedirs(f"{root}/usr/bin")
+    os.makedirs(f"{root}/var/mail")
+    for name, mode in (("su", 0o4755), ("chage", 0o2755), ("plain", 0o755)):
+        with open(f"{root}/usr/bin/{name}", "w") as f:
+            f.write(name)
+        os.chmod(f"{root}/usr/bin/{name}", mode)
+    os.symlink("su", f"{root}/usr/bin/su-link")
+    os.link(f"{root}/usr/bin/su", f"{root}/usr/bin/su-hard")
+    os.chmod(f"{root}/var/mail", 0o2775)
+
+
+def modes(root: str) -> dict[str, int]:
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            path = os.path.join(dirpath, name)
+            out[os.path.relpath(path, root)] = os.lstat(path).st_mode & 0o7777
+    return out
+
+
+def test_strip_tree_clears_set_id_bits_of_files_only(tmp_path: os.PathLike[str]) -> None:
+    root = f"{tmp_path}/t"
+    setid_tree(root)
+    changed = strip_tree(root)
+    # su and su-hard are one inode: whichever comes first is changed, the other is clean.
+    assert len(changed) == 2 and "usr/bin/chage" in changed
+    got = modes(root)
+    assert {k: v for k, v in got.items() if v & 0o6000} == {"var/mail": 0o2775}
+    assert got["usr/bin/su"] == got["usr/bin/chage"] == got["usr/bin/plain"] == 0o755
+    assert os.readlink(f"{root}/usr/bin/su-link") == "su"
+    assert strip_tree(root) == []
+    assert safe_mode(0o104755) == 0o755 and safe_mode(0o042775) == 0o2775
+
+
+def test_committed_layers_hold_no_set_id_file(tmp_path: os.PathLike[str]) -> None:
+    store = LayerStore(f"{tmp_path}/state")
+    tree = store.new_tmp()
+    setid_tree(tree)
+    meta = store.commit_layer(tree, {"name": "x"})
+    layer = store.layer_dir(str(meta["digest"]))
+    assert meta["setid"] == "stripped" and store.layer_meta(str(meta["digest"]))["setid"]
+    assert all(not m & 0o6000 for p, m in modes(layer).items() if p != "var/mail")
+    for path in (store.layers_dir, store.images_dir):
+        assert os.stat(path).st_mode & 0o777 == 0o700
+
+
+def test_harden_fixes_a_store_written_before(tmp_path: os.PathLike[str]) -> None:
+    """Layers committed by an older Stockade (no "setid" in their metadata) are stripped in
+    place and keep their names; the store's directories become 0700."""
+    store = LayerStore(f"{tmp_path}/state")
+    tree = store.new_tmp()
+    setid_tree(tree)
+    digest, _, _ = tree_digest(tree)
+    os.rename(tree, store.layer_dir(digest))  # what commit_layer did before
+    with open(store.layer_dir(digest) + ".json", "w") as f:
+        json.dump({"digest": digest, "name": "old", "size": 1, "files": 1}, f)
+    for path in (store.state_dir, store.layers_dir, store.images_dir):
+        os.chmod(path, 0o755)
+    assert store.harden() == [digest]
+    assert {p: m for p, m in modes(store.layer_dir(digest)).items() if m & 0o6000} == {
+        "var/mail": 0o2775
+    }
+    assert store.layer_meta(digest)["setid"] == "stripped"
+    assert store.layer_meta(digest)["name"] == "old"
+    assert [os.stat(p).st_mode & 0o777 for p in (store.layers_dir, store.images_dir)] == [
+        0o700,
+        0o700,
+    ]
+    assert os.stat(store.state_dir).st_mode & 0o777 == 0o755  # QEMU's uid reads microvm/
+    assert store.harden() == []
+    assert LayerStore(f"{tmp_path}/absent").harden() == []
+    assert not os.path.exists(f"{tmp_path}/absent")
+
+
+def test_harden_leaves_layers_to_the_next_open_while_the_store_is_locked(
+    tmp_path: os.PathLike[str],
+) -> None:
+    store = LayerStore(f"{tmp_path}/state")
+    tree = store.new_tmp()
+    setid_tree(tree)
+    digest, _, _ = tree_digest(tree)
+    os.rename(tree, store.layer_dir(digest))
+    with open(store.layer_dir(digest) + ".json", "w") as f:
+        json.dump({"digest": digest}, f)
+    os.chmod(store.layers_dir, 0o755)
+    pid = os.fork()
+    if pid == 0:  # holds the lock as a build would, from another process (flock(2))
+        with store.locked():
+            os.kill(os.getpid(), 19)  # SIGSTOP until the parent has looked
+        os._exit(0)
+    try:
+        os.waitpid(pid, os.WUNTRACED)
+        assert LayerStore(store.state_dir).harden() == []
+        assert os.stat(store.layers_dir).st_mode & 0o777 == 0o700
+        assert os.stat(f"{store.layer_dir(digest)}/usr/bin/su").st_mode & 0o4000
+    finally:
+        os.kill(pid, 18)  # SIGCONT
+        os.waitpid(pid, 0)
+    assert store.harden() == [digest]
+
+
+def test_stockade_layers_fixes_the_store_it_opens(
+    tmp_path: os.PathLike[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = LayerStore(f"{tmp_path}/state")
+    tree = store.new_tmp()
+    setid_tree(tree)
+    digest, _, _ = tree_digest(tree)
+    os.rename(tree, store.layer_dir(digest))
+    with open(store.layer_dir(digest) + ".json", "w") as f:
+        json.dump({"digest": digest, "name": "old", "size": 1, "files": 1}, f)
+    args = argparse.Namespace(state_dir=store.state_dir, layers_cmd="ls", layers=True, json=True)
+    assert run_layers(args) == 0
+    assert (
+        f"layer {digest[:12]}: set-id bits and file capabilities removed" in capsys.readouterr().err
+    )
+    assert not os.stat(f"{store.layer_dir(digest)}/usr/bin/su").st_mode & 0o6000

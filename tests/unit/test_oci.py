@@ -140,3 +140,30 @@ def test_docker_save_manifest(tmp_path: os.PathLike[str]) -> None:
     finally:
         src.close()
     assert [r.path for r in refs] == ["a/layer.tar"] and tag == "t:1"
+
+
+def test_set_id_bits_are_not_extracted(tmp_path: os.PathLike[str]) -> None:
+    """A set-uid file of an image would be set-uid in the host's store, where any local
+    user could run it; a set-gid directory grants nothing and keeps its bit."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, mode, kind in (
+            ("usr/bin/suid", 0o4755, tarfile.REGTYPE),
+            ("usr/bin/sgid", 0o2711, tarfile.REGTYPE),
+            ("usr/bin/both", 0o6555, tarfile.REGTYPE),
+            ("var/mail", 0o2775, tarfile.DIRTYPE),
+        ):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = kind, mode
+            tf.addfile(info, io.BytesIO(b""))
+    root = f"{tmp_path}/layer"
+    os.mkdir(root)
+    extract_layer(io.BytesIO(buf.getvalue()), root, Budget(1 << 20, 100))
+    modes = {n: os.lstat(f"{root}/{n}").st_mode & 0o7777 for n in ("usr/bin/suid", "var/mail")}
+    modes |= {n: os.lstat(f"{root}/{n}").st_mode & 0o7777 for n in ("usr/bin/sgid", "usr/bin/both")}
+    assert modes == {
+        "usr/bin/suid": 0o755,
+        "usr/bin/sgid": 0o711,
+        "usr/bin/both": 0o555,
+        "var/mail": 0o2775,
+    }

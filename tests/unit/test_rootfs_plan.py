@@ -243,3 +243,24 @@ def test_mount_ops_are_frozen_and_hashable(op: m.Op) -> None:
     # The launcher caches box plans keyed by tuples of ops (functools.lru_cache).
     assert hash(op) == hash(dataclasses.replace(op))
     assert op == dataclasses.replace(op)
+
+
+MOUNTINFO = """\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda rw
+40 22 0:33 / /usr rw,nosuid,relatime shared:2 - ext4 /dev/vdb rw
+41 40 0:34 / /usr/local rw,noexec,nodev - tmpfs t rw
+42 41 0:35 / /usr/local/my\\040dir rw - tmpfs t rw
+43 22 0:36 / /usr2 rw - tmpfs t rw
+44 40 0:37 / /usr/odd\\134name\\011x rw - tmpfs t rw
+"""
+
+
+def test_submounts_lists_mounts_strictly_below_with_their_flags() -> None:
+    assert m.submounts(MOUNTINFO, "/usr") == [
+        ("/usr/local", sc.MS_NOEXEC | sc.MS_NODEV),
+        ("/usr/local/my dir", 0),
+        ("/usr/odd\\name\tx", 0),
+    ]
+    assert m.submounts(MOUNTINFO, "/usr/") == m.submounts(MOUNTINFO, "/usr")
+    assert m.submounts(MOUNTINFO, "/usr/local/my dir") == []
+    assert [p for p, _ in m.submounts(MOUNTINFO, "/")][:2] == ["/usr", "/usr/local"]

@@ -32,6 +32,13 @@ NS_FLAGS = {
 THREAD_FLAGS = 0x3D0F00  # what glibc's pthread_create passes to clone
 FORK_FLAGS = 0x01200011  # CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD
 TIOCSTI, TCGETS, FIONREAD = 0x5412, 0x5401, 0x541B
+AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, AF_TIPC, AF_VSOCK = 1, 2, 10, 16, 17, 30, 40
+SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, SOCK_SEQPACKET = 1, 2, 3, 5
+IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, IPPROTO_MPTCP = 6, 17, 132, 262
+SOL_IP, SOL_SOCKET, SOL_TCP, SOL_UDP, SOL_IPV6, SOL_TLS = 0, 1, 6, 17, 41, 282
+# SO_ATTACH_FILTER, SO_ATTACH_BPF, SO_ATTACH_REUSEPORT_CBPF, SO_ATTACH_REUSEPORT_EBPF
+SOCKET_FILTERS = (26, 50, 51, 52)
+TCP_ULP = 31
 # The classes both profiles must close (the brief's list; denied with EPERM, never allowed).
 CLOSED = [
     *("mount", "umount2", "pivot_root", "chroot", "fsopen", "fsmount", "fsconfig", "fspick"),
@@ -52,7 +59,7 @@ NEEDED = [
     *("execve", "fork", "vfork", "wait4", "pipe2", "dup2", "epoll_create1", "epoll_ctl"),
     *("epoll_pwait", "eventfd2", "timerfd_create", "signalfd4", "getrandom", "prlimit64"),
     *("rt_sigaction", "rt_sigprocmask", "sigaltstack", "tgkill", "clock_nanosleep", "statx"),
-    *("bind", "listen", "accept4", "connect", "sendto", "recvfrom", "socketpair", "uname"),
+    *("bind", "listen", "accept4", "connect", "sendto", "recvfrom", "uname"),
 ]
 PROFILES = ("run", "compile")
 
@@ -171,6 +178,61 @@ def test_socket_families_and_types(plan: Plan) -> None:
     assert decide(plan, "socket", 2, 1, 6) == RET_ALLOW
 
 
+def test_socketpair_is_held_to_the_socket_triples(plan: Plan) -> None:
+    """socketpair makes its two sockets before the family says it cannot pair them, so it
+    must refuse every (family, type, protocol) that socket() refuses."""
+    for t in (SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM | 0x80000):
+        assert decide(plan, "socketpair", AF_UNIX, t, 0) == RET_ALLOW
+    for args in (
+        (AF_NETLINK, SOCK_RAW, 0),
+        (AF_NETLINK, SOCK_DGRAM, 0),
+        (AF_VSOCK, SOCK_STREAM, 0),
+        (AF_VSOCK, SOCK_DGRAM, 0),
+        (AF_INET, SOCK_STREAM, IPPROTO_MPTCP),
+        (AF_INET, SOCK_STREAM, IPPROTO_SCTP),
+        (AF_TIPC, SOCK_SEQPACKET, 0),
+        (AF_PACKET, SOCK_RAW, 0),
+        (AF_UNIX, SOCK_RAW, 0),
+        (1 << 32 | AF_UNIX, SOCK_STREAM, 0),
+    ):
+        assert decide(plan, "socketpair", *args) == EPERM, args
+    for family in range(48):
+        for t in (SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, SOCK_SEQPACKET, 10):
+            for proto in (0, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, IPPROTO_MPTCP):
+                want = decide(plan, "socket", family, t, proto)
+                assert decide(plan, "socketpair", family, t, proto) == want
+
+
+def setsockopt_allowed(level: int, option: int) -> bool:
+    """The rule the profiles hold setsockopt to, written out plainly."""
+    if level in (SOL_IP, SOL_UDP, SOL_IPV6):
+        return True
+    if level == SOL_SOCKET:
+        return option < 128 and option not in SOCKET_FILTERS
+    if level == SOL_TCP:
+        return option < 128 and option != TCP_ULP
+    return False
+
+
+def test_setsockopt_refuses_socket_filters_and_tcp_ulp(plan: Plan) -> None:
+    for option in SOCKET_FILTERS:
+        assert decide(plan, "setsockopt", 3, SOL_SOCKET, option) == EPERM
+    assert decide(plan, "setsockopt", 3, SOL_TCP, TCP_ULP) == EPERM
+    # The kernel reads level and option as ints: junk in the high half is refused, not
+    # truncated into an allowed call.
+    for level, option in ((1 << 32 | SOL_SOCKET, 2), (SOL_SOCKET, 1 << 32 | 2), (2**64 - 1, 2)):
+        assert decide(plan, "setsockopt", 3, level, option) == EPERM
+    assert decide(plan, "setsockopt", 3, SOL_TLS, 1) == EPERM
+    # SO_REUSEADDR, SO_KEEPALIVE, SO_RCVTIMEO_NEW, TCP_NODELAY, TCP_KEEPIDLE, IPV6_V6ONLY,
+    # IP_TOS, UDP_SEGMENT: what runtimes set.
+    for level, option in ((1, 2), (1, 9), (1, 66), (6, 1), (6, 4), (41, 26), (0, 1), (17, 103)):
+        assert decide(plan, "setsockopt", 3, level, option) == RET_ALLOW
+    for level in (*range(48), SOL_TLS):
+        for option in range(140):
+            want = RET_ALLOW if setsockopt_allowed(level, option) else EPERM
+            assert decide(plan, "setsockopt", 3, level, option) == want, (level, option)
+
+
 def test_ioctl_tiocsti_is_denied_even_with_high_bits(plan: Plan) -> None:
     for cmd in (TIOCSTI, 0x1_00000000 | TIOCSTI, 0xFFFFFFFF_00000000 | TIOCSTI):
         assert decide(plan, "ioctl", 0, cmd) == EPERM
@@ -200,6 +262,13 @@ def test_bpf_agrees_with_the_plan(bpf: bytes) -> None:
     assert run_bpf(bpf, nr("ioctl"), (1, 0x1_00000000 | TIOCSTI)) == EPERM
     assert run_bpf(bpf, nr("ioctl"), (1, TCGETS)) == RET_ALLOW
     assert run_bpf(bpf, nr("socket"), (17, 3, 0)) == EPERM
+    assert run_bpf(bpf, nr("socketpair"), (AF_NETLINK, SOCK_RAW, 0)) == EPERM
+    assert run_bpf(bpf, nr("socketpair"), (AF_VSOCK, SOCK_STREAM, 0)) == EPERM
+    assert run_bpf(bpf, nr("socketpair"), (AF_UNIX, SOCK_STREAM | 0x80000, 0)) == RET_ALLOW
+    for level in (SOL_IP, SOL_SOCKET, SOL_TCP, SOL_UDP, SOL_IPV6, SOL_TLS, 1 << 32 | 1):
+        for option in (*range(70), 1 << 32 | 26):
+            want = RET_ALLOW if setsockopt_allowed(level, option) else EPERM
+            assert run_bpf(bpf, nr("setsockopt"), (3, level, option)) == want, (level, option)
     assert run_bpf(bpf, 0xFFFF) == EPERM  # beyond any table: the default
 
 

@@ -87,12 +87,14 @@ def mount_image(target: str, layers: list[str]) -> None:
 
 def _bind(source: str, target: str, readonly: bool) -> None:
     """A host bind; read-only ones get a second call, since MS_RDONLY is ignored by the first
-    (mount(2), "Creating a bind mount")."""
+    (mount(2), "Creating a bind mount"), and then the same flags on every host submount the
+    recursive bind copied (the gofer serves those too, and would write into them)."""
     flags = sc.MS_BIND | sc.MS_REC | sc.MS_NOSUID | sc.MS_NODEV
     sc.mount(source, target, None, flags, step="gvisor: root")
     if readonly:
         flags = sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV
         sc.mount(None, target, None, flags, step="gvisor: root")
+        m.seal_readonly(target, sc.MS_NOSUID | sc.MS_NODEV, step="gvisor: root")
 
 
 def assemble_root(

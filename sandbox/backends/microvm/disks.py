@@ -9,6 +9,10 @@ import threading
 from sandbox.errors import SandboxError
 
 FSTYPE = "erofs"
+# In every disk's name, after the layer's digest: bumped when layers change in place, so that
+# no disk made before shows the guest what the host's layer no longer holds. 2: layers lost
+# their set-id bits and file capabilities (sandbox/images/setid.py).
+DISK_FORMAT = 2
 _lock = threading.Lock()
 
 
@@ -27,7 +31,7 @@ def mkfs_command(layer_dir: str, out: str) -> list[str]:
 def layer_disk(disk_dir: str, layer_dir: str) -> str:
     """The erofs image of one layer, built on first use; readable by QEMU's unprivileged uid
     (its content is the layer's, which every box of the image sees anyway)."""
-    out = os.path.join(disk_dir, f"{layer_digest(layer_dir)}.{FSTYPE}")
+    out = os.path.join(disk_dir, f"{layer_digest(layer_dir)}-{DISK_FORMAT}.{FSTYPE}")
     if os.path.exists(out):
         return out
     with _lock:
