@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import math
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from service.config import Config
 from service.errors import ApiError
 from service.languages import LanguageInfo
 from worker.jobs.archives import ArchiveError, extract_zip
+from worker.jobs.callback_guard import CallbackRefused, check_literal
 from worker.jobs.model import DEFAULTS, Submission, validate
 
 _STRINGS = ("source_code", "stdin", "command_line_arguments", "compiler_options")
@@ -175,23 +174,15 @@ def _operator_errors(
 
 
 def check_callback_url(url: Any, config: Config) -> str | None:
-    """An http(s) URL, and not a literal private address unless allowed. Names are checked
-    again after DNS resolution by the worker when it calls back (CVE-2024-29021)."""
+    """An http(s) URL whose host is not an internal address literal, by the workers' own
+    guard. Names are checked again after DNS resolution by the worker when it calls back
+    (CVE-2024-29021)."""
     if url is None or url == "":
         return None
     if not isinstance(url, str):
         raise ApiError.field(422, "callback_url", "must be a string")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ApiError.field(422, "callback_url", "must be an http or https URL with a host")
-    if not config.callback_allow_private:
-        host = parts.hostname
-        try:
-            addr = ipaddress.ip_address(host)
-        except ValueError:
-            addr = None
-        if host == "localhost" or (addr is not None and not addr.is_global):
-            raise ApiError.field(
-                422, "callback_url", "loopback, private and link-local addresses are refused"
-            )
+    try:
+        check_literal(url, config.callback_allow_private)
+    except CallbackRefused as e:
+        raise ApiError.field(422, "callback_url", e.rule) from None
     return url
