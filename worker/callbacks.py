@@ -59,6 +59,12 @@ BACKOFF_S = setting(
     "seconds before a callback's second try, doubled after each",
     minimum=0,
 )
+CONCURRENCY = setting(
+    "STOCKADE_CALLBACK_CONCURRENCY",
+    8,
+    "callbacks a worker delivers at once, in threads of its main process (no judging slot)",
+    minimum=1,
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,7 @@ class CallbackSettings:
     backoff_s: float = 0.5  # doubled after each failed try
     allow_private: bool = False
     secret: bytes = b""
+    concurrency: int = 8
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CallbackSettings:
@@ -81,6 +88,7 @@ class CallbackSettings:
             backoff_s=BACKOFF_S.as_float(env),
             allow_private=CALLBACK_ALLOW_PRIVATE.as_bool(env),
             secret=CALLBACK_SECRET.as_str(env).encode(),
+            concurrency=CONCURRENCY.as_int(env),
         )
 
 

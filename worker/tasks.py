@@ -1,4 +1,5 @@
-"""The one task, `stockade.judge`: start the record, judge, finish it, call back."""
+"""The one task, `stockade.judge`: start the record, judge, finish it, and queue the callback
+(delivered by worker.callback_queue, outside the judging slot)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from celery import shared_task
 
 from worker import runtime
-from worker.callbacks import deliver, judge0_body
+from worker.callback_queue import enqueue
 from worker.jobs.settings import TASK_JUDGE
 from worker.jobs.store import INTERNAL_ERROR, Record
 
@@ -33,7 +34,7 @@ class JobStore(Protocol):
 
 
 JudgeFn = Callable[["Submission"], "tuple[JudgeResult, dict[str, float]]"]
-CallbackFn = Callable[[str, dict[str, Any]], "tuple[bool, str]"]
+NotifyFn = Callable[[str], None]  # queues the callback of a final submission, by token
 
 
 def run_job(
@@ -41,7 +42,7 @@ def run_job(
     store: JobStore,
     judge: JudgeFn,
     max_attempts: int,
-    callback: CallbackFn | None = None,
+    notify: NotifyFn | None = None,
 ) -> int | None:
     """Judge one stored submission; returns its final status id (None: unknown token).
 
@@ -78,9 +79,11 @@ def run_job(
         result["timings"] = timings
         result["attempts"] = rec.attempts
     _finish(store, token, status, result, message)
-    if rec.callback_url and callback is not None:
-        ok, why = callback(rec.callback_url, judge0_body(token, status, result, message))
-        log.log(logging.INFO if ok else logging.WARNING, "%s: callback %s", token, why)
+    if rec.callback_url and notify is not None:
+        try:
+            _retrying(lambda: notify(token))
+        except Exception:  # the verdict is stored; only the callback is lost
+            log.error("%s: callback not queued", token, exc_info=True)
     return status
 
 
@@ -109,15 +112,15 @@ def _retrying(call: Callable[[], _T]) -> _T:
 
 
 def judge_token(token: str) -> int | None:
-    """The task's body: this process's store, judge and callback settings."""
+    """The task's body: this process's store and judge; callbacks go on their own queue."""
     s = runtime.settings()
-    cb = runtime.callback_settings()
+    store = runtime.store()
     return run_job(
         token,
-        runtime.store(),
+        store,
         runtime.current_judge().judge_timed,
         s.max_attempts,
-        lambda url, body: deliver(url, body, cb),
+        lambda t: enqueue(store.redis, s.queue, t),
     )
 
 
