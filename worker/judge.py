@@ -124,8 +124,9 @@ class Judge:
             return JudgeResult.failed(Verdict.IE, f"enable_network: {rule}")
         try:
             program = self._limited(program, sub)
-            checker = self._helper(sub.checker.program) if sub.checker.kind == "custom" else None
-            interactor = self._helper(sub.interactor) if sub.interactor else None
+            custom = sub.checker.kind == "custom"
+            checker = self._helper(sub.checker.program, program.tier) if custom else None
+            interactor = self._helper(sub.interactor, program.tier) if sub.interactor else None
         except (BuildError, ValueError) as e:
             return JudgeResult.failed(Verdict.IE, f"problem's own program: {e}")
         results = []
@@ -223,10 +224,12 @@ class Judge:
             raise BuildError(Verdict.IE, f"language_id: no language {language_id}")
         return lang
 
-    def _helper(self, prog: Program | None) -> Compiled:
-        """A checker or an interactor: the problem's own code, built and run like any other."""
+    def _helper(self, prog: Program | None, tier: str) -> Compiled:
+        """A checker or an interactor: code the client sent, as untrusted as the program it
+        judges (and it reads that program's output), so it is built and run in the
+        submission's tier, or in its own language's if that is stronger."""
         assert prog is not None
-        built = self.build(prog.language_id, prog.source_code, {})
+        built = self.build(prog.language_id, prog.source_code, {}, tier=tier)
         lim = replace(built.limits, cpu_time_s=10.0, wall_time_s=20.0)
         return replace(built, limits=lim)
 
