@@ -110,6 +110,9 @@ class Judge:
     def judge(self, sub: Submission) -> JudgeResult:
         if sub.enable_network and not self.allow_network:
             return JudgeResult.failed(Verdict.IE, NETWORK_REFUSED)
+        unknown = self._unknown_languages(sub)
+        if unknown:  # before any box: a checker's unknown language must not cost a compile
+            return JudgeResult.failed(Verdict.IE, "; ".join(unknown))
         try:
             extra = _additional_files(sub)
             program = self.build(
@@ -223,6 +226,20 @@ class Judge:
         if lang is None:
             raise BuildError(Verdict.IE, f"language_id: no language {language_id}")
         return lang
+
+    def _unknown_languages(self, sub: Submission) -> list[str]:
+        """Every program of the submission whose language this worker does not serve (not
+        known here, or switched off by its self-test)."""
+        wanted = [("language_id", sub.language_id)]
+        if sub.checker.kind == "custom" and sub.checker.program is not None:
+            wanted.append(("checker.program.language_id", sub.checker.program.language_id))
+        if sub.interactor is not None:
+            wanted.append(("interactor.language_id", sub.interactor.language_id))
+        return [
+            f"{where}: no language {lang} on this worker"
+            for where, lang in wanted
+            if lang not in self.languages and (where, lang) != ("language_id", MULTI_FILE_ID)
+        ]
 
     def _helper(self, prog: Program | None, tier: str) -> Compiled:
         """A checker or an interactor: code the client sent, as untrusted as the program it

@@ -65,6 +65,11 @@ def run_job(
             f"verdict (limit STOCKADE_MAX_ATTEMPTS={max_attempts})"
         )
         log.error("%s: %s", token, message)
+    elif rec.invalid:
+        # Queued past the API (or by an older one): held to the API's rules, nothing is run.
+        status, result = INTERNAL_ERROR, {"timings": timings, "attempts": rec.attempts}
+        message = f"the queued submission breaks the rules, nothing was run: {rec.invalid}"
+        log.error("%s: %s", token, message)
     else:
         t0 = time.monotonic()
         try:

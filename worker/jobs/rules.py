@@ -4,6 +4,7 @@ may not have come through the API)."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -18,6 +19,36 @@ MAX_ARGS_CHARS = 512  # command_line_arguments, and a checker's or interactor's 
 # Judge0 1.13 after CVE-2024-28185: options are words, never shell syntax.
 COMPILER_OPTIONS = re.compile(r"^[A-Za-z0-9_\-+.=,:/ ]*$")
 MAX_OPTIONS_CHARS = 512
+
+
+class InvalidSubmission(ValueError):
+    """A submission that breaks the rules: every rule broken, as 'field: rule' sentences."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+def decode(text: str | bytes) -> Submission:
+    """A stored submission's JSON, checked as the API checks a request body (types, then
+    values): what the worker reads from the queue may not have come through the API."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise InvalidSubmission([f"submission: not valid JSON ({e})"]) from None
+    if not isinstance(data, dict):
+        raise InvalidSubmission(["submission: must be a JSON object"])
+    errors = type_errors(data)
+    if errors:
+        raise InvalidSubmission(errors)
+    try:
+        sub = Submission.from_dict(data)
+    except (TypeError, ValueError) as e:
+        raise InvalidSubmission([str(e)]) from None
+    errors = validate(sub)
+    if errors:
+        raise InvalidSubmission(errors)
+    return sub
 
 
 _STRINGS = ("source_code", "stdin", "command_line_arguments", "compiler_options")
