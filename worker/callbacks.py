@@ -1,11 +1,12 @@
-"""Callbacks: PUT Judge0's body to the submitter's URL, signed, retried, and never to an
-internal address (the SSRF of Judge0's CVE-2024-29021).
+"""Callbacks: PUT Judge0's body to the submitter's URL, signed, retried, bounded in wall time,
+and never to an internal address (worker.jobs.callback_guard, the SSRF of Judge0's
+CVE-2024-29021).
 
-The host is resolved once; every address it resolves to must be public, and the connection
-goes to that very address (no second lookup a rebinding DNS server could answer differently).
-Refused unless STOCKADE_CALLBACK_ALLOW_PRIVATE=true: loopback, private (RFC 1918, ULA),
-link-local, CGNAT (100.64/10), reserved and other non-global ranges. Always refused, even
-relaxed: unspecified (0.0.0.0, ::), multicast and the cloud metadata address.
+The host is resolved once; every address it resolves to must pass the guard, and the
+connection goes to that very address (no second lookup a rebinding DNS server could answer
+differently). Each try has a wall-clock deadline over all of it (resolve, connect, TLS, send,
+read the status line): a socket timeout alone restarts with every byte, so a receiver that
+drips one byte every few seconds could hold a try for as long as it liked.
 
 With STOCKADE_CALLBACK_SECRET set, each PUT carries
     X-Stockade-Timestamp: <unix seconds>
@@ -24,33 +25,30 @@ import json
 import logging
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from sandbox.settings import setting
+from worker.jobs.callback_guard import Address, CallbackRefused, parse_url, refusal
+from worker.jobs.model import JUDGE0_STATUSES
 from worker.jobs.settings import CALLBACK_ALLOW_PRIVATE, CALLBACK_SECRET
 
 log = logging.getLogger("stockade.callbacks")
 
 SIGNATURE_HEADER = "X-Stockade-Signature"
 TIMESTAMP_HEADER = "X-Stockade-Timestamp"
-METADATA = (ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"))
-CGNAT = ipaddress.ip_network("100.64.0.0/10")
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-class CallbackRefused(ValueError):
-    """The URL may not be called: bad scheme, unresolvable, or an internal address."""
-
 
 MAX_TRIES = setting(
     "STOCKADE_CALLBACK_MAX_TRIES", 3, "tries of each callback (Judge0's 3)", minimum=1
 )
 TIMEOUT_S = setting(
-    "STOCKADE_CALLBACK_TIMEOUT_S", 5.0, "seconds of each callback try (Judge0's 5)", minimum=0
+    "STOCKADE_CALLBACK_TIMEOUT_S",
+    5.0,
+    "wall-clock seconds of each callback try, however slowly the receiver answers (Judge0's 5)",
+    minimum=0,
 )
 DEADLINE_S = setting(
     "STOCKADE_CALLBACK_DEADLINE_S", 20.0, "seconds for all of a callback's tries", minimum=0
@@ -60,6 +58,12 @@ BACKOFF_S = setting(
     0.5,
     "seconds before a callback's second try, doubled after each",
     minimum=0,
+)
+CONCURRENCY = setting(
+    "STOCKADE_CALLBACK_CONCURRENCY",
+    8,
+    "callbacks a worker delivers at once, in threads of its main process (no judging slot)",
+    minimum=1,
 )
 
 
@@ -73,6 +77,7 @@ class CallbackSettings:
     backoff_s: float = 0.5  # doubled after each failed try
     allow_private: bool = False
     secret: bytes = b""
+    concurrency: int = 8
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CallbackSettings:
@@ -83,105 +88,152 @@ class CallbackSettings:
             backoff_s=BACKOFF_S.as_float(env),
             allow_private=CALLBACK_ALLOW_PRIVATE.as_bool(env),
             secret=CALLBACK_SECRET.as_str(env).encode(),
+            concurrency=CONCURRENCY.as_int(env),
         )
 
 
-# --- The guard (pure) ------------------------------------------------------------------------
+# --- Resolution, checked by the guard ----------------------------------------------------------
 
 
-def refusal(ip: Address, allow_private: bool) -> str | None:
-    """Why a connection to `ip` is refused, or None when it is allowed."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_unspecified:
-        return "unspecified address"
-    if ip.is_multicast:
-        return "multicast address"
-    if ip in METADATA:
-        return "cloud metadata address"
-    if allow_private:
-        return None
-    if ip.is_loopback:
-        return "loopback address"
-    if ip.is_link_local:
-        return "link-local address"
-    if isinstance(ip, ipaddress.IPv4Address) and ip in CGNAT:
-        return "carrier-grade NAT address"
-    if ip.is_private:
-        return "private address"
-    if not ip.is_global:
-        return "reserved address"
-    return None
-
-
-def resolve(host: str, port: int, allow_private: bool) -> Address:
-    """The one address to connect to: every address of `host` must pass the guard."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as e:
-        raise CallbackRefused(f"callback_url: cannot resolve {host!r}: {e}") from None
+def resolve(host: str, port: int, allow_private: bool, within_s: float | None = None) -> Address:
+    """The one address to connect to: every address of `host` must pass the guard. The
+    lookup runs in a thread of its own so that a slow resolver costs the try no more than
+    `within_s` (getaddrinfo(3) takes no timeout)."""
+    infos = _getaddrinfo(host, port, within_s)
     addrs = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     if not addrs:
-        raise CallbackRefused(f"callback_url: {host!r} has no address")
+        raise CallbackRefused(f"{host!r} has no address")
     for ip in addrs:
         why = refusal(ip, allow_private)
         if why is not None:
-            raise CallbackRefused(f"callback_url: {host!r} resolves to {ip}, a {why}")
+            raise CallbackRefused(f"{host!r} resolves to {ip}, {why}")
     return addrs[0]
 
 
-def check_url(url: str) -> tuple[str, str, int, str]:
-    """(scheme, host, port, path?query) of an http(s) URL without credentials."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise CallbackRefused("callback_url: must be an http or https URL")
-    if not parts.hostname or parts.username or parts.password:
-        raise CallbackRefused("callback_url: needs a host and no credentials")
+def _getaddrinfo(host: str, port: int, within_s: float | None) -> list[Any]:
+    found: list[Any] = []
+    failed: list[BaseException] = []
+
+    def lookup() -> None:
+        try:
+            found.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as e:
+            failed.append(e)
+
+    if within_s is None:
+        lookup()
+    else:
+        t = threading.Thread(target=lookup, name="callback-dns", daemon=True)
+        t.start()
+        t.join(within_s)
+        if t.is_alive():  # left to finish on its own; its answer is not used
+            raise TimeoutError(f"resolve: no answer for {host!r} within {within_s:g} s")
+    if failed:
+        raise CallbackRefused(f"cannot resolve {host!r}: {failed[0]}")
+    return found
+
+
+# --- Connections pinned to the checked address, cut at the try's deadline ----------------------
+
+
+class _Watchdog:
+    """Shuts a try's socket down at its deadline, wherever the try is blocked: recv and send
+    on a socket shut down with SHUT_RDWR return at once (shutdown(2)), so no byte the
+    receiver sends late can extend the try."""
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(0.0, seconds), self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._timer.cancel()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sock = sock
+            if self.fired:
+                _shut(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            if self._sock is not None:
+                _shut(self._sock)
+
+
+def _shut(sock: socket.socket) -> None:
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise CallbackRefused("callback_url: bad port") from None
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return parts.scheme, parts.hostname, port, path
-
-
-# --- Connections pinned to the checked address -----------------------------------------------
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed: the try is over anyway
 
 
 class _PinnedHTTP(http.client.HTTPConnection):
-    def __init__(self, host: str, ip: Address, port: int, timeout: float) -> None:
+    def __init__(self, host: str, ip: Address, port: int, timeout: float, dog: _Watchdog) -> None:
         super().__init__(host, port, timeout=timeout)
         self._ip = str(ip)
+        self._dog = dog
 
-    def connect(self) -> None:
-        self.sock = socket.create_connection((self._ip, self.port), self.timeout)
-
-
-class _PinnedHTTPS(http.client.HTTPSConnection):
-    def __init__(self, host: str, ip: Address, port: int, timeout: float) -> None:
-        self._context_ = ssl.create_default_context()
-        super().__init__(host, port, timeout=timeout, context=self._context_)
-        self._ip = str(ip)
-
-    def connect(self) -> None:
+    def _raw(self) -> socket.socket:
         sock = socket.create_connection((self._ip, self.port), self.timeout)
-        # The certificate is checked against the name, the socket is bound to the address.
-        self.sock = self._context_.wrap_socket(sock, server_hostname=self.host)
+        self._dog.watch(sock)
+        return sock
+
+    def connect(self) -> None:
+        self.sock = self._raw()
 
 
-def put_once(url: str, body: bytes, headers: dict[str, str], s: CallbackSettings) -> int:
-    """One PUT; returns the HTTP status. Raises CallbackRefused or OSError."""
-    scheme, host, port, path = check_url(url)
-    ip = resolve(host, port, s.allow_private)
-    cls = _PinnedHTTPS if scheme == "https" else _PinnedHTTP
-    conn = cls(host, ip, port, s.timeout_s)
-    try:
-        conn.request("PUT", path, body=body, headers=headers)
-        resp = conn.getresponse()
-        resp.read(65536)
-        return resp.status
-    finally:
-        conn.close()
+class _PinnedHTTPS(_PinnedHTTP):
+    default_port = http.client.HTTPS_PORT  # so the Host header leaves out :443
+
+    def __init__(self, host: str, ip: Address, port: int, timeout: float, dog: _Watchdog) -> None:
+        super().__init__(host, ip, port, timeout, dog)
+        self._context = ssl.create_default_context()
+
+    def connect(self) -> None:
+        # The certificate is checked against the name, the socket is bound to the address;
+        # the watchdog holds the raw socket, so a handshake dripped byte by byte is cut too.
+        self.sock = self._context.wrap_socket(self._raw(), server_hostname=self.host)
+
+
+def put_once(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    s: CallbackSettings,
+    within_s: float | None = None,
+) -> int:
+    """One PUT, done within min(timeout_s, within_s) seconds of wall time: the HTTP status.
+    Raises CallbackRefused, or OSError (TimeoutError naming the step at the deadline)."""
+    budget = s.timeout_s if within_s is None else min(s.timeout_s, within_s)
+    ends = time.monotonic() + budget
+    target = parse_url(url)
+    ip = resolve(target.host, target.port, s.allow_private, budget)
+    left = max(0.001, ends - time.monotonic())
+    step = "connect"
+    with _Watchdog(left) as dog:
+        cls = _PinnedHTTPS if target.scheme == "https" else _PinnedHTTP
+        conn = cls(target.host, ip, target.port, left, dog)
+        try:
+            conn.connect()
+            step = "send"
+            conn.request("PUT", target.path, body=body, headers=headers)
+            step = "read the status line"
+            # The status is all a callback needs: the body is never read.
+            return conn.getresponse().status
+        except (OSError, http.client.HTTPException) as e:
+            if dog.fired:
+                raise TimeoutError(f"{step}: the try's deadline of {budget:g} s passed") from e
+            raise
+        finally:
+            conn.close()
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -195,19 +247,23 @@ def deliver(
     s: CallbackSettings,
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[bool, str]:
-    """PUT with retries (bounded in tries and total time): (delivered, what happened)."""
+    """PUT with retries, bounded in tries and in wall time: every try ends by the total
+    deadline as well as by its own (delivered, what happened)."""
     body = json.dumps(payload, separators=(",", ":")).encode()
     start = time.monotonic()
     delay = s.backoff_s
     why = "not tried"
     for attempt in range(1, s.max_tries + 1):
+        left = s.deadline_s - (time.monotonic() - start)
+        if left <= 0:
+            break
         ts = str(int(time.time()))
         headers = {"Content-Type": "application/json", "User-Agent": "stockade-callback"}
         if s.secret:
             headers[TIMESTAMP_HEADER] = ts
             headers[SIGNATURE_HEADER] = sign(s.secret, ts, body)
         try:
-            status = put_once(url, body, headers, s)
+            status = put_once(url, body, headers, s, left)
         except CallbackRefused as e:
             return False, str(e)  # no retry can make an internal address public
         except (OSError, http.client.HTTPException) as e:
@@ -233,8 +289,6 @@ def judge0_body(
     token: str, status_id: int, result: dict[str, Any] | None, message: str
 ) -> dict[str, Any]:
     """What Judge0 PUTs: token, time (s, string), memory (KB), base64 text fields, status."""
-    from worker.jobs.model import JUDGE0_STATUSES
-
     r = result or {}
     cases = r.get("cases") or []
     deciding = next((c for c in cases if c.get("verdict") != "AC"), cases[-1] if cases else {})

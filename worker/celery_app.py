@@ -15,6 +15,7 @@ from celery.signals import (
 
 # tasks: imported for its @shared_task, which joins every app made after.
 from worker import runtime, tasks  # noqa: F401
+from worker.callback_queue import CallbackConsumer
 from worker.jobs.settings import WorkerSettings
 
 
@@ -51,6 +52,8 @@ def make_app(settings: WorkerSettings | None = None) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
     app.conf.stockade = s
+    # Callbacks are consumed by the main process in threads of their own, not by the pool.
+    app.steps["consumer"].add(CallbackConsumer)
     worker_init.connect(runtime.on_worker_init, weak=False)
     worker_process_init.connect(runtime.on_process_init, weak=False)
     worker_process_shutdown.connect(runtime.on_process_shutdown, weak=False)

@@ -125,6 +125,9 @@ class Judge:
         too_many = runs_refused(sub, self.max_runs)
         if too_many is not None:
             return JudgeResult.failed(Verdict.IE, too_many)
+        unknown = self._unknown_languages(sub)
+        if unknown:  # before any box: a checker's unknown language must not cost a compile
+            return JudgeResult.failed(Verdict.IE, "; ".join(unknown))
         try:
             extra = _additional_files(sub)
             program = self.build(
@@ -139,8 +142,9 @@ class Judge:
             return JudgeResult.failed(Verdict.IE, f"enable_network: {rule}")
         try:
             program = self._limited(program, sub)
-            checker = self._helper(sub.checker.program) if sub.checker.kind == "custom" else None
-            interactor = self._helper(sub.interactor) if sub.interactor else None
+            custom = sub.checker.kind == "custom"
+            checker = self._helper(sub.checker.program, program.tier) if custom else None
+            interactor = self._helper(sub.interactor, program.tier) if sub.interactor else None
         except (BuildError, ValueError) as e:
             return JudgeResult.failed(Verdict.IE, f"problem's own program: {e}")
         results = []
@@ -243,10 +247,26 @@ class Judge:
             raise BuildError(Verdict.IE, f"language_id: no language {language_id}")
         return lang
 
-    def _helper(self, prog: Program | None) -> Compiled:
-        """A checker or an interactor: the problem's own code, built and run like any other."""
+    def _unknown_languages(self, sub: Submission) -> list[str]:
+        """Every program of the submission whose language this worker does not serve (not
+        known here, or switched off by its self-test)."""
+        wanted = [("language_id", sub.language_id)]
+        if sub.checker.kind == "custom" and sub.checker.program is not None:
+            wanted.append(("checker.program.language_id", sub.checker.program.language_id))
+        if sub.interactor is not None:
+            wanted.append(("interactor.language_id", sub.interactor.language_id))
+        return [
+            f"{where}: no language {lang} on this worker"
+            for where, lang in wanted
+            if lang not in self.languages and (where, lang) != ("language_id", MULTI_FILE_ID)
+        ]
+
+    def _helper(self, prog: Program | None, tier: str) -> Compiled:
+        """A checker or an interactor: code the client sent, as untrusted as the program it
+        judges (and it reads that program's output), so it is built and run in the
+        submission's tier, or in its own language's if that is stronger."""
         assert prog is not None
-        built = self.build(prog.language_id, prog.source_code, {})
+        built = self.build(prog.language_id, prog.source_code, {}, tier=tier)
         lim = replace(built.limits, cpu_time_s=10.0, wall_time_s=20.0)
         return replace(built, limits=lim)
 

@@ -1,4 +1,5 @@
-"""The one task, `stockade.judge`: start the record, judge, finish it, call back."""
+"""The one task, `stockade.judge`: start the record, judge, finish it, and queue the callback
+(delivered by worker.callback_queue, outside the judging slot)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from celery import shared_task
 
 from worker import runtime
-from worker.callbacks import deliver, judge0_body
+from worker.callback_queue import enqueue
 from worker.jobs.settings import MAX_RESULT_BYTES, TASK_JUDGE
 from worker.jobs.store import INTERNAL_ERROR, Record
 from worker.trim import fit_result
@@ -35,7 +36,7 @@ class JobStore(Protocol):
 
 
 JudgeFn = Callable[["Submission"], "tuple[JudgeResult, dict[str, float]]"]
-CallbackFn = Callable[[str, dict[str, Any]], "tuple[bool, str]"]
+NotifyFn = Callable[[str], None]  # queues the callback of a final submission, by token
 
 
 def run_job(
@@ -43,7 +44,7 @@ def run_job(
     store: JobStore,
     judge: JudgeFn,
     max_attempts: int,
-    callback: CallbackFn | None = None,
+    notify: NotifyFn | None = None,
     max_result_bytes: int = MAX_RESULT_BYTES.as_int({}),
 ) -> int | None:
     """Judge one stored submission; returns its final status id (None: unknown token).
@@ -68,6 +69,11 @@ def run_job(
             f"verdict (limit STOCKADE_MAX_ATTEMPTS={max_attempts})"
         )
         log.error("%s: %s", token, message)
+    elif rec.invalid:
+        # Queued past the API (or by an older one): held to the API's rules, nothing is run.
+        status, result = INTERNAL_ERROR, {"timings": timings, "attempts": rec.attempts}
+        message = f"the queued submission breaks the rules, nothing was run: {rec.invalid}"
+        log.error("%s: %s", token, message)
     else:
         t0 = time.monotonic()
         try:
@@ -84,9 +90,11 @@ def run_job(
         result = fit_result(result, max_result_bytes)
     message = message[:MESSAGE_CHARS]
     _finish(store, token, status, result, message)
-    if rec.callback_url and callback is not None:
-        ok, why = callback(rec.callback_url, judge0_body(token, status, result, message))
-        log.log(logging.INFO if ok else logging.WARNING, "%s: callback %s", token, why)
+    if rec.callback_url and notify is not None:
+        try:
+            _retrying(lambda: notify(token))
+        except Exception:  # the verdict is stored; only the callback is lost
+            log.error("%s: callback not queued", token, exc_info=True)
     return status
 
 
@@ -115,16 +123,16 @@ def _retrying(call: Callable[[], _T]) -> _T:
 
 
 def judge_token(token: str) -> int | None:
-    """The task's body: this process's store, judge and callback settings."""
+    """The task's body: this process's store and judge; callbacks go on their own queue."""
     s = runtime.settings()
-    cb = runtime.callback_settings()
+    store = runtime.store()
     return run_job(
         token,
-        runtime.store(),
+        store,
         runtime.current_judge().judge_timed,
         s.max_attempts,
-        lambda url, body: deliver(url, body, cb),
-        s.max_result_bytes,
+        max_result_bytes=s.max_result_bytes,
+        notify=lambda t: enqueue(store.redis, s.queue, t),
     )
 
 

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import queue
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import CALLBACK_SECRET, PYTHON, Stack, poll
+from tests.unit.slow_receiver import SlowReceiver
 from worker.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, CallbackSettings, deliver
 
 Received = tuple[str, dict[str, str], bytes]
@@ -122,3 +124,67 @@ def test_worker_refuses_loopback_callback_end_to_end(
     log = (stack.tmp / "worker-strict.log").read_text()
     assert "loopback address" in log
     assert worker.poll() is None
+
+
+def test_a_slow_loris_receiver_holds_no_judging_slot(stack: Stack) -> None:
+    """Two receivers that drip one byte every 0.5 s (each byte well within any socket
+    timeout) for up to 15 s: the judging tasks end at once, two more jobs are judged while
+    the deliveries go on, and every try is cut at its 2 s deadline."""
+    env = {
+        "STOCKADE_QUEUE": "slowloris",
+        "STOCKADE_REDIS_PREFIX": "slowloris:",
+        "STOCKADE_SELF_TEST": "0",
+        "STOCKADE_CALLBACK_TIMEOUT_S": "2",
+        "STOCKADE_CALLBACK_DEADLINE_S": "5",
+        "STOCKADE_CALLBACK_MAX_TRIES": "2",
+        "STOCKADE_CALLBACK_BACKOFF_S": "0.1",
+    }
+    worker = stack.start_worker("worker-slowloris", **env)
+    api = stack.start_api("api-slowloris", **env)
+    slow = SlowReceiver(every_s=0.5, bound_s=15.0)
+    try:
+        with httpx.Client(base_url=api, timeout=30) as client:
+            hooked = [
+                client.post(
+                    "/submissions",
+                    json={"source_code": "print(1)", "language_id": PYTHON, "callback_url": url},
+                ).json()["token"]
+                for url in (slow.url, slow.url + "?2")
+            ]
+            for token in hooked:
+                assert poll(client, token)["status"]["id"] == 3  # type: ignore[index]
+            deadline = time.monotonic() + 10
+            while len(slow.conns) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert len(slow.conns) >= 2, "the callbacks never reached the receiver"
+            # Both receivers are dripping now; with concurrency 2 the slots must be free.
+            start = time.monotonic()
+            plain = [
+                client.post("/submissions", json={"source_code": "print(2)", "language_id": PYTHON})
+                for _ in range(2)
+            ]
+            for r in plain:
+                assert poll(client, r.json()["token"])["status"]["id"] == 3  # type: ignore[index]
+            took = time.monotonic() - start
+            dripping = [c for c in slow.conns if c.hung_up is None]
+        assert took < 3.0, f"plain jobs waited {took:.1f}s: a callback held a judging slot"
+        assert dripping, "every delivery try was over before the plain jobs were judged"
+        # Each try ends at its deadline: 2 tries of 2 s per callback (5 s in all), then done.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (
+            len(slow.conns) < 4 or any(c.hung_up is None for c in slow.conns)
+        ):
+            time.sleep(0.1)
+        held = [round(c.hung_up - c.accepted, 2) for c in slow.conns if c.hung_up is not None]
+        print(f"\nplain jobs judged in {took:.2f}s; tries held for {held} s")
+        assert len(slow.conns) == 4 and len(held) == 4, (len(slow.conns), held)
+        assert all(1.8 <= h <= 2.6 for h in held), held
+        log = (stack.tmp / "worker-slowloris.log").read_text()
+        judged = [
+            float(m) for m in re.findall(r"stockade\.judge\[[^]]+\] succeeded in ([\d.]+)s", log)
+        ]
+        assert len(judged) == 4 and max(judged) < 2.0, judged
+        assert log.count(": callback try 2: TimeoutError: read the status line") == 2, log[-3000:]
+        assert worker.poll() is None
+    finally:
+        slow.close()

@@ -11,7 +11,7 @@ from sandbox.result import BoxResult, Status
 from sandbox.spec import BoxSpec, strongest
 from sandbox.stdio import Stdio
 from worker.jobs.languages import load_languages
-from worker.jobs.model import Submission, Verdict
+from worker.jobs.model import CheckerSpec, Program, Submission, Verdict
 from worker.judge import Judge
 
 
@@ -57,3 +57,30 @@ def test_every_box_of_a_submission_runs_in_the_settled_tier(
     # The host's /usr is never handed to a VM: a microvm runs the language's own image.
     want_rootfs = langs[54].image if want == "microvm" else "host"
     assert {s.rootfs for s in rec.specs} == {want_rootfs}
+
+
+@pytest.mark.parametrize("asked", ["gvisor", "microvm"])
+def test_checker_and_interactor_boxes_run_in_the_submissions_tier(asked: str) -> None:
+    """A checker or interactor is client code too: every one of its boxes (compile and run)
+    takes the submission's tier, never the container default of its language."""
+    langs = load_languages()
+    rec = Recorder()
+    judge = Judge(rec, langs, rootfs="host")  # type: ignore[arg-type]
+    checker = Program("import sys\nsys.exit(0)\n", 71)
+    cpp_checker = Program("int main(){}", 54)
+    for helper in (checker, cpp_checker):
+        rec.specs.clear()
+        sub = Submission(
+            source_code="print(1)",
+            language_id=71,
+            tier=asked,
+            expected_output="1\n",
+            checker=CheckerSpec(kind="custom", program=helper),
+        )
+        assert judge.judge(sub).verdict is Verdict.AC
+        assert len(rec.specs) == (2 if helper is checker else 3)
+        assert {s.tier for s in rec.specs} == {asked}, [(s.argv[:2], s.tier) for s in rec.specs]
+    rec.specs.clear()
+    sub = Submission(source_code="print(1)", language_id=71, tier=asked, interactor=checker)
+    judge.judge(sub)
+    assert len(rec.specs) == 2 and {s.tier for s in rec.specs} == {asked}

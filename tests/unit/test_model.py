@@ -1,4 +1,4 @@
-"""The submission model: JSON round trip, validation, verdicts and Judge0's status ids."""
+"""The submission model: JSON round trip, its rules, verdicts and Judge0's status ids."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from worker.jobs.model import (
     Verdict,
     aggregate,
     judge0_status,
-    validate,
 )
+from worker.jobs.rules import validate
 
 
 def test_json_round_trip_keeps_every_field() -> None:

@@ -119,6 +119,30 @@ def test_auth_rate_limit_and_caps(redis_url: str) -> None:
     assert r.status_code == 413 and "source_code" in r.get_json()
 
 
+def test_checker_and_interactor_are_capped_like_the_program(redis_url: str) -> None:
+    """A checker's or interactor's source has source_code's cap (413 naming the field), and
+    its args the command line's (422 naming the field and the rule)."""
+    c = make(redis_url, max_source_bytes=100).test_client()
+    small = {"source_code": "print(1)", "language_id": 71}
+    big = {"source_code": "x" * 200, "language_id": 71}
+    sub = {**HELLO, "expected_output": "hi\n"}
+    big_args = {**small, "args": ["a" * 600]}
+    cases: list[tuple[dict[str, Any], int, str, str]] = [
+        ({"checker": {"kind": "custom", "program": big}}, 413, "checker.program.source_code", ""),
+        ({"interactor": big}, 413, "interactor.source_code", "at most 100 bytes"),
+        ({"checker": {"kind": "custom", "program": big_args}}, 422, "checker.program.args", "512"),
+        ({"interactor": {**small, "args": ["ok"] * 300}}, 422, "interactor.args", "512"),
+        ({"interactor": {**small, "args": ["ok", 7]}}, 422, "interactor.args", "list of strings"),
+    ]
+    for extra, status, field, rule in cases:
+        for path in ("/submissions", "/api/v1/submissions"):
+            r = c.post(path, json={**sub, **extra})
+            body = r.get_json()
+            assert r.status_code == status and rule in str(body.get(field)), (path, field, body)
+    ok = {"checker": {"kind": "custom", "program": {**small, "args": ["a" * 100] * 5}}}
+    assert c.post("/api/v1/submissions", json={**sub, **ok}).status_code == 201
+
+
 @pytest.mark.parametrize(
     ("name", "value", "expected"),
     [("STOCKADE_MAX_QUEUE_DEPTH", "5", 5), ("STOCKADE_ALLOW_NETWORK", "yes", True)],

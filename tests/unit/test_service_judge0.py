@@ -78,6 +78,16 @@ def test_bad_input_is_4xx_naming_the_field(client: FlaskClient) -> None:
     assert client.get("/submissions/x?fields=bogus").status_code in (400, 404)
 
 
+def test_callback_url_ipv6_forms_of_internal_addresses_are_422(client: FlaskClient) -> None:
+    """The API refuses with the workers' own guard, naming the field and the rule."""
+    for host in ("[64:ff9b::a00:1]", "[::ffff:0:7f00:1]", "[2002:a00:1::1]", "[::a9fe:a9fe]"):
+        r = client.post("/submissions", json={**HELLO, "callback_url": f"http://{host}/x"})
+        body = r.get_json()
+        assert r.status_code == 422 and "form of" in str(body["callback_url"]), (host, body)
+    r = client.post("/submissions", json={**HELLO, "callback_url": "http://[64:ff9b::5db8:d822]/"})
+    assert r.status_code == 201, r.get_json()
+
+
 def test_batch_index_delete(client: FlaskClient, store: Store, redis_url: str) -> None:
     r = client.post(
         "/submissions/batch", json={"submissions": [HELLO, {"source_code": "x"}, HELLO]}

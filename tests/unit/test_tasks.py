@@ -75,12 +75,12 @@ def test_final_and_unknown_records_are_skipped() -> None:
     assert run_job("tok", store, accepted, 3) == 3 and not store.finished
 
 
-def test_callback_gets_judge0_body() -> None:
-    sent: list[tuple[str, dict[str, Any]]] = []
-
-    def cb(url: str, body: dict[str, Any]) -> tuple[bool, str]:
-        sent.append((url, body))
-        return True, "ok"
-
-    run_job("tok", FakeStore(record(callback="http://h/cb")), accepted, 3, cb)
-    assert sent[0][0] == "http://h/cb" and sent[0][1]["status"]["id"] == 3
+def test_callback_is_queued_after_the_verdict_is_stored_never_delivered_here() -> None:
+    """The judging task only queues the token (worker.callback_queue delivers it), after
+    finish(): a receiver can never hold the judging slot."""
+    store = FakeStore(record(callback="http://h/cb"))
+    queued: list[tuple[str, int]] = []
+    run_job("tok", store, accepted, 3, lambda token: queued.append((token, len(store.finished))))
+    assert queued == [("tok", 1)]
+    run_job("tok", FakeStore(record()), accepted, 3, lambda token: queued.append((token, 0)))
+    assert len(queued) == 1  # no callback_url, nothing queued

@@ -1,15 +1,13 @@
-"""The submission model: Judge0's fields plus test cases, checker, interactor; and results."""
+"""The submission model: Judge0's fields plus test cases, checker, interactor; and results.
+The rules a submission must keep are in worker.jobs.rules."""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
-
-from sandbox.spec import TIERS
 
 # Judge0 CE's defaults and maxima (config/judge0.conf): units are Judge0's own, seconds and
 # kilobytes, so that Judge0 clients send what they always sent.
@@ -43,9 +41,6 @@ MINIMA: dict[str, float] = {
     "max_file_size": 0,
     "number_of_runs": 1,
 }
-CHECKER_KINDS = ("exact", "judge0", "token", "float", "custom")
-CONVENTIONS = ("testlib", "icpc")  # testlib: exit 0 accepts; ICPC: exit 42 accepts, 43 rejects
-MAX_CASES = 1000
 
 
 @dataclass(frozen=True)
@@ -153,43 +148,6 @@ def _program(value: Any) -> Program | None:
     v = dict(value)
     v["args"] = tuple(v.get("args", ()))
     return Program(**v)
-
-
-def validate(sub: Submission) -> list[str]:
-    """Every rule the submission breaks, as 'field: rule' sentences (empty when valid)."""
-    errors: list[str] = []
-    if not isinstance(sub.language_id, int) or isinstance(sub.language_id, bool):
-        errors.append(f"language_id: must be an integer, got {sub.language_id!r}")
-    for name in DEFAULTS:
-        value = getattr(sub, name)
-        low, high = MINIMA[name], MAXIMA[name]
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            errors.append(f"{name}: must be a number, got {value!r}")
-        elif not math.isfinite(value) or not low <= value <= high:
-            errors.append(f"{name}: must be between {low:g} and {high:g}, got {value!r}")
-    for name in ("source_code", "stdin", "command_line_arguments", "compiler_options"):
-        if not isinstance(getattr(sub, name), str):
-            errors.append(f"{name}: must be a string")
-    if sub.tier not in ("", *TIERS):
-        errors.append(f"tier: must be one of {', '.join(TIERS)}, got {sub.tier!r}")
-    if len(sub.test_cases) > MAX_CASES:
-        errors.append(f"test_cases: at most {MAX_CASES} cases, got {len(sub.test_cases)}")
-    for i, case in enumerate(sub.test_cases):
-        if not math.isfinite(case.points) or case.points < 0:
-            errors.append(f"test_cases[{i}].points: must be a finite number >= 0")
-    c = sub.checker
-    if c.kind not in CHECKER_KINDS:
-        errors.append(f"checker.kind: must be one of {', '.join(CHECKER_KINDS)}, got {c.kind!r}")
-    if c.kind == "custom" and c.program is None:
-        errors.append("checker.program: a custom checker needs a program")
-    for name in ("abs_tolerance", "rel_tolerance"):
-        value = getattr(c, name)
-        if not math.isfinite(value) or value < 0:
-            errors.append(f"checker.{name}: must be a finite number >= 0, got {value!r}")
-    for where, prog in (("checker.program", c.program), ("interactor", sub.interactor)):
-        if prog is not None and prog.convention not in CONVENTIONS:
-            errors.append(f"{where}.convention: must be testlib or icpc, got {prog.convention!r}")
-    return errors
 
 
 # --- Results ---------------------------------------------------------------------------------

@@ -11,6 +11,13 @@ from sandbox.spec import TIERS
 
 QUEUE = "stockade"
 TASK_JUDGE = "stockade.judge"
+TASK_CALLBACK = "stockade.callback"
+
+
+def callback_queue(judge_queue: str) -> str:
+    """The callbacks' own queue beside a judge queue (worker.callback_queue consumes it)."""
+    return f"{judge_queue}.callbacks"
+
 
 # --- Read by the API and the workers alike ---------------------------------------------------
 REDIS_URL = setting(

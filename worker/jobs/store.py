@@ -27,6 +27,7 @@ import redis
 
 from worker.jobs import scripts
 from worker.jobs.model import Submission
+from worker.jobs.rules import InvalidSubmission, decode
 
 IN_QUEUE = 1
 PROCESSING = 2
@@ -75,6 +76,9 @@ class Record:
     meta: dict[str, Any]  # which API made it, base64 flag, wanted fields...
     # A digest of the token that created it ("" when the API had no auth), never the token.
     owner: str = ""
+    # Why the stored submission breaks the rules (worker.jobs.rules), "" when it keeps them:
+    # a record written past the API is judged by no one (`submission` is then a blank one).
+    invalid: str = ""
 
     @property
     def final(self) -> bool:
@@ -342,9 +346,14 @@ def _record(token: str, raw: dict[bytes, bytes]) -> Record | None:
         return None
     d = {k.decode(): v.decode() for k, v in raw.items()}
     result = d.get("result")
+    try:
+        submission, invalid = decode(d.get("submission", "")), ""
+    except InvalidSubmission as e:
+        submission, invalid = Submission(), str(e)
     return Record(
         token=token,
-        submission=Submission.from_json(d["submission"]),
+        submission=submission,
+        invalid=invalid,
         status_id=int(d["status_id"]),
         result=json.loads(result) if result else None,
         message=d.get("message", ""),

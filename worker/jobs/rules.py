@@ -1,0 +1,200 @@
+"""The rules a submission keeps: the types of a JSON body, then the values of a Submission.
+The API checks what it accepts by them, and the worker what it reads from the queue (which
+may not have come through the API)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from sandbox.spec import TIERS
+from worker.jobs.model import DEFAULTS, MAXIMA, MINIMA, Program, Submission
+
+CHECKER_KINDS = ("exact", "judge0", "token", "float", "custom")
+CONVENTIONS = ("testlib", "icpc")  # testlib: exit 0 accepts; ICPC: exit 42 accepts, 43 rejects
+MAX_CASES = 1000
+MAX_ARGS_CHARS = 512  # command_line_arguments, and a checker's or interactor's args in all
+# Judge0 1.13 after CVE-2024-28185: options are words, never shell syntax.
+COMPILER_OPTIONS = re.compile(r"^[A-Za-z0-9_\-+.=,:/ ]*$")
+MAX_OPTIONS_CHARS = 512
+
+
+class InvalidSubmission(ValueError):
+    """A submission that breaks the rules: every rule broken, as 'field: rule' sentences."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+def decode(text: str | bytes) -> Submission:
+    """A stored submission's JSON, checked as the API checks a request body (types, then
+    values): what the worker reads from the queue may not have come through the API."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise InvalidSubmission([f"submission: not valid JSON ({e})"]) from None
+    if not isinstance(data, dict):
+        raise InvalidSubmission(["submission: must be a JSON object"])
+    errors = type_errors(data)
+    if errors:
+        raise InvalidSubmission(errors)
+    try:
+        sub = Submission.from_dict(data)
+    except (TypeError, ValueError) as e:
+        raise InvalidSubmission([str(e)]) from None
+    errors = validate(sub)
+    if errors:
+        raise InvalidSubmission(errors)
+    return sub
+
+
+_STRINGS = ("source_code", "stdin", "command_line_arguments", "compiler_options")
+_BOOLS = ("enable_network", "redirect_stderr_to_stdout")
+_CASE_TYPES: dict[str, tuple[type, ...]] = {
+    "input": (str,),
+    "expected_output": (str, type(None)),
+    "points": (int, float),
+    "name": (str,),
+}
+_PROGRAM_TYPES: dict[str, tuple[type, ...]] = {
+    "source_code": (str,),
+    "language_id": (int,),
+    "convention": (str,),
+    "args": (list,),
+}
+_CHECKER_TYPES: dict[str, tuple[type, ...]] = {
+    "kind": (str,),
+    "abs_tolerance": (int, float),
+    "rel_tolerance": (int, float),
+    "case_sensitive": (bool,),
+    "program": (dict, type(None)),
+}
+
+
+def type_errors(data: dict[str, Any]) -> list[str]:
+    """Every field of a JSON object that has the wrong type, as 'field: rule' sentences;
+    from_dict() and validate() may then trust the types."""
+    errors: list[str] = []
+    if "language_id" not in data:
+        errors.append("language_id: can't be blank")
+    for name in _STRINGS:
+        if data.get(name) is not None and not isinstance(data[name], str):
+            errors.append(f"{name}: must be a string")
+    if data.get("expected_output") is not None and not isinstance(data["expected_output"], str):
+        errors.append("expected_output: must be a string or null")
+    for name in _BOOLS:
+        if data.get(name) is not None and not isinstance(data[name], bool):
+            errors.append(f"{name}: must be true or false")
+    for name in ("language_id", *DEFAULTS):
+        v = data.get(name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+            errors.append(f"{name}: must be a number")
+        elif isinstance(v, float) and not math.isfinite(v):
+            errors.append(f"{name}: must be a finite number")
+    if isinstance(data.get("language_id"), float):
+        errors.append("language_id: must be an integer")
+    if data.get("additional_files") is not None and not isinstance(data["additional_files"], str):
+        errors.append("additional_files: must be a base64 string of a zip")
+    if data.get("tier") is not None and not isinstance(data["tier"], str):
+        errors.append("tier: must be a string")
+    cases = data.get("test_cases")
+    if cases is not None:
+        if not isinstance(cases, list):
+            errors.append("test_cases: must be a list of objects")
+        else:
+            for i, case in enumerate(cases):
+                errors += _object_errors(f"test_cases[{i}]", case, _CASE_TYPES)
+    checker = data.get("checker")
+    if checker is not None:
+        errors += _object_errors("checker", checker, _CHECKER_TYPES)
+        if isinstance(checker, dict) and isinstance(checker.get("program"), dict):
+            errors += _object_errors("checker.program", checker["program"], _PROGRAM_TYPES)
+    if data.get("interactor") is not None:
+        errors += _object_errors("interactor", data["interactor"], _PROGRAM_TYPES)
+    return errors
+
+
+def _object_errors(where: str, value: Any, types: dict[str, tuple[type, ...]]) -> list[str]:
+    if not isinstance(value, dict):
+        return [f"{where}: must be an object"]
+    errors = [f"{where}.{k}: unknown field" for k in value if k not in types]
+    for k, allowed in types.items():
+        v = value.get(k)
+        if k in value and (
+            not isinstance(v, allowed) or (isinstance(v, bool) and bool not in allowed)
+        ):
+            errors.append(f"{where}.{k}: wrong type {type(v).__name__}")
+    if "source_code" in types and "source_code" not in value:
+        errors.append(f"{where}.source_code: can't be blank")
+    args = value.get("args")
+    if "args" in types and isinstance(args, list) and not all(isinstance(a, str) for a in args):
+        errors.append(f"{where}.args: must be a list of strings")
+    return errors
+
+
+def validate(sub: Submission) -> list[str]:
+    """Every rule the submission breaks, as 'field: rule' sentences (empty when valid)."""
+    errors: list[str] = []
+    if not isinstance(sub.language_id, int) or isinstance(sub.language_id, bool):
+        errors.append(f"language_id: must be an integer, got {sub.language_id!r}")
+    for name in DEFAULTS:
+        value = getattr(sub, name)
+        low, high = MINIMA[name], MAXIMA[name]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            errors.append(f"{name}: must be a number, got {value!r}")
+        elif not math.isfinite(value) or not low <= value <= high:
+            errors.append(f"{name}: must be between {low:g} and {high:g}, got {value!r}")
+    for name in ("source_code", "stdin", "command_line_arguments", "compiler_options"):
+        if not isinstance(getattr(sub, name), str):
+            errors.append(f"{name}: must be a string")
+    options = sub.compiler_options
+    if isinstance(options, str) and (
+        not COMPILER_OPTIONS.match(options) or len(options) > MAX_OPTIONS_CHARS
+    ):
+        errors.append(
+            f"compiler_options: at most {MAX_OPTIONS_CHARS} characters of letters, digits and "
+            "_-+.=,:/ and space"
+        )
+    args = sub.command_line_arguments
+    if isinstance(args, str) and len(args) > MAX_ARGS_CHARS:
+        errors.append(f"command_line_arguments: at most {MAX_ARGS_CHARS} characters")
+    if sub.tier not in ("", *TIERS):
+        errors.append(f"tier: must be one of {', '.join(TIERS)}, got {sub.tier!r}")
+    if len(sub.test_cases) > MAX_CASES:
+        errors.append(f"test_cases: at most {MAX_CASES} cases, got {len(sub.test_cases)}")
+    for i, case in enumerate(sub.test_cases):
+        if not math.isfinite(case.points) or case.points < 0:
+            errors.append(f"test_cases[{i}].points: must be a finite number >= 0")
+    c = sub.checker
+    if c.kind not in CHECKER_KINDS:
+        errors.append(f"checker.kind: must be one of {', '.join(CHECKER_KINDS)}, got {c.kind!r}")
+    if c.kind == "custom" and c.program is None:
+        errors.append("checker.program: a custom checker needs a program")
+    for name in ("abs_tolerance", "rel_tolerance"):
+        value = getattr(c, name)
+        if not math.isfinite(value) or value < 0:
+            errors.append(f"checker.{name}: must be a finite number >= 0, got {value!r}")
+    for where, prog in (("checker.program", c.program), ("interactor", sub.interactor)):
+        if prog is not None:
+            errors += _program_errors(where, prog)
+    return errors
+
+
+def _program_errors(where: str, prog: Program) -> list[str]:
+    """A checker or interactor: client code, bounded like the program (its source's size is
+    capped by the API with source_code's cap)."""
+    errors: list[str] = []
+    if not isinstance(prog.source_code, str):
+        errors.append(f"{where}.source_code: must be a string")
+    if not isinstance(prog.language_id, int) or isinstance(prog.language_id, bool):
+        errors.append(f"{where}.language_id: must be an integer, got {prog.language_id!r}")
+    if prog.convention not in CONVENTIONS:
+        errors.append(f"{where}.convention: must be testlib or icpc, got {prog.convention!r}")
+    if not all(isinstance(a, str) for a in prog.args):
+        errors.append(f"{where}.args: must be a list of strings")
+    elif sum(len(a) + 1 for a in prog.args) > MAX_ARGS_CHARS + 1:
+        errors.append(f"{where}.args: at most {MAX_ARGS_CHARS} characters in all")
+    return errors
