@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import signal
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from sandbox.launcher import Launcher
 from sandbox.result import BoxResult, Status
 from sandbox.spec import BoxSpec, FileIn, Limits, strongest
-from sandbox.stdio import Stdio
 from worker import checkers
+from worker.interaction import run_joined
 from worker.jobs.archives import ArchiveError, decode_base64, extract_zip
 from worker.jobs.budgets import runs_refused
 from worker.jobs.languages import (
@@ -330,47 +327,20 @@ class Judge:
     def _interact(
         self, program: Compiled, interactor: Compiled, prog: Program, case: TestCase, name: str
     ) -> CaseResult:
-        """Two boxes joined by two pipes. Each side's copies of our pipe ends are closed as
-        soon as that box's run returns, so the other side sees EOF or EPIPE (pipe(7)) and
-        never waits on an end that only we still hold."""
+        """The program and the interactor in two boxes joined by two pipes."""
         answer = (case.expected_output or "").encode()
         files = checkers.checker_files(case.input.encode(), b"", answer)
-        i2p_r, i2p_w = os.pipe()
-        p2i_r, p2i_w = os.pipe()
-        specs = {
-            "program": (program.box_spec((), (), b""), Stdio(i2p_r, p2i_w)),
-            "interactor": (
-                interactor.box_spec(
-                    (*checkers.checker_args(prog.convention), *prog.args), files, b""
-                ),
-                Stdio(p2i_r, i2p_w),
-            ),
-        }
-        results: dict[str, BoxResult] = {}
-        finished: dict[str, float] = {}
-
-        def run(side: str) -> None:
-            spec, stdio = specs[side]
-            try:
-                results[side] = self.launcher.run(spec, stdio)
-            finally:
-                finished[side] = time.monotonic()
-                os.close(stdio.stdin_fd)
-                os.close(stdio.stdout_fd)
-
-        threads = [threading.Thread(target=run, args=(s,)) for s in specs]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if len(results) < 2:
+        args = (*checkers.checker_args(prog.convention), *prog.args)
+        joined = run_joined(
+            self.launcher, program.box_spec((), (), b""), interactor.box_spec(args, files, b"")
+        )
+        if joined is None:
             return _case(name, Verdict.IE, None, "a box of the interaction failed to run")
-        p, i = results["program"], results["interactor"]
+        p, i, interactor_first = joined
         outcome = checkers.exit_outcome(prog.convention, i)
         verdict, message = _verdict(p, program.limits.cpu_time_s)
         if p.status.value == "XX" or i.status.value == "XX":
             return _case(name, Verdict.IE, p, f"box failed: {p.message}; {i.message}")
-        interactor_first = finished["interactor"] < finished["program"]
         broken_pipe = p.status.value == "SG" and p.signal == signal.SIGPIPE
         # An interactor that rejected before the program ran out of time wins (WA), as in
         # problemtools and DOMjudge; a time-out before the interactor ended stays TLE.

@@ -4,17 +4,15 @@ protocol (or the interactive one), per-group verdicts and scores as testdata.yam
 from __future__ import annotations
 
 import math
-import os
 import threading
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sandbox.launcher import Launcher
 from sandbox.result import BoxResult, Status
 from sandbox.spec import MIB, BoxSpec, FileIn
-from sandbox.stdio import Stdio
 from worker.checkers import DATA_DIR, FEEDBACK_DIR, ICPC_AC, ICPC_WA
+from worker.interaction import run_joined
 from worker.jobs.languages import Language
 from worker.jobs.model import CaseResult, JudgeResult, Verdict
 from worker.judge import BuildError, Compiled
@@ -196,38 +194,15 @@ class _Run:
         ran out of time (or crashed) gives WA, as problemtools and DOMjudge both rule."""
         assert self.validator is not None
         flags = (*self.owner.package.meta.validator_flags, *case.testdata.output_validator_flags)
-        v2p_r, v2p_w = os.pipe()
-        p2v_r, p2v_w = os.pipe()
-        specs = {
-            "program": (self.program.box_spec((), (), b""), Stdio(v2p_r, p2v_w)),
-            "validator": (
-                _with_feedback(self.validator.box_spec(_args(flags), _files(inp, ans), b"")),
-                Stdio(p2v_r, v2p_w),
-            ),
-        }
-        results: dict[str, BoxResult] = {}
-        ended: dict[str, float] = {}
-
-        def run(side: str) -> None:
-            spec, stdio = specs[side]
-            try:
-                results[side] = self.owner.launcher.run(spec, stdio)
-            finally:
-                ended[side] = time.monotonic()
-                os.close(stdio.stdin_fd)
-                os.close(stdio.stdout_fd)
-
-        threads = [threading.Thread(target=run, args=(s,)) for s in specs]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if len(results) < 2:
-            return None, Outcome(Verdict.IE, "a box of the interaction failed to run")
-        p, v = results["program"], results["validator"]
-        return p, interactive_outcome(
-            p, v, ended["validator"] < ended["program"], self.time_limit_s
+        joined = run_joined(
+            self.owner.launcher,
+            self.program.box_spec((), (), b""),
+            _with_feedback(self.validator.box_spec(_args(flags), _files(inp, ans), b"")),
         )
+        if joined is None:
+            return None, Outcome(Verdict.IE, "a box of the interaction failed to run")
+        p, v, validator_first = joined
+        return p, interactive_outcome(p, v, validator_first, self.time_limit_s)
 
 
 def interactive_outcome(
