@@ -11,8 +11,8 @@ from pathlib import Path
 from sandbox.launcher import Launcher
 from sandbox.spec import MIB
 from worker.jobs.languages import Language
+from worker.jobs.packages.format import ProblemError, read_bytes
 from worker.judge import Compiled, Judge
-from worker.problems.format import ProblemError, read_bytes
 
 # The contest systems' extension table (Kattis and DOMjudge agree on these): the language each
 # extension means there. Where Stockade has no such language, the name is reported.

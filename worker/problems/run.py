@@ -17,9 +17,9 @@ from sandbox.stdio import Stdio
 from worker.checkers import DATA_DIR, FEEDBACK_DIR, ICPC_AC, ICPC_WA
 from worker.jobs.languages import Language
 from worker.jobs.model import CaseResult, JudgeResult, Verdict
+from worker.jobs.packages.format import Case, Group, TestData, read_bytes
+from worker.jobs.packages.package import Package
 from worker.judge import BuildError, Compiled
-from worker.problems.format import Case, Group, TestData, read_bytes
-from worker.problems.package import Package
 from worker.problems.programs import (
     Builder,
     Sources,
