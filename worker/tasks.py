@@ -121,7 +121,7 @@ def judge_token(token: str) -> int | None:
     return run_job(
         token,
         runtime.store(),
-        runtime.current_judge().judge_timed,
+        runtime.judge_any,
         s.max_attempts,
         lambda url, body: deliver(url, body, cb),
         s.max_result_bytes,

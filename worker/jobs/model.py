@@ -6,6 +6,7 @@ import dataclasses
 import enum
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,7 @@ MINIMA: dict[str, float] = {
 CHECKER_KINDS = ("exact", "judge0", "token", "float", "custom")
 CONVENTIONS = ("testlib", "icpc")  # testlib: exit 0 accepts; ICPC: exit 42 accepts, 43 rejects
 MAX_CASES = 1000
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,9 @@ class Submission:
     # container, gvisor or microvm; "" means the language's own default. The worker runs the
     # strongest of this, the language's default and the operator's minimum.
     tier: str = ""
+    # An uploaded problem package's id (POST /api/v1/problems): judged against its cases,
+    # validator and limits instead of this submission's own.
+    problem: str = ""
 
     def cases(self) -> tuple[TestCase, ...]:
         if self.test_cases:
@@ -177,6 +182,7 @@ def validate(sub: Submission) -> list[str]:
     for i, case in enumerate(sub.test_cases):
         if not math.isfinite(case.points) or case.points < 0:
             errors.append(f"test_cases[{i}].points: must be a finite number >= 0")
+    errors += _problem_errors(sub)
     c = sub.checker
     if c.kind not in CHECKER_KINDS:
         errors.append(f"checker.kind: must be one of {', '.join(CHECKER_KINDS)}, got {c.kind!r}")
@@ -190,6 +196,26 @@ def validate(sub: Submission) -> list[str]:
         if prog is not None and prog.convention not in CONVENTIONS:
             errors.append(f"{where}.convention: must be testlib or icpc, got {prog.convention!r}")
     return errors
+
+
+def _problem_errors(sub: Submission) -> list[str]:
+    """A submission against a package brings its program only: the package has the rest."""
+    if not sub.problem:
+        return []
+    if not isinstance(sub.problem, str) or not _DIGEST.match(sub.problem):
+        return ["problem: must be a problem id (64 hex digits, from POST /api/v1/problems)"]
+    own = {
+        "test_cases": bool(sub.test_cases),
+        "stdin": bool(sub.stdin),
+        "expected_output": sub.expected_output is not None,
+        "checker": sub.checker != CheckerSpec(),
+        "interactor": sub.interactor is not None,
+        "additional_files": bool(sub.additional_files),
+        "enable_network": sub.enable_network,
+        # The package's limits apply: a limit asked for here would be silently ignored.
+        **{name: getattr(sub, name) != DEFAULTS[name] for name in DEFAULTS},
+    }
+    return [f"{k}: not allowed with problem (the package sets it)" for k, v in own.items() if v]
 
 
 # --- Results ---------------------------------------------------------------------------------
@@ -253,6 +279,19 @@ class CaseResult:
 
 
 @dataclass(frozen=True)
+class GroupResult:
+    """A test group of a problem package (a folder of data/): its verdict and score."""
+
+    name: str
+    verdict: Verdict
+    score: float
+    max_score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "verdict": self.verdict.value}
+
+
+@dataclass(frozen=True)
 class JudgeResult:
     verdict: Verdict
     score: float
@@ -260,6 +299,7 @@ class JudgeResult:
     cases: tuple[CaseResult, ...] = ()
     compile_output: str = ""
     message: str = ""
+    groups: tuple[GroupResult, ...] = ()  # a package's groups, outermost first
 
     @classmethod
     def failed(cls, verdict: Verdict, output: str) -> JudgeResult:
@@ -297,6 +337,7 @@ class JudgeResult:
             "message": self.message,
             "status": {"id": status, "description": JUDGE0_STATUSES[status]},
             "cases": [c.to_dict() for c in self.cases],
+            **({"groups": [g.to_dict() for g in self.groups]} if self.groups else {}),
         }
 
 
