@@ -26,6 +26,24 @@ DIGEST = re.compile(r"^[0-9a-f]{64}$")
 MAX_FILES = 4096
 MAX_UNPACKED_BYTES = 256 << 20
 _TAG = b"stockade-problem:"
+# KEYS: the problem, its owners, the client's uploads (problem -> when its upload expires).
+# ARGV: zip, summary, now, ttl, owner, problem, cap.
+_PUT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[3])
+local held = redis.call('ZSCORE', KEYS[3], ARGV[6])
+if not held and redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[7]) then
+  return -1
+end
+local new = redis.call('HSETNX', KEYS[1], 'zip', ARGV[1])
+redis.call('HSETNX', KEYS[1], 'summary', ARGV[2])
+redis.call('HSETNX', KEYS[1], 'created_at', ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('ZADD', KEYS[3], tonumber(ARGV[3]) + tonumber(ARGV[4]), ARGV[6])
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+return new
+"""
 
 
 def archive_limits(max_package_bytes: int) -> ArchiveLimits:
@@ -125,19 +143,34 @@ class ProblemStore:
     def _key(self, problem: str) -> str:
         return f"{self.prefix}problem:{problem}"
 
-    def put(self, problem: str, zip_bytes: bytes, info: dict[str, Any], owner: str) -> bool:
-        """Stores it (kept as first stored: the same digest is the same files); True when new.
-        Each upload adds its owner and restarts the TTL."""
+    def put(
+        self,
+        problem: str,
+        zip_bytes: bytes,
+        info: dict[str, Any],
+        owner: str,
+        client: str,
+        cap: int,
+    ) -> bool | None:
+        """Stores it (kept as first stored: the same digest is the same files); True when new,
+        None when the client already holds `cap` other problems uploaded within the TTL.
+        Each upload adds its owner and restarts the TTL; one script, so that concurrent
+        uploads of one client cannot pass its cap."""
         key = self._key(problem)
-        pipe = self.redis.pipeline()
-        pipe.hsetnx(key, "zip", zip_bytes)
-        pipe.hsetnx(key, "summary", json.dumps(info, sort_keys=True))
-        pipe.hsetnx(key, "created_at", repr(time.time()))
-        pipe.sadd(f"{key}:owners", owner)
-        pipe.expire(key, self.ttl_s)
-        pipe.expire(f"{key}:owners", self.ttl_s)
-        new = bool(pipe.execute()[0])
-        return new
+        keys = [key, f"{key}:owners", f"{self.prefix}problems:{client}"]
+        now = time.time()
+        summary = json.dumps(info, sort_keys=True)
+        args: list[bytes | str | int] = [
+            zip_bytes,
+            summary,
+            repr(now),
+            self.ttl_s,
+            owner,
+            problem,
+            cap,
+        ]
+        new = self.redis.register_script(_PUT)(keys=keys, args=args)
+        return None if new == -1 else bool(new)
 
     def summary(self, problem: str) -> dict[str, Any] | None:
         raw = self.redis.hget(self._key(problem), "summary")
