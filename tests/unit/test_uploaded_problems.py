@@ -93,3 +93,18 @@ def test_a_worker_ends_an_expired_package_as_ie_naming_the_setting(
     result = judge.judge(sub)
     assert result.verdict is Verdict.IE
     assert "STOCKADE_PROBLEM_TTL_S" in result.message
+
+
+def test_a_cache_others_may_write_is_refused(tmp_path: Path) -> None:
+    data = zip_dir(DIVISION)
+    problem = digest(unpack(data, 8 << 20))
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # as a /tmp folder someone else made could be
+    with pytest.raises(ProblemError, match="STOCKADE_PROBLEM_CACHE_DIR"):
+        unpacked(shared, problem, data, 8 << 20)
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    with pytest.raises(ProblemError, match="STOCKADE_PROBLEM_CACHE_DIR"):
+        unpacked(link, problem, data, 8 << 20)

@@ -8,6 +8,7 @@ import os
 import posixpath
 import re
 import shutil
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -197,13 +198,14 @@ def unpacked(cache: Path, problem: str, zip_bytes: bytes, max_package_bytes: int
     never see half a package; the loser of the race drops its copy."""
     if not DIGEST.match(problem):
         raise ValueError(f"problem: not a digest: {problem!r}")
+    cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _check_private(cache)
     final = cache / problem
     if (final / "problem.yaml").is_file():
         return final
     files = unpack(zip_bytes, max_package_bytes)
     if digest(files) != problem:  # what Redis held is not what was checked at upload
         raise ProblemError(f"problem {problem}: stored package does not match its digest")
-    cache.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = Path(tempfile.mkdtemp(prefix=f".{problem[:12]}-", dir=cache))
     try:
         write_tree(files, tmp)
@@ -214,3 +216,14 @@ def unpacked(cache: Path, problem: str, zip_bytes: bytes, max_package_bytes: int
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _check_private(cache: Path) -> None:
+    """A folder found there is trusted as a checked package: so the cache must be this
+    user's alone (the default lives in a world-writable /tmp, where anyone may make it)."""
+    st = cache.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise ProblemError(
+            f"{cache}: not a directory of this user's that only it may write "
+            "(STOCKADE_PROBLEM_CACHE_DIR)"
+        )
