@@ -89,6 +89,8 @@ def uploaded_problems() -> UploadedProblems:
                 s.max_runs,
                 rootfs=s.rootfs,
                 min_tier=s.min_tier,
+                kept_output_per_case=s.kept_output_per_case,
+                kept_output_total=s.kept_output_total,
             )
         return _uploaded
 

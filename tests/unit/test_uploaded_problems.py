@@ -15,7 +15,7 @@ import pytest
 from sandbox.launcher import Launcher
 from tests.unit.redis_server import redis_url
 from worker.jobs.languages import load_languages
-from worker.jobs.model import GroupResult, JudgeResult, Submission, Verdict, validate
+from worker.jobs.model import CaseResult, GroupResult, JudgeResult, Submission, Verdict, validate
 from worker.jobs.packages.format import ProblemError
 from worker.jobs.problems import ProblemStore, digest, unpack, unpacked
 from worker.jobs.store import Store
@@ -108,3 +108,23 @@ def test_a_cache_others_may_write_is_refused(tmp_path: Path) -> None:
     (tmp_path / "elsewhere").mkdir(mode=0o700)
     with pytest.raises(ProblemError, match="STOCKADE_PROBLEM_CACHE_DIR"):
         unpacked(link, problem, data, 8 << 20)
+
+
+def test_a_package_judgings_output_is_cut_to_the_operators_budgets(
+    redis_url: str, tmp_path: Path
+) -> None:
+    judge = UploadedProblems(
+        cast(Launcher, object()),
+        {},
+        ProblemStore(Store(redis_url, "t:").redis, "t:", 60),
+        tmp_path,
+        8 << 20,
+        2048,
+        200,
+        kept_output_per_case=10,
+        kept_output_total=15,
+    )
+    case = CaseResult("secret/a", Verdict.AC, 0.1, 1 << 20, stdout="x" * 100)
+    kept = judge._kept(JudgeResult(Verdict.AC, 1.0, 1.0, (case, case)))
+    assert [len(c.stdout) for c in kept.cases] == [10, 5]
+    assert all(c.truncated for c in kept.cases)

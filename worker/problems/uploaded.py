@@ -7,7 +7,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sandbox.launcher import Launcher
@@ -18,8 +18,10 @@ from worker.jobs.model import JudgeResult, Submission, Verdict
 from worker.jobs.packages.format import ProblemError
 from worker.jobs.packages.package import load_package
 from worker.jobs.problems import ProblemStore, unpacked
+from worker.jobs.settings import KEPT_OUTPUT_PER_CASE, KEPT_OUTPUT_TOTAL
 from worker.problems.programs import Builder, Sources
 from worker.problems.run import Limits, PackageJudge
+from worker.trim import kept_output
 
 _KEEP_JUDGES = 8  # packages whose validator stays built in one worker process
 
@@ -41,6 +43,9 @@ class UploadedProblems:
     max_runs: int
     rootfs: str = "host"
     min_tier: str = ""
+    # The operator's STOCKADE_KEPT_OUTPUT_*, as the Judge holds a submission with cases to.
+    kept_output_per_case: int = KEPT_OUTPUT_PER_CASE.as_int({})
+    kept_output_total: int = KEPT_OUTPUT_TOTAL.as_int({})
     _judges: OrderedDict[tuple[str, str], PackageJudge] = field(default_factory=OrderedDict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
@@ -71,9 +76,19 @@ class UploadedProblems:
             return JudgeResult.failed(Verdict.IE, "problem: the package states no time limit")
         sources = Sources(((lang.source_file, sub.source_code.encode()),), lang)
         try:
-            return pj.judge(sources, Limits(tl, pj.package.limits.tle_threshold(tl)))
+            result = pj.judge(sources, Limits(tl, pj.package.limits.tle_threshold(tl)))
         except ProblemError as e:
             return JudgeResult.failed(Verdict.IE, f"problem: {e}")
+        return self._kept(result)
+
+    def _kept(self, result: JudgeResult) -> JudgeResult:
+        """Each case's output cut to what the operator keeps, case by case, as the Judge does."""
+        room, cases = self.kept_output_total, []
+        for c in result.cases:
+            out, err, cut = kept_output(c.stdout, c.stderr, min(self.kept_output_per_case, room))
+            room -= len(out.encode()) + len(err.encode())
+            cases.append(replace(c, stdout=out, stderr=err, truncated=c.truncated or cut))
+        return replace(result, cases=tuple(cases))
 
     def _package_judge(self, problem: str, tier: str) -> PackageJudge:
         key = (problem, tier)
