@@ -18,6 +18,7 @@ from service import create_app
 from service.config import Config
 from tests.unit.redis_server import redis_url
 from tests.unit.service_app import queued_tokens
+from worker.jobs import problems
 from worker.jobs.problems import unpack
 from worker.jobs.store import Store
 
@@ -228,3 +229,17 @@ def test_a_client_may_keep_only_its_cap_of_problems(redis_url: str) -> None:
     )
     assert other.status_code == 429
     assert "STOCKADE_MAX_PROBLEMS_PER_CLIENT" in other.get_json()["package"][0]
+
+
+def test_a_data_file_the_judge_would_not_read_is_refused_at_upload(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _ = make(redis_url)
+    files = unpack(zip_dir(DIVISION), 8 << 20)
+    cap = max(len(c) for c in files.values())
+    monkeypatch.setattr(problems, "MAX_DATA_BYTES", cap)  # the loader's 64 MiB, made small
+    files["data/secret/g1/a.in"] = b"1" * (cap + 1)
+    body = b64(zip_entries([(n, c, None) for n, c in files.items()]))
+    r = client.post("/api/v1/problems", json=body)
+    assert r.status_code == 422
+    assert r.get_json()["package"] == [f"data/secret/g1/a.in: over {cap} bytes"]

@@ -18,7 +18,7 @@ from typing import Any
 import redis
 
 from worker.jobs.archives import ArchiveError, ArchiveLimits, extract_zip
-from worker.jobs.packages.format import Group, ProblemError
+from worker.jobs.packages.format import MAX_DATA_BYTES, Group, ProblemError
 from worker.jobs.packages.package import Package, load_package
 
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -120,6 +120,10 @@ def _groups(group: Group) -> list[dict[str, Any]]:
 def check(files: dict[str, bytes], max_memory_mib: int) -> dict[str, Any]:
     """The loader on an extracted copy (never the judge's): the summary, or ProblemError
     naming the file and the rule. The API judges nothing, so the time limit must be stated."""
+    for path, content in files.items():
+        # What the judge would refuse when it reads the file: refused now, naming it.
+        if len(content) > MAX_DATA_BYTES:
+            raise ProblemError(f"{path}: over {MAX_DATA_BYTES} bytes")
     with tempfile.TemporaryDirectory(prefix="stockade-upload-") as tmp:
         root = Path(tmp) / "problem"
         write_tree(files, root)
