@@ -14,8 +14,11 @@ from worker.jobs.settings import (
     CALLBACK_ALLOW_PRIVATE,
     CALLBACK_SECRET,
     MAX_ATTEMPTS,
+    MAX_PACKAGE_BYTES,
     MAX_RUNS_PER_SUBMISSION,
     MIN_TIER,
+    PACKAGE_MAX_MEMORY_MIB,
+    PROBLEM_TTL_S,
     QUEUE_NAME,
     REDIS_PREFIX,
     REDIS_URL,
@@ -98,6 +101,13 @@ MAX_QUEUE_SHARE = setting(
     "the part of STOCKADE_MAX_QUEUE_DEPTH one token (or client address) may fill, up to 1",
     minimum=0.001,
 )
+MAX_PROBLEMS_PER_CLIENT = setting(
+    "STOCKADE_MAX_PROBLEMS_PER_CLIENT",
+    20,
+    "problem packages one token (or client address) may have uploaded within "
+    "STOCKADE_PROBLEM_TTL_S; 429 above",
+    minimum=1,
+)
 WAIT_TIMEOUT_S = setting(
     "STOCKADE_WAIT_TIMEOUT_S", 30.0, "wait=true answers with the token after this", minimum=0
 )
@@ -138,6 +148,10 @@ class Config:
     wait_timeout_s: float = WAIT_TIMEOUT_S.as_float({})
     max_attempts: int = MAX_ATTEMPTS.as_int({})
     min_tier: str = MIN_TIER.as_str({})
+    max_package_bytes: int = MAX_PACKAGE_BYTES.as_int({})
+    problem_ttl_s: int = PROBLEM_TTL_S.as_int({})
+    package_max_memory_mib: int = PACKAGE_MAX_MEMORY_MIB.as_int({})
+    max_problems_per_client: int = MAX_PROBLEMS_PER_CLIENT.as_int({})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -193,4 +207,8 @@ SETTINGS = {
     "wait_timeout_s": WAIT_TIMEOUT_S,
     "max_attempts": MAX_ATTEMPTS,
     "min_tier": MIN_TIER,
+    "max_package_bytes": MAX_PACKAGE_BYTES,
+    "problem_ttl_s": PROBLEM_TTL_S,
+    "package_max_memory_mib": PACKAGE_MAX_MEMORY_MIB,
+    "max_problems_per_client": MAX_PROBLEMS_PER_CLIENT,
 }

@@ -20,7 +20,8 @@ _IGNORED = (
     "enable_per_process_and_thread_time_limit",
     "enable_per_process_and_thread_memory_limit",
 )
-_KNOWN = set(Submission.__dataclass_fields__) | {"callback_url", *_IGNORED}
+# `problem` is the native API's alone (it checks the package and its owner); Judge0 ignores it.
+_KNOWN = set(Submission.__dataclass_fields__) - {"problem"} | {"callback_url", *_IGNORED}
 
 
 def _flag(name: str) -> bool:

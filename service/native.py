@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from service import submissions
+from service import auth, submissions
 from service.core import Core, core
 from service.errors import ApiError, read_object
 from service.judge0_view import iso
+from worker.jobs.archives import ArchiveError
 from worker.jobs.model import JUDGE0_STATUSES, Submission
+from worker.jobs.packages.format import ProblemError
+from worker.jobs.problems import DIGEST, ProblemStore, check, digest, unpack
 from worker.jobs.store import NewSubmission, Record
 
 bp = Blueprint("native", __name__, url_prefix="/api/v1")
@@ -37,7 +42,49 @@ def parse(data: Any, c: Core) -> tuple[Submission, str | None, dict[str, Any]]:
         body["language_id"] = ids[0]
     callback = submissions.check_callback_url(body.pop("callback_url", None), c.config)
     sub = c.parse(body)
+    if sub.problem:
+        _check_problem(c, sub)
     return sub, callback, {"api": "native"}
+
+
+def _problems(c: Core) -> ProblemStore:
+    return ProblemStore(c.store.redis, c.config.redis_prefix, c.config.problem_ttl_s)
+
+
+def _problem(c: Core, problem: str, field: str) -> dict[str, Any]:
+    """The package's summary if this client may use it; 404 naming the rules otherwise."""
+    store = _problems(c)
+    info = store.summary(problem) if DIGEST.match(problem) else None
+    client = auth.current()
+    owner_only = info is not None and c.config.owner_only_reads and not client.authz
+    if owner_only and not store.owned_by(problem, client.owner):
+        info = None
+    if info is None:
+        why = "expired or unknown"
+        if c.config.owner_only_reads:
+            why += ", or uploaded with another token (STOCKADE_OWNER_ONLY_READS)"
+        raise ApiError.field(
+            404 if field == "id" else 422, field, f"no problem with this id ({why})"
+        )
+    return info
+
+
+def _check_problem(c: Core, sub: Submission) -> None:
+    """The package exists for this client, allows the language and fits the runs budget;
+    it then stays a TTL longer, so that the worker still finds it."""
+    info = _problem(c, sub.problem, "problem")
+    lang = c.languages.get(sub.language_id)
+    allowed = info.get("languages") or []
+    if allowed and (lang is None or lang.key not in allowed):
+        rule = f"the problem allows only {', '.join(allowed)}"
+        raise ApiError.field(422, "language_id", rule)
+    if info["cases"] > c.config.max_runs:
+        rule = (
+            f"the problem has {info['cases']} cases; a submission may run at most "
+            f"{c.config.max_runs} (STOCKADE_MAX_RUNS_PER_SUBMISSION)"
+        )
+        raise ApiError.field(422, "problem", rule)
+    _problems(c).touch(sub.problem)
 
 
 def view(rec: Record) -> dict[str, Any]:
@@ -54,6 +101,8 @@ def view(rec: Record) -> dict[str, Any]:
         "compile_output": res.get("compile_output"),
         "message": rec.message or res.get("message") or "",
         "cases": res.get("cases", []),
+        "groups": res.get("groups", []),
+        "problem": rec.submission.problem or None,
         "language_id": rec.submission.language_id,
         "tier": rec.submission.tier or rec.meta.get("isolation", "container"),
         "attempts": rec.attempts,
@@ -134,6 +183,49 @@ def show_batch() -> Response:
             400, "ids", f"must list 1 to {c.config.max_batch_size} comma-separated ids"
         )
     return jsonify({"submissions": [view(r) if r else None for r in c.read_many(ids)]})
+
+
+@bp.post("/problems")
+def upload_problem() -> tuple[Response, int]:
+    """A problem package (base64 of a zip): checked as an archive, then read by the
+    package loader on an extracted copy; stored under its digest, which is its id."""
+    c = core()
+    body = read_object()
+    unknown = sorted(set(body) - {"package"})
+    if unknown:
+        raise ApiError.field(422, unknown[0], "unknown field (a problem takes only package)")
+    text = body.get("package")
+    if not isinstance(text, str) or not text:
+        raise ApiError.field(422, "package", "must be a base64 string of a zip")
+    cap = c.config.max_package_bytes
+    if len(text) > (cap + 2) // 3 * 4:
+        raise ApiError.field(
+            413, "package", f"must be at most {cap} bytes (STOCKADE_MAX_PACKAGE_BYTES)"
+        )
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError.field(422, "package", "must be valid base64 (of a zip)") from None
+    try:
+        files = unpack(data, cap)
+        info = check(files, c.config.package_max_memory_mib)
+    except (ArchiveError, ProblemError) as e:
+        raise ApiError.field(422, "package", str(e)) from None
+    problem, client, cap = digest(files), auth.current(), c.config.max_problems_per_client
+    new = _problems(c).put(problem, data, info, client.owner, client.key, cap)
+    if new is None:
+        rule = (
+            f"this client has uploaded {cap} problems within STOCKADE_PROBLEM_TTL_S and may "
+            f"keep at most {cap} (STOCKADE_MAX_PROBLEMS_PER_CLIENT)"
+        )
+        raise ApiError.field(429, "package", rule)
+    return jsonify({"id": problem, **_problem(c, problem, "id")}), 201 if new else 200
+
+
+@bp.get("/problems/<problem>")
+def show_problem(problem: str) -> Response:
+    c = core()
+    return jsonify({"id": problem, **_problem(c, problem, "id")})
 
 
 @bp.get("/languages")

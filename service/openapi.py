@@ -94,6 +94,11 @@ SUBMISSION = {
         },
         "isolation": {"type": "string", "enum": ["container", "gvisor", "microvm"]},
         "callback_url": {"type": "string", "description": "PUT with the result when final"},
+        "problem": {
+            "type": "string",
+            "description": "an uploaded problem package's id (POST /api/v1/problems): judged "
+            "against its cases, validator and limits instead of test_cases",
+        },
     },
 }
 DOCUMENT: dict[str, Any] = {
@@ -116,12 +121,28 @@ DOCUMENT: dict[str, Any] = {
                 ],
             ),
         },
+        "/api/v1/problems": {
+            "post": _op("Upload a problem package (201 new, 200 known)", "Problem", ok="201")
+        },
+        "/api/v1/problems/{id}": {
+            "get": _op("A problem package's name, limits, cases and groups", params=[_ID])
+        },
         "/api/v1/languages": {"get": _op("Languages and whether each is enabled")},
         "/api/v1/health": {"get": _op("Redis reachable, queue depth, live workers, tiers")},
     },
     "components": {
         "schemas": {
             "Submission": SUBMISSION,
+            "Problem": {
+                "type": "object",
+                "required": ["package"],
+                "properties": {
+                    "package": {
+                        "type": "string",
+                        "description": "base64 of a zip of an ICPC/Kattis problem package",
+                    }
+                },
+            },
             "Batch": {
                 "type": "object",
                 "properties": {

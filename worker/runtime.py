@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -15,8 +16,17 @@ from sandbox.launcher import Launcher
 from worker.callbacks import CallbackSettings
 from worker.jobs.heartbeat import Heartbeat
 from worker.jobs.languages import load_languages
-from worker.jobs.settings import WorkerSettings
+from worker.jobs.model import JudgeResult, Submission
+from worker.jobs.problems import ProblemStore
+from worker.jobs.settings import (
+    MAX_PACKAGE_BYTES,
+    PACKAGE_MAX_MEMORY_MIB,
+    PROBLEM_CACHE_DIR,
+    PROBLEM_TTL_S,
+    WorkerSettings,
+)
 from worker.jobs.store import Store
+from worker.problems.uploaded import UploadedProblems, default_cache
 from worker.selftest import self_test_all
 from worker.timing import TimedJudge
 
@@ -26,6 +36,7 @@ _state_lock = threading.Lock()
 _enabled: set[int] | None = None  # set by the self-tests in the parent, inherited by children
 _launcher: Launcher | None = None
 _judge: TimedJudge | None = None
+_uploaded: UploadedProblems | None = None
 _store: Store | None = None
 _callbacks: CallbackSettings | None = None
 _heartbeat: Heartbeat | None = None
@@ -59,6 +70,38 @@ def current_judge() -> TimedJudge:
         return _judge
 
 
+def uploaded_problems() -> UploadedProblems:
+    """This process's judge of submissions against uploaded packages (sharing its Judge's
+    launcher and languages)."""
+    global _uploaded
+    judge, client = current_judge(), store().redis  # each takes the lock itself
+    with _state_lock:
+        if _uploaded is None or _uploaded.launcher is not judge.launcher:
+            s = settings()
+            cache = PROBLEM_CACHE_DIR.as_str()
+            _uploaded = UploadedProblems(
+                judge.launcher,
+                judge.languages,
+                ProblemStore(client, s.prefix, PROBLEM_TTL_S.as_int()),
+                Path(cache) if cache else default_cache(),
+                MAX_PACKAGE_BYTES.as_int(),
+                PACKAGE_MAX_MEMORY_MIB.as_int(),
+                s.max_runs,
+                rootfs=s.rootfs,
+                min_tier=s.min_tier,
+                kept_output_per_case=s.kept_output_per_case,
+                kept_output_total=s.kept_output_total,
+            )
+        return _uploaded
+
+
+def judge_any(sub: Submission) -> tuple[JudgeResult, dict[str, float]]:
+    """A submission against an uploaded package, or one with its own cases."""
+    if sub.problem:
+        return uploaded_problems().judge_timed(sub)
+    return current_judge().judge_timed(sub)
+
+
 def store() -> Store:
     """This process's Store (its connection pool is not shared across fork)."""
     global _store
@@ -78,12 +121,13 @@ def callback_settings() -> CallbackSettings:
 
 
 def close_judge() -> None:
-    global _launcher, _judge
+    global _launcher, _judge, _uploaded
     with _state_lock:
         if _launcher is not None:
             _launcher.close()
         _launcher = None
         _judge = None
+        _uploaded = None
 
 
 def run_self_tests(s: WorkerSettings) -> dict[int, str]:

@@ -129,7 +129,7 @@ def judge_token(token: str) -> int | None:
     return run_job(
         token,
         store,
-        runtime.current_judge().judge_timed,
+        runtime.judge_any,
         s.max_attempts,
         max_result_bytes=s.max_result_bytes,
         notify=lambda t: enqueue(store.redis, s.queue, t),

@@ -13,9 +13,9 @@ from sandbox.result import BoxResult, Status
 from sandbox.spec import MIB
 from worker.jobs.languages import load_languages
 from worker.jobs.model import CaseResult, JudgeResult, Verdict
-from worker.problems.format import ProblemError, read_meta, read_tests
-from worker.problems.limits import read_limits
-from worker.problems.package import load_package
+from worker.jobs.packages.format import ProblemError, read_meta, read_tests
+from worker.jobs.packages.limits import read_limits
+from worker.jobs.packages.package import load_package
 from worker.problems.programs import Builder, Sources, choose_language, plan
 from worker.problems.run import Limits, PackageJudge, interactive_outcome, program_verdict
 from worker.problems.validate import default_validate, parse_flags, read_feedback

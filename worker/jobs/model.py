@@ -106,6 +106,9 @@ class Submission:
     # container, gvisor or microvm; "" means the language's own default. The worker runs the
     # strongest of this, the language's default and the operator's minimum.
     tier: str = ""
+    # An uploaded problem package's id (POST /api/v1/problems): judged against its cases,
+    # validator and limits instead of this submission's own.
+    problem: str = ""
 
     def cases(self) -> tuple[TestCase, ...]:
         if self.test_cases:
@@ -211,6 +214,19 @@ class CaseResult:
 
 
 @dataclass(frozen=True)
+class GroupResult:
+    """A test group of a problem package (a folder of data/): its verdict and score."""
+
+    name: str
+    verdict: Verdict
+    score: float
+    max_score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "verdict": self.verdict.value}
+
+
+@dataclass(frozen=True)
 class JudgeResult:
     verdict: Verdict
     score: float
@@ -218,6 +234,7 @@ class JudgeResult:
     cases: tuple[CaseResult, ...] = ()
     compile_output: str = ""
     message: str = ""
+    groups: tuple[GroupResult, ...] = ()  # a package's groups, outermost first
 
     @classmethod
     def failed(cls, verdict: Verdict, output: str) -> JudgeResult:
@@ -255,6 +272,7 @@ class JudgeResult:
             "message": self.message,
             "status": {"id": status, "description": JUDGE0_STATUSES[status]},
             "cases": [c.to_dict() for c in self.cases],
+            **({"groups": [g.to_dict() for g in self.groups]} if self.groups else {}),
         }
 
 

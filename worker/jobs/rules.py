@@ -10,11 +10,12 @@ import re
 from typing import Any
 
 from sandbox.spec import TIERS
-from worker.jobs.model import DEFAULTS, MAXIMA, MINIMA, Program, Submission
+from worker.jobs.model import DEFAULTS, MAXIMA, MINIMA, CheckerSpec, Program, Submission
 
 CHECKER_KINDS = ("exact", "judge0", "token", "float", "custom")
 CONVENTIONS = ("testlib", "icpc")  # testlib: exit 0 accepts; ICPC: exit 42 accepts, 43 rejects
 MAX_CASES = 1000
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 MAX_ARGS_CHARS = 512  # command_line_arguments, and a checker's or interactor's args in all
 # Judge0 1.13 after CVE-2024-28185: options are words, never shell syntax.
 COMPILER_OPTIONS = re.compile(r"^[A-Za-z0-9_\-+.=,:/ ]*$")
@@ -165,6 +166,7 @@ def validate(sub: Submission) -> list[str]:
         errors.append(f"tier: must be one of {', '.join(TIERS)}, got {sub.tier!r}")
     if len(sub.test_cases) > MAX_CASES:
         errors.append(f"test_cases: at most {MAX_CASES} cases, got {len(sub.test_cases)}")
+    errors += _problem_errors(sub)
     for i, case in enumerate(sub.test_cases):
         if not math.isfinite(case.points) or case.points < 0:
             errors.append(f"test_cases[{i}].points: must be a finite number >= 0")
@@ -198,3 +200,23 @@ def _program_errors(where: str, prog: Program) -> list[str]:
     elif sum(len(a) + 1 for a in prog.args) > MAX_ARGS_CHARS + 1:
         errors.append(f"{where}.args: at most {MAX_ARGS_CHARS} characters in all")
     return errors
+
+
+def _problem_errors(sub: Submission) -> list[str]:
+    """A submission against a package brings its program only: the package has the rest."""
+    if not sub.problem:
+        return []
+    if not isinstance(sub.problem, str) or not _DIGEST.match(sub.problem):
+        return ["problem: must be a problem id (64 hex digits, from POST /api/v1/problems)"]
+    own = {
+        "test_cases": bool(sub.test_cases),
+        "stdin": bool(sub.stdin),
+        "expected_output": sub.expected_output is not None,
+        "checker": sub.checker != CheckerSpec(),
+        "interactor": sub.interactor is not None,
+        "additional_files": bool(sub.additional_files),
+        "enable_network": sub.enable_network,
+        # The package's limits apply: a limit asked for here would be silently ignored.
+        **{name: getattr(sub, name) != DEFAULTS[name] for name in DEFAULTS},
+    }
+    return [f"{k}: not allowed with problem (the package sets it)" for k, v in own.items() if v]

@@ -88,6 +88,22 @@ MAX_RESULT_BYTES = setting(
     minimum=4096,
 )
 
+# Problem packages uploaded through the native API (POST /api/v1/problems): the zip's size
+# (the API's cap; a worker holds a package fetched from Redis to it too) and how long one
+# stays in Redis after its last upload or submission against it.
+MAX_PACKAGE_BYTES = setting(
+    "STOCKADE_MAX_PACKAGE_BYTES",
+    8 * 1024 * 1024,
+    "size of an uploaded problem package (the zip, before base64); 413 above",
+    minimum=1024,
+)
+PROBLEM_TTL_S = setting(
+    "STOCKADE_PROBLEM_TTL_S",
+    7 * 86400,
+    "an uploaded problem package expires this long after its last upload or submission",
+    minimum=1,
+)
+
 # --- The worker's own ------------------------------------------------------------------------
 ROOTFS = setting(
     "STOCKADE_ROOTFS",
@@ -111,6 +127,13 @@ PACKAGE_MAX_MEMORY_MIB = setting(
     2048,
     "the most memory (MiB) a problem package may ask for; a package asking for more is refused",
     minimum=4,
+)
+
+PROBLEM_CACHE_DIR = setting(
+    "STOCKADE_PROBLEM_CACHE_DIR",
+    "",
+    "where a worker unpacks uploaded problem packages, one folder per digest; "
+    "empty: stockade-problems in the system's temporary directory",
 )
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from sandbox.launcher import Launcher
 from sandbox.spec import MIB
 from worker.jobs.languages import Language
+from worker.jobs.packages.format import ProblemError, read_bytes
 from worker.judge import Compiled, Judge
-from worker.problems.format import ProblemError, read_bytes
 
 # The contest systems' extension table (Kattis and DOMjudge agree on these): the language each
 # extension means there. Where Stockade has no such language, the name is reported.
@@ -262,6 +262,9 @@ class Builder:
     rootfs: str = "host"
     compile_time_s: float = 60.0
     compile_memory_mib: int = 1024
+    # Every box of its programs runs at least this strongly (the operator's STOCKADE_MIN_TIER,
+    # or the tier a submission through the API was placed in).
+    min_tier: str = ""
     _cache: dict[object, Compiled] = field(default_factory=dict)
     _locks: dict[object, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
@@ -282,7 +285,12 @@ class Builder:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
             if key not in self._cache:
-                judge = Judge(self.launcher, {variant.id: variant}, rootfs=self.rootfs)
+                judge = Judge(
+                    self.launcher,
+                    {variant.id: variant},
+                    rootfs=self.rootfs,
+                    min_tier=self.min_tier,
+                )
                 self._cache[key] = judge.build(
                     variant.id, main.decode("utf-8", "replace"), extra, "", tier
                 )

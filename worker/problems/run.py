@@ -14,10 +14,10 @@ from sandbox.spec import MIB, BoxSpec, FileIn
 from worker.checkers import DATA_DIR, FEEDBACK_DIR, ICPC_AC, ICPC_WA
 from worker.interaction import run_joined
 from worker.jobs.languages import Language
-from worker.jobs.model import CaseResult, JudgeResult, Verdict
+from worker.jobs.model import CaseResult, GroupResult, JudgeResult, Verdict
+from worker.jobs.packages.format import Case, Group, TestData, read_bytes
+from worker.jobs.packages.package import Package
 from worker.judge import BuildError, Compiled
-from worker.problems.format import Case, Group, TestData, read_bytes
-from worker.problems.package import Package
 from worker.problems.programs import (
     Builder,
     Sources,
@@ -129,7 +129,10 @@ class PackageJudge:
         if not self.package.meta.scoring:
             score = float(sum(1 for c in run.results if c.verdict is Verdict.AC))
             max_score = float(len(top.cases()))
-        return JudgeResult(verdict, score, max_score, tuple(run.results), message=message)
+        groups = tuple(g for g in run.groups if g is not None)
+        return JudgeResult(
+            verdict, score, max_score, tuple(run.results), message=message, groups=groups
+        )
 
 
 @dataclass
@@ -139,9 +142,14 @@ class _Run:
     validator: Compiled | None
     time_limit_s: float
     results: list[CaseResult] = field(default_factory=list)
+    # Every group below data/ that ran, outermost first (a slot is kept while it runs).
+    groups: list[GroupResult | None] = field(default_factory=list)
 
     def group(self, group: Group) -> tuple[Verdict, float, bool]:
         """The group's verdict and score; True when it ran every case."""
+        slot = len(self.groups)
+        if group is not self.owner.package.tests:
+            self.groups.append(None)
         td = group.testdata
         verdicts: list[Verdict] = []
         scores: list[float] = []
@@ -159,7 +167,10 @@ class _Run:
                 break
         low, high = td.score_range  # the range of the group's score (testdata.yaml)
         score = min(max(_aggregate(td, group, scores), low), high)
-        return _verdict(td, verdicts), score, complete
+        verdict = _verdict(td, verdicts)
+        if group is not self.owner.package.tests:
+            self.groups[slot] = GroupResult(group.name, verdict, score, _max_score(group))
+        return verdict, score, complete
 
     def case(self, case: Case) -> tuple[Verdict, float]:
         inp, ans = read_bytes(case.input), read_bytes(case.answer)

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from worker.problems.format import ProblemError
+from worker.jobs.packages.format import ProblemError
 
 FLAG_WORDS = ("case_sensitive", "space_change_sensitive")
 FLAG_NUMBERS = ("float_tolerance", "float_absolute_tolerance", "float_relative_tolerance")

@@ -12,9 +12,9 @@ from pathlib import Path
 from sandbox.launcher import Launcher
 from worker.jobs.languages import Language
 from worker.jobs.model import JudgeResult, Verdict
+from worker.jobs.packages.format import ProblemError, read_bytes
+from worker.jobs.packages.package import Package, load_package
 from worker.judge import BuildError
-from worker.problems.format import ProblemError, read_bytes
-from worker.problems.package import Package, load_package
 from worker.problems.programs import Builder, read_sources
 from worker.problems.run import Limits, PackageJudge, within_margin
 

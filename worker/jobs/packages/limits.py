@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from worker.problems.format import LEGACY, Meta, ProblemError
+from worker.jobs.packages.format import LEGACY, Meta, ProblemError
 
 # Each version's defaults where problem.yaml says nothing (MiB and seconds).
 _DEFAULTS: dict[str, dict[str, float]] = {

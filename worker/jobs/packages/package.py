@@ -5,8 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.problems.format import LEGACY, Case, Group, Meta, ProblemError, read_meta, read_tests
-from worker.problems.limits import PackageLimits, read_limits
+from worker.jobs.packages.format import (
+    LEGACY,
+    Case,
+    Group,
+    Meta,
+    ProblemError,
+    read_meta,
+    read_tests,
+)
+from worker.jobs.packages.limits import PackageLimits, read_limits
 
 # Where each version keeps its programs (2023-07 renamed both; the old names are still read).
 OUTPUT_VALIDATOR_DIRS = {
