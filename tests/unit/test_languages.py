@@ -56,11 +56,13 @@ JUDGE0_IDS = {
     "sql": 82,
     "clojure": 86,
     "groovy": 88,
+    "elixir": 57,
+    "erlang": 58,
 }
 IMAGES = {
     "gcc", "python3", "java", "nodejs", "rust", "go", "ruby", "perl", "php", "lua", "pascal",
     "fortran", "ocaml", "debian", "clang", "mono", "sbcl", "d", "haskell", "octave", "prolog",
-    "typescript", "cobol", "r", "sqlite", "jvm",
+    "typescript", "cobol", "r", "sqlite", "jvm", "elixir",
 }  # fmt: skip
 
 MINIMAL = """
