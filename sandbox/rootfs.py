@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from sandbox import mounts as m
 from sandbox import syscalls as sc
@@ -18,6 +19,13 @@ HOST_PATHS = (
     # Debian's JDK reads its conf/ (java.security, net.properties) through symlinks from
     # /usr/lib/jvm/*/conf into here; without it the JVM does not start.
     "/etc/java-17-openjdk",
+    # The same for other toolchains whose Debian packages keep files under /usr as symlinks
+    # into /etc or /var (read-only here as well): Mono's machine.config, R's Renviron and
+    # Makeconf, GnuCOBOL's dialect configurations, GHC's global package database.
+    "/etc/mono",
+    "/etc/R",
+    "/etc/gnucobol",
+    "/var/lib/ghc",
 )
 # The dynamic linker's cache: without it every exec probes dozens of library paths.
 HOST_FILES = ("/etc/ld.so.cache",)
@@ -69,11 +77,18 @@ def init_layer(user: BoxUser) -> list[m.Op]:
 def host_layer(host_root: str = "/") -> list[m.Op]:
     """Read-only binds of the host's runtime paths; merged-/usr symlinks stay symlinks."""
     ops: list[m.Op] = []
+    made = {"/", "/etc"}  # the skeleton's
     for path in HOST_PATHS:
         src = os.path.join(host_root, path.lstrip("/"))
         if os.path.islink(src):
             ops.append(m.Symlink(os.readlink(src), path))
         elif os.path.isdir(src):
+            # Bare directories up to a deeper mount point (/var/lib for /var/lib/ghc): none
+            # of the host's own content comes with them.
+            for parent in reversed(PurePosixPath(path).parents):
+                if str(parent) not in made:
+                    made.add(str(parent))
+                    ops.append(m.Mkdir(str(parent)))
             ops.append(m.Mkdir(path))
             ops.append(m.Bind(src, path))
     for path in HOST_FILES:

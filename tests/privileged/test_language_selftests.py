@@ -107,7 +107,7 @@ def test_cli_lists_languages_as_json() -> None:
 def test_cli_refuses_unknown_language() -> None:
     stockade = str(Path(sys.executable).with_name("stockade"))
     p = subprocess.run(
-        [stockade, "languages", "--only", "cobol"], capture_output=True, timeout=60, check=False
+        [stockade, "languages", "--only", "swift"], capture_output=True, timeout=60, check=False
     )
     assert p.returncode == 2
-    assert b"cobol" in p.stderr
+    assert b"swift" in p.stderr

@@ -38,10 +38,31 @@ JUDGE0_IDS = {
     "ruby": 72,
     "rust": 73,
     "perl": 85,
+    "assembly": 45,
+    "csharp": 51,
+    "lisp": 55,
+    "d": 56,
+    "haskell": 61,
+    "octave": 66,
+    "prolog": 69,
+    "typescript": 74,
+    "c_clang": 75,
+    "cpp_clang": 76,
+    "cobol": 77,
+    "kotlin": 78,
+    "objectivec": 79,
+    "r": 80,
+    "scala": 81,
+    "sql": 82,
+    "clojure": 86,
+    "groovy": 88,
+    "elixir": 57,
+    "erlang": 58,
 }
 IMAGES = {
     "gcc", "python3", "java", "nodejs", "rust", "go", "ruby", "perl", "php", "lua", "pascal",
-    "fortran", "ocaml", "debian",
+    "fortran", "ocaml", "debian", "clang", "mono", "sbcl", "d", "haskell", "octave", "prolog",
+    "typescript", "cobol", "r", "sqlite", "jvm", "elixir",
 }  # fmt: skip
 
 MINIMAL = """
@@ -86,6 +107,8 @@ def test_runtimes_with_many_threads_get_more_pids() -> None:
     langs = {lang.key: lang for lang in load_languages().values()}
     assert langs["java"].limits.pids >= 128
     assert langs["go"].limits.pids >= 128
+    for key in ("csharp", "kotlin", "scala", "clojure", "groovy"):
+        assert langs[key].limits.pids >= 128, key
     assert langs["go"].compile_limits.pids >= 128
     assert dict(langs["go"].env)["GOCACHE"].startswith("/tmp/")
 

@@ -16,8 +16,11 @@ from sandbox.spec import MIB, Limits
 
 USER = rootfs.BoxUser(60007, 60007)
 ISSUE_HOST_PATHS = {"/usr", "/bin", "/lib", "/lib64", "/etc/alternatives"}
-# Beyond the issue's list, one documented exception: the JDK's conf lives in /etc.
-HOST_PATHS = ISSUE_HOST_PATHS | {"/etc/java-17-openjdk"}
+# Beyond the issue's list, documented exceptions: toolchains' files that live in /etc or /var
+# (the JDK's conf, Mono's, R's and GnuCOBOL's configuration, GHC's package database).
+HOST_PATHS = ISSUE_HOST_PATHS | {
+    "/etc/java-17-openjdk", "/etc/mono", "/etc/R", "/etc/gnucobol", "/var/lib/ghc",
+}  # fmt: skip
 DEVICES = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"}
 # What a host has that a box must never see.
 FORBIDDEN = ("home", "root", "var", "srv", "opt", "mnt", "boot", "sbin", "etc/shadow", "work")
@@ -61,6 +64,19 @@ def test_template_binds_only_the_allowed_host_paths(tmp_path: Path, merged_usr: 
     text = repr(ops)
     for name in FORBIDDEN:
         assert f"{host}/{name}'" not in text and f"'/{name}'" not in text, name
+
+
+def test_a_deep_host_path_gets_bare_parents(tmp_path: Path) -> None:
+    """/var/lib/ghc is bound alone: /var and /var/lib are empty directories of the box, and
+    nothing else of the host's /var comes with them."""
+    host = fake_host(tmp_path, merged_usr=True)
+    (host / "var/lib/ghc/package.conf.d").mkdir(parents=True)
+    (host / "var/lib/secret").mkdir()
+    ops = rootfs.template_plan(USER, str(host))
+    dirs = [op.path for op in ops if isinstance(op, m.Mkdir)]
+    assert dirs.index("/var") < dirs.index("/var/lib") < dirs.index("/var/lib/ghc")
+    var_binds = {b.source for b in binds(ops) if "/var" in b.source}
+    assert var_binds == {f"{host}/var/lib/ghc"}
 
 
 def test_merged_usr_links_stay_links(tmp_path: Path) -> None:

@@ -80,7 +80,7 @@ def test_piston_execute(client: FlaskClient, store: Store) -> None:
     assert r.status_code == 200
     out = r.get_json()
     assert out["run"]["stdout"] == "hi\n" and out["run"]["code"] == 0 and "compile" not in out
-    r = client.post("/api/v2/execute", json={"language": "cobol", "files": [{"content": ""}]})
+    r = client.post("/api/v2/execute", json={"language": "swift", "files": [{"content": ""}]})
     assert r.status_code == 400 and "unknown" in r.get_json()["message"]
 
 
