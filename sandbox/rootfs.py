@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 from sandbox import mounts as m
 from sandbox import syscalls as sc
@@ -85,10 +84,13 @@ def host_layer(host_root: str = "/") -> list[m.Op]:
         elif os.path.isdir(src):
             # Bare directories up to a deeper mount point (/var/lib for /var/lib/ghc): none
             # of the host's own content comes with them.
-            for parent in reversed(PurePosixPath(path).parents):
-                if str(parent) not in made:
-                    made.add(str(parent))
-                    ops.append(m.Mkdir(str(parent)))
+            # (os.path, not pathlib: this module is loaded in the zygote.)
+            parts = path.strip("/").split("/")[:-1]
+            for depth in range(1, len(parts) + 1):
+                parent = "/" + "/".join(parts[:depth])
+                if parent not in made:
+                    made.add(parent)
+                    ops.append(m.Mkdir(parent))
             ops.append(m.Mkdir(path))
             ops.append(m.Bind(src, path))
     for path in HOST_FILES:
