@@ -263,5 +263,6 @@ static void teardown(void) {
     CHECK(rmdir(CG), "warm: rmdir(%s): %s", CG, strerror(errno));
     const char *mounts[] = {ROOT "/proc", ROOT "/dev", ROOT, "/scratch"};
     for (size_t i = 0; i < sizeof mounts / sizeof *mounts; i++)
-        CHECK(umount2(mounts[i], MNT_DETACH), "warm: umount(%s): %s", mounts[i], strerror(errno));
+        CHECK(umount2(mounts[i], MNT_DETACH | UMOUNT_NOFOLLOW), "warm: umount(%s): %s", mounts[i],
+              strerror(errno));
 }

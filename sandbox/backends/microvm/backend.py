@@ -16,7 +16,13 @@ from sandbox.backends.microvm.interactive import StdinPump, StdoutSink, take_fds
 from sandbox.backends.microvm.kernel import tsc_khz
 from sandbox.backends.microvm.pool import POOL, PoolKey, VmPool
 from sandbox.backends.microvm.prepare import Artifacts, prepare, prepared
-from sandbox.backends.microvm.qemu_plan import QEMU, TB_SIZE_MIB, VmPlan, vm_memory_mib
+from sandbox.backends.microvm.qemu_plan import (
+    MAX_DISKS,
+    QEMU,
+    TB_SIZE_MIB,
+    VmPlan,
+    vm_memory_mib,
+)
 from sandbox.backends.microvm.verdict import box_result
 from sandbox.backends.microvm.vm import Owner, Vm
 from sandbox.cgroups.manager import PARENT
@@ -188,6 +194,12 @@ class MicrovmBackend:
         evict: bool = False,
     ) -> _Booted:
         layers = self.images.image_layers(key.image) if key.image and self.images else []
+        if len(layers) > MAX_DISKS:
+            detail = (
+                f"image {key.image!r} has {len(layers)} layers; a microVM attaches at most "
+                f"{MAX_DISKS}, one disk each (flatten the image)"
+            )
+            raise SandboxError("microvm: rootfs", "attach layer disks", 0, detail)
         disks = image_disks(self.artifacts.disk_dir, layers)
         slot = self._slot(evict)
         try:
