@@ -13,6 +13,8 @@ import pytest
 
 from sandbox.backends.microvm import protocol
 from sandbox.backends.microvm.initramfs import Entry, cpio_newc
+from sandbox.backends.microvm.jail import INITRAMFS, KERNEL, jail_plan
+from sandbox.backends.microvm.jail import NAMESPACES as JAIL_NAMESPACES
 from sandbox.backends.microvm.kernel import (
     extract_vmlinux,
     load_order,
@@ -21,6 +23,7 @@ from sandbox.backends.microvm.kernel import (
 )
 from sandbox.backends.microvm.pool import POOL, PoolKey, next_to_start
 from sandbox.backends.microvm.qemu_plan import VmPlan, kernel_cmdline, qemu_argv, vm_memory_mib
+from sandbox.syscalls import CLONE_NEWNET, CLONE_NEWPID
 
 
 def plan(**kw: object) -> VmPlan:
@@ -259,6 +262,29 @@ def test_outcome_from_frames() -> None:
     never = protocol.Outcome()
     never.take(protocol.RESULT, struct.pack("<iIIIQQQ", -1, 0, 0, 0, 0, 0, 0) + b"x: No such file")
     assert never.wait_status is None and never.exec_error == "x: No such file"
+
+
+def test_qemu_jail_plan() -> None:
+    """QEMU's root: its runtime directories bound read-only at their own paths, merged-/usr
+    symlinks as symlinks, its binary where no bound directory holds it, the kernel and the
+    initramfs at fixed paths, /dev/kvm only on KVM; nothing else of the host's."""
+    links = {"/lib": "usr/lib", "/lib64": "usr/lib64"}
+    dirs = ("/usr/lib", "/usr/lib64", "/usr/share/qemu")
+    tcg = jail_plan("/run/x", "/usr/bin/qemu", "/s/vmlinux", "/s/i.cpio", False, links, dirs)
+    assert tcg.qemu == "/usr/bin/qemu" and tcg.mount_point == "/run/x"
+    assert [(b.source, b.target, b.is_dir, b.device) for b in tcg.binds] == [
+        ("/usr/lib", "/usr/lib", True, False),
+        ("/usr/lib64", "/usr/lib64", True, False),
+        ("/usr/share/qemu", "/usr/share/qemu", True, False),
+        ("/usr/bin/qemu", "/usr/bin/qemu", False, False),
+        ("/s/vmlinux", KERNEL, False, False),
+        ("/s/i.cpio", INITRAMFS, False, False),
+    ]
+    assert tcg.symlinks == (("/lib", "usr/lib"), ("/lib64", "usr/lib64"))
+    kvm = jail_plan("/run/x", "/usr/lib/qemu", "/s/v", "/s/i", True, {}, ("/usr/lib",))
+    assert [b.target for b in kvm.binds] == ["/usr/lib", KERNEL, INITRAMFS, "/dev/kvm"]
+    assert kvm.binds[-1].device and not any(b.device for b in kvm.binds[:-1])
+    assert JAIL_NAMESPACES & CLONE_NEWPID and JAIL_NAMESPACES & CLONE_NEWNET
 
 
 def test_pool_policy() -> None:

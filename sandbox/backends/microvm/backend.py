@@ -13,6 +13,7 @@ from sandbox import cgroups, rlimits, seccomp
 from sandbox.backends.microvm import accel, protocol
 from sandbox.backends.microvm.disks import FSTYPE, image_disks
 from sandbox.backends.microvm.interactive import StdinPump, StdoutSink, take_fds
+from sandbox.backends.microvm.jail import host_runtime, jail_plan
 from sandbox.backends.microvm.kernel import tsc_khz
 from sandbox.backends.microvm.pool import POOL, PoolKey, VmPool
 from sandbox.backends.microvm.prepare import Artifacts, prepare, prepared
@@ -148,6 +149,12 @@ class MicrovmBackend:
             config.first_uid + 2 * config.slots,
             VM_SLOTS,
         )
+        # QEMU's jail: the empty directory its root tmpfs covers (in its own mounts only), and
+        # what of the host's runtime it binds, looked up once.
+        self.qemu = os.path.realpath(shutil.which(QEMU) or QEMU)
+        self.jail_dir = os.path.join(config.run_dir, "microvm-root")
+        os.makedirs(self.jail_dir, mode=0o700, exist_ok=True)
+        self.runtime_links, self.runtime_dirs = host_runtime()
         self._seq = 0
         self._seq_lock = threading.Lock()
         self._swept = False
@@ -228,8 +235,17 @@ class MicrovmBackend:
                 tsc_khz=self.tsc_khz,
                 fstype=FSTYPE,
             )
+            jail = jail_plan(
+                self.jail_dir,
+                self.qemu,
+                self.artifacts.vmlinux,
+                self.artifacts.initramfs,
+                accel_name == "kvm",
+                self.runtime_links,
+                self.runtime_dirs,
+            )
             owner = Owner(slot, cg)
-            vm = Vm(plan, owner, fds, key.image, debug=self.debug)
+            vm = Vm(plan, jail, owner, fds, key.image, debug=self.debug)
             with self._seq_lock:
                 self._live[vm.pid] = cg.dir_name
                 self._vms[vm.pid] = vm
