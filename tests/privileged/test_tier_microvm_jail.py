@@ -19,7 +19,11 @@ from sandbox.backends.microvm.jail import INITRAMFS, KERNEL, RUNTIME, JailPlan, 
 from sandbox.backends.microvm.pool import PoolKey
 from sandbox.config import HostConfig
 from sandbox.images.store import LayerStore
-from tests.privileged.test_tier_microvm import HELD, leftovers, nothing_left, usable
+from sandbox.result import Status
+from sandbox.spec import BoxSpec
+from sandbox.stdio import Stdio
+from tests.privileged import hostile_util as hu
+from tests.privileged.test_tier_microvm import HELD, LIM, leftovers, nothing_left, usable
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
 __all__ = ["nothing_left"]
@@ -148,3 +152,23 @@ def test_host_loopback_is_not_reachable_from_qemu_namespace(
         check=True,
     ).stdout.splitlines()
     assert len(links) == 1 and ": lo:" in links[0] and "state DOWN" in links[0], links
+
+
+def test_a_second_backend_alive_at_once_names_its_cgroups_apart(
+    ready: tuple[MicrovmBackend, int],
+) -> None:
+    """Two backends of one process at once (a judge's and a self-test's): each counted its
+    VMs' cgroups (vm<pid>-<n>) from 1, so the second one's first box met the first one's
+    ready VM's cgroup: EEXIST, an XX."""
+    backend, _ = ready
+    other = MicrovmBackend(
+        backend.config, LayerStore(backend.config.state_dir), cgroups.probe(), pool=0
+    )
+    HELD.append(other)
+    try:
+        spec = BoxSpec(argv=("/bin/true",), rootfs="debian", tier="microvm", limits=LIM)
+        r = other.run(spec, Stdio())
+    finally:
+        HELD.remove(other)
+        other.close()
+    assert r.status is Status.OK, hu.describe(r)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -64,6 +65,10 @@ WARMUPS = {
     "lua": ("lua", "-e", "x=0"),
 }
 DEFAULT_WARMUP = ("/bin/sh", "-c", ":")
+# Numbers QEMU cgroups (vm<pid>-<n>) for every backend of this process: two backends alive
+# at once (a judge's and a test's) each counting from 1 made the same name (EEXIST).
+# itertools.count's next() is atomic under the GIL.
+_VM_NUMBERS = itertools.count(1)
 
 
 def host_wall_s(spec: BoxSpec) -> float:
@@ -155,7 +160,6 @@ class MicrovmBackend:
         self.jail_dir = os.path.join(config.run_dir, "microvm-root")
         os.makedirs(self.jail_dir, mode=0o700, exist_ok=True)
         self.runtime_links, self.runtime_dirs = host_runtime()
-        self._seq = 0
         self._seq_lock = threading.Lock()
         self._swept = False
         self._live: dict[int, str] = {}
@@ -217,9 +221,7 @@ class MicrovmBackend:
         cg: cgroups.BoxCgroup | None = None
         vm: Vm | None = None
         try:
-            with self._seq_lock:
-                self._seq += 1
-                name = f"{CGROUP_PREFIX}{os.getpid()}-{self._seq}"
+            name = f"{CGROUP_PREFIX}{os.getpid()}-{next(_VM_NUMBERS)}"
             limit = (key.memory_mib + QEMU_OVERHEAD_MIB) << 20
             cg = self.cgroups.create(name, cgroups.CgroupLimits(limit, QEMU_PIDS))
             if not self._swept:
