@@ -121,6 +121,11 @@ def test_up_runs_the_api_and_redis_unprivileged_and_the_worker_as_root(
                 break
             assert time.monotonic() < deadline, (body, log.read_text()[-3000:])
             time.sleep(0.5)
+        # A job end to end: the API (unprivileged) stores and queues it, the worker (root)
+        # takes it from the queue and runs it, both through the password-protected socket.
+        job = {"source_code": "print(6 * 7)", "language_id": 71}
+        done = httpx.post(f"http://127.0.0.1:{port}/submissions?wait=true", json=job, timeout=60)
+        assert done.json()["stdout"] == "42\n", done.text
         seen = _descendants(up.pid)
         redis_pid = next(p for p, cmd in seen.items() if "redis-server" in cmd)
         api_pid = next(p for p, cmd in seen.items() if "gunicorn" in cmd and _ppid(p) == up.pid)
