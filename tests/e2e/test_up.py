@@ -84,7 +84,12 @@ def up_dirs() -> Iterator[dict[str, str]]:
     try:
         yield {"STOCKADE_RUN_DIR": f"{top}/run", "STOCKADE_STATE_DIR": f"{top}/state"}
     finally:
-        shutil.rmtree(top, ignore_errors=True)
+        # Never delete through a mount a box left (the gvisor tier binds host paths there).
+        with open("/proc/self/mountinfo") as f:
+            left = [line.split()[4] for line in f if line.split()[4].startswith(top + "/")]
+        if not left:
+            shutil.rmtree(top)
+    assert not left, f"mounts left under {top}: {left}"
 
 
 def test_up_runs_the_api_and_redis_unprivileged_and_the_worker_as_root(
