@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -172,3 +173,43 @@ def test_a_second_backend_alive_at_once_names_its_cgroups_apart(
         HELD.remove(other)
         other.close()
     assert r.status is Status.OK, hu.describe(r)
+
+
+LAUNCHER = """
+import os
+from sandbox import cgroups
+from sandbox.backends.microvm.backend import MicrovmBackend
+from sandbox.backends.microvm.pool import PoolKey
+from sandbox.config import HostConfig
+from sandbox.images.store import LayerStore
+config = HostConfig.from_env()
+backend = MicrovmBackend(config, LayerStore(config.state_dir), cgroups.probe(), pool=1)
+key = PoolKey("debian", 512)
+backend.pool.take(key)
+assert backend.pool.wait_ready(key, 120)
+print(os.getpid(), *backend.live(), flush=True)
+os._exit(0)  # no clean-up at all: the kernel's death signal must end QEMU
+"""
+
+
+def test_qemu_dies_with_its_launcher(ready: tuple[MicrovmBackend, int]) -> None:
+    """QEMU is cloned by an intermediate child, with CLONE_PARENT: the launcher is still its
+    parent, so PR_SET_PDEATHSIG still ends it when the launcher dies without a word."""
+    argv = [sys.executable, "-c", LAUNCHER]
+    said = subprocess.run(argv, capture_output=True, text=True, timeout=180, check=True).stdout
+    launcher, qemu = map(int, said.split())
+    left = [str(d) for d in Path("/sys/fs/cgroup").glob(f"*/stockade/vm{launcher}-*")]
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{qemu}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not Path(f"/proc/{qemu}").exists(), f"QEMU {qemu} outlived its launcher"
+    finally:
+        # The dead launcher's QEMU cgroup, which its next launcher would have swept.
+        for d in left:
+            for _ in range(100):
+                try:
+                    os.rmdir(d)
+                    break
+                except OSError:
+                    time.sleep(0.05)
