@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -11,17 +13,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from sandbox.config import RUN_DIR, STATE_DIR
 from sandbox.settings import setting
 from service.config import AUTH_TOKENS
 from worker.celery_app import make_app
-from worker.jobs.settings import QUEUE_NAME, REDIS_URL
+from worker.jobs.settings import QUEUE_NAME, REDIS_URL, redacted
 
 DEFAULT_PORT = 2358  # Judge0's
 DEFAULT_HOST = "127.0.0.1"
-REDIS_SOCKET = "/run/stockade/redis.sock"
-REDIS_DIR = "/var/lib/stockade/redis"
 STOP_GRACE_S = 30.0  # a worker finishes its running jobs in this long, then is killed
 START_TIMEOUT_S = 20.0
 
@@ -33,6 +35,12 @@ API_THREADS = setting(
     minimum=1,
 )
 ACCESS_LOG = setting("STOCKADE_ACCESS_LOG", "-", "the API's access log file; -: stdout")
+UP_USER = setting(
+    "STOCKADE_UP_USER",
+    "nobody",
+    "the user `stockade up` runs the API and its private Redis as (never root; only the "
+    "workers need root)",
+)
 LOG_LEVEL = setting(
     "STOCKADE_LOG_LEVEL",
     "INFO",
@@ -127,8 +135,10 @@ def run_worker(concurrency: int) -> int:
 # --- up ---------------------------------------------------------------------------------------
 
 
-def redis_command(socket_path: str, data_dir: str) -> list[str]:
-    """A private Redis: unix socket only, AOF on, nothing on TCP."""
+def redis_command(socket_path: str, data_dir: str, config_from_stdin: bool = False) -> list[str]:
+    """A private Redis: unix socket only, AOF on, nothing on TCP. config_from_stdin: the rest
+    of its configuration (the password) comes on stdin, never on a command line that any
+    user's `ps` shows (redis-server reads stdin for a last argument of "-")."""
     return [
         shutil.which("redis-server") or "redis-server",
         "--port", "0",
@@ -139,7 +149,49 @@ def redis_command(socket_path: str, data_dir: str) -> list[str]:
         "--save", "",
         "--daemonize", "no",
         "--loglevel", "warning",
+        *(["-"] if config_from_stdin else []),
     ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class User:
+    """An unprivileged account the API and the private Redis run as."""
+
+    name: str
+    uid: int
+    gid: int
+    home: str
+
+
+def unprivileged_user(name: str) -> User:
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        raise RuntimeError(f"{UP_USER.name}: no user named {name!r} on this host") from None
+    if pw.pw_uid == 0 or pw.pw_gid == 0:
+        raise RuntimeError(f"{UP_USER.name}: {name!r} is root; name an unprivileged user")
+    return User(name, pw.pw_uid, pw.pw_gid, pw.pw_dir)
+
+
+def private_redis_paths(run_dir: str, state_dir: str) -> tuple[str, str]:
+    """The private Redis's socket directory and data directory: beside the run directory
+    (which is root's alone) and under the state directory."""
+    return f"{run_dir.rstrip('/')}-redis", os.path.join(state_dir, "redis")
+
+
+def give_dir(path: str, user: User) -> None:
+    """`path` (made if missing, never through a symlink) and all below it, to `user`, 0700:
+    a Redis that ran as root before left its AOF root's."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchown(fd, user.uid, user.gid)
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
+    for top, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.chown(os.path.join(top, name), user.uid, user.gid, follow_symlinks=False)
 
 
 class Stack:
@@ -149,10 +201,33 @@ class Stack:
     def __init__(self) -> None:
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-    def start(self, name: str, argv: Sequence[str], env: dict[str, str]) -> None:
-        proc = subprocess.Popen(list(argv), env=env, start_new_session=True)
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: dict[str, str],
+        user: User | None = None,
+        stdin: bytes | None = None,
+    ) -> None:
+        """`user`: the child drops to it (setgroups, setresgid, setresuid before execve);
+        `stdin`: bytes written to its stdin, which is then closed."""
+        drop: dict[str, Any] = {}
+        if user is not None:
+            drop = {"user": user.uid, "group": user.gid, "extra_groups": [], "cwd": "/"}
+            env = {**env, "HOME": user.home, "USER": user.name, "LOGNAME": user.name}
+        proc = subprocess.Popen(
+            list(argv),
+            env=env,
+            start_new_session=True,
+            stdin=subprocess.PIPE if stdin is not None else None,
+            **drop,
+        )
+        if proc.stdin is not None:
+            with proc.stdin:
+                proc.stdin.write(stdin or b"")
         self.procs.append((name, proc))
-        print(f"stockade up: {name} started (pid {proc.pid})", file=sys.stderr)
+        who = f" as {user.name}" if user else ""
+        print(f"stockade up: {name} started (pid {proc.pid}){who}", file=sys.stderr)
 
     def exited(self) -> str | None:
         for name, proc in self.procs:
@@ -187,7 +262,7 @@ def wait_for_redis(url: str, stack: Stack, timeout_s: float = START_TIMEOUT_S) -
                 return
             except redis.RedisError:
                 if stack.exited() or time.monotonic() > deadline:
-                    raise RuntimeError(f"Redis at {url} did not come up") from None
+                    raise RuntimeError(f"Redis at {redacted(url)} did not come up") from None
                 time.sleep(0.05)
     finally:
         client.close()
@@ -218,16 +293,16 @@ def run_up(host: str, port: int, workers: int) -> int:
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        # Only the workers need root (they start boxes): the API, which parses every request,
+        # and Redis, which holds every submission, run as an unprivileged user.
+        user = unprivileged_user(UP_USER.as_str(env))
         if not REDIS_URL.is_set(env):
-            os.makedirs(os.path.dirname(REDIS_SOCKET), mode=0o700, exist_ok=True)
-            os.makedirs(REDIS_DIR, mode=0o700, exist_ok=True)
-            stack.start("redis", redis_command(REDIS_SOCKET, REDIS_DIR), env)
-            env[REDIS_URL.name] = f"unix://{REDIS_SOCKET}"
+            env[REDIS_URL.name] = start_private_redis(stack, user, env)
             wait_for_redis(env[REDIS_URL.name], stack)
         me = [sys.executable, "-m", "service.cli"]
         stack.start("worker", [*me, "worker", "--workers", str(workers)], env)
         say_auth_notice(host, port)
-        stack.start("api", gunicorn_argv(host, port), env)
+        stack.start("api", gunicorn_argv(host, port), env, user=user)
         wait_for_port(host, port, stack)
         print(f"stockade up: serving on http://{host}:{port} (Ctrl-C stops)", file=sys.stderr)
         while not stopping:
@@ -237,10 +312,24 @@ def run_up(host: str, port: int, workers: int) -> int:
                 return 1
             time.sleep(0.25)
         return 0
-    except RuntimeError as e:
+    except (RuntimeError, OSError, ValueError) as e:
         print(f"stockade up: {e}", file=sys.stderr)
         return 1
     finally:
         stack.stop()
         for s, handler in old.items():
             signal.signal(s, handler)
+
+
+def start_private_redis(stack: Stack, user: User, env: dict[str, str]) -> str:
+    """Redis as `user` on a unix socket in a directory of the user's own (so the API, the
+    same user, and the workers, root, reach it, and no one else), with a password made for
+    this run; returns the URL that carries it."""
+    socket_dir, data_dir = private_redis_paths(RUN_DIR.as_str(env), STATE_DIR.as_str(env))
+    give_dir(socket_dir, user)
+    give_dir(data_dir, user)
+    sock = os.path.join(socket_dir, "redis.sock")
+    password = secrets.token_hex(32)
+    config = f"requirepass {password}\n".encode()
+    stack.start("redis", redis_command(sock, data_dir, True), env, user=user, stdin=config)
+    return f"unix://:{password}@{sock}"

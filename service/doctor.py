@@ -10,14 +10,16 @@ import redis
 from sandbox.cli import doctor
 from sandbox.doctor.checks import Finding, Level, ok
 from service.config import Config
+from worker.jobs.settings import redacted
 
 
 def check_redis(url: str, error: str | None) -> Finding:
     """error: why PING failed, or None when Redis answered."""
+    shown = redacted(url)
     if error is None:
-        return ok("Redis", f"{url} answers PING")
+        return ok("Redis", f"{shown} answers PING")
     fix = "start Redis (`stockade up` starts a private one) or set STOCKADE_REDIS_URL to it"
-    detail = f"{url} is not reachable ({error}): the API and workers cannot run"
+    detail = f"{shown} is not reachable ({error}): the API and workers cannot run"
     return Finding("Redis", Level.WARN, detail, fix)
 
 

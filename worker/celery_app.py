@@ -20,10 +20,12 @@ from worker.jobs.settings import WorkerSettings
 
 
 def broker_url(redis_url: str) -> str:
-    """redis-py's unix:///path (the Store's spelling) is kombu's redis+socket:///path."""
+    """redis-py's unix://[:password@]/path (the Store's spelling) is kombu's
+    redis+socket://[:password@]/path; the password goes along."""
     parts = urlsplit(redis_url)
     if parts.scheme == "unix":
-        return f"redis+socket://{parts.path}"
+        userinfo = parts.netloc.rpartition("@")[0]
+        return f"redis+socket://{userinfo + '@' if userinfo else ''}{parts.path}"
     return redis_url
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import cgroups, tiers
+from sandbox.backends.microvm import protocol
 from sandbox.backends.microvm.backend import QEMU_OVERHEAD_MIB, MicrovmBackend
 from sandbox.backends.microvm.pool import PoolKey
 from sandbox.backends.microvm.qemu_plan import vm_memory_mib
@@ -207,6 +208,20 @@ def test_fork_bomb_is_held_by_pids_and_ended_by_cpu(vm: MicrovmBackend) -> None:
     assert r.status is Status.TO, hu.describe(r)
     forked, errno_ = r.stdout.split()[1:]
     assert int(forked) == 15 and errno_ == b"11", hu.describe(r)  # EAGAIN at pids.max
+
+
+def test_an_artifact_too_big_for_one_frame_is_refused_with_a_message(vm: MicrovmBackend) -> None:
+    """A collected file of 64 MiB (the default cap) does not fit one frame beside its path:
+    the agent refuses it, saying so, and the box is judged as usual. Before, the agent sent
+    it anyway and the host ended the box as XX ("the guest broke the protocol")."""
+    code = "open('/box/big', 'wb').truncate(64 << 20); open('/box/small', 'w').write('ok')"
+    r = run(vm, "python3", "-c", code, collect=("big", "small"))
+    assert r.status is Status.OK, hu.describe(r)
+    assert r.files == {"/box/small": b"ok"}
+    fits = protocol.max_file_bytes("/box/big")
+    assert r.files_refused == {
+        "/box/big": f"/box/big: too big for the VM's channel ({fits} bytes at most)"
+    }
 
 
 def test_exec_error_and_seccomp(vm: MicrovmBackend) -> None:

@@ -3,20 +3,24 @@ privileges are the documented ones, and every STOCKADE_* they set is a real sett
 
 from __future__ import annotations
 
+import base64
 import configparser
 import dataclasses
 import http.server
 import importlib.util
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -135,12 +139,19 @@ def test_every_compose_service_is_complete(compose: dict[str, Any]) -> None:
     assert services["prometheus"]["profiles"] == ["monitoring"]
 
 
+def redis_server_args(script: str) -> list[str]:
+    """The arguments of the `exec redis-server` line of a deploy file's start-up script."""
+    line = next(ln for ln in script.splitlines() if ln.startswith("exec redis-server "))
+    return shlex.split(line.partition("<<")[0])[2:]
+
+
 def test_compose_redis_keeps_an_aof_on_a_named_volume(compose: dict[str, Any]) -> None:
     redis = compose["services"]["redis"]
-    command = redis["command"]
-    assert command[command.index("--appendonly") + 1] == "yes"
+    args = redis_server_args(redis["command"][2])
+    assert args[args.index("--appendonly") + 1] == "yes"
     volume = redis["volumes"][0].split(":")[0]
     assert volume in compose["volumes"]
+    assert args[args.index("--dir") + 1] == redis["volumes"][0].split(":")[1]
 
 
 def test_compose_workers_scale_and_hold_only_the_documented_privileges(
@@ -175,6 +186,123 @@ def test_compose_sets_only_real_settings(compose: dict[str, Any], known: set[str
     names = _compose_settings(compose)
     assert "STOCKADE_REDIS_URL" in names  # the merge key was read
     assert names <= known, names - known
+
+
+# --- Redis's password ------------------------------------------------------------------------
+
+PASSWORD = "REDIS_PASSWORD"
+NEEDS_PASSWORD = f"${{{PASSWORD}:?set {PASSWORD} in deploy/.env (docs/operating.md)}}"
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's interpolation (compose-spec, "Interpolation") of the forms the file uses:
+    $$ is a $, ${VAR:?message} stops without VAR, ${VAR:-default}, ${VAR}."""
+
+    def one(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name, op, arg = m.group(1), m.group(2) or "", m.group(3) or ""
+        if env.get(name):
+            return env[name]
+        if op == ":?":
+            raise ValueError(f"{name}: {arg}")
+        return arg if op == ":-" else ""
+
+    return re.sub(r"\$\$|\$\{([A-Z_]+)(:[?-])?([^}]*)\}", one, value)
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for v in node.values():
+            yield from _strings(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _strings(v)
+
+
+def test_compose_redis_requires_a_password_every_client_gives(compose: dict[str, Any]) -> None:
+    """Redis gets REDIS_PASSWORD (compose stops without it) on stdin; the API, the workers
+    and Flower give that very password in their URL; no URL anywhere goes without it."""
+    services = compose["services"]
+    redis = services["redis"]
+    assert redis["environment"] == {PASSWORD: NEEDS_PASSWORD}
+    assert redis["command"][:2] == ["sh", "-c"]
+    assert "requirepass $$REDIS_PASSWORD" in redis["command"][2].splitlines()
+    assert "REDISCLI_AUTH=" in redis["healthcheck"]["test"][1]
+    assert redis["user"].split(":")[0] not in ("0", "root")
+    env = {PASSWORD: "0123abcd"}
+    clients = set()
+    for name, svc in services.items():
+        for text in _strings(svc):
+            if "redis://" not in text:
+                continue
+            clients.add(name)
+            url = urlsplit(interpolate(text, env))
+            assert (url.password, url.hostname, url.port) == ("0123abcd", "redis", 6379), name
+            with pytest.raises(ValueError, match=PASSWORD):
+                interpolate(text, {})
+    assert clients == {"api", "worker", "flower"}
+    override = yaml.safe_load(COMPOSE_FILES[1].read_text())
+    assert not any("redis" in t.lower() for t in _strings(override["services"]["worker"]))
+
+
+def _redis_server() -> str:
+    server = shutil.which("redis-server")
+    if server is None or shutil.which("redis-cli") is None:
+        pytest.skip("needs redis-server and redis-cli (Debian redis-server)")
+    return server
+
+
+def _wait_for_socket(sock: Path, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 10
+    while not sock.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "redis-server did not start"
+        time.sleep(0.02)
+
+
+def _ping(sock: Path, password: str | None) -> bool:
+    import redis
+
+    try:
+        client = redis.Redis(unix_socket_path=str(sock), password=password, socket_timeout=5)
+        with client:
+            return bool(client.ping())
+    except redis.AuthenticationError:
+        return False
+
+
+def run_redis_script(script: str, probe: str, tmp_path: Path, data_dir: str) -> None:
+    """A deploy file's Redis start-up script and health probe, run for real with a password:
+    its port moved to a unix socket in tmp_path (nothing listens on TCP), its data dir there
+    too. Redis must refuse a client without the password and take one with it; the probe
+    must pass with the password and fail with another."""
+    _redis_server()
+    sock = tmp_path / "redis.sock"
+    local = script.replace(f"--dir {data_dir}", f"--dir {tmp_path} --port 0 --unixsocket {sock}")
+    assert local != script
+    env = {"PATH": "/usr/bin:/bin", PASSWORD: "f00dfeed"}
+    proc = subprocess.Popen(["sh", "-c", local], env=env, stderr=subprocess.PIPE)
+    try:
+        _wait_for_socket(sock, proc)
+        assert not _ping(sock, None) and not _ping(sock, "wrong") and _ping(sock, "f00dfeed")
+        probe = probe.replace("redis-cli ", f"redis-cli -s {sock} ", 1)
+        for password, healthy in (("f00dfeed", True), ("wrong", False)):
+            r = subprocess.run(["sh", "-c", probe], env={**env, PASSWORD: password}, timeout=30)
+            assert (r.returncode == 0) is healthy, password
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_compose_redis_script_and_health_check_work_for_real(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    redis = compose["services"]["redis"]
+    script = interpolate(redis["command"][2], {})
+    probe = interpolate(redis["healthcheck"]["test"][1], {})
+    run_redis_script(script, probe, tmp_path, "/data")
 
 
 def _docker_compose() -> list[str] | None:
@@ -296,7 +424,7 @@ def test_k8s_redis_persists_with_aof(k8s: list[dict[str, Any]]) -> None:
     redis = _workloads(k8s)["redis"]
     assert redis["kind"] == "StatefulSet"
     claim = redis["spec"]["volumeClaimTemplates"][0]
-    args = redis["spec"]["template"]["spec"]["containers"][0]["args"]
+    args = redis_server_args(redis["spec"]["template"]["spec"]["containers"][0]["args"][0])
     assert args[args.index("--appendonly") + 1] == "yes"
     mounts = redis["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
     assert claim["metadata"]["name"] in {m["name"] for m in mounts}
@@ -324,6 +452,128 @@ def test_k8s_sets_only_real_settings(k8s: list[dict[str, Any]], known: set[str])
     assert names <= known, names - known
 
 
+SECRET = "stockade-redis"
+PASSWORD_FILE = "redis-password.env"
+SECRET_REF = {"secretKeyRef": {"name": SECRET, "key": "password"}}
+K8S_URL = "redis://:$(REDIS_PASSWORD)@redis:6379/0"
+
+
+def _container(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return dict(_containers(docs))[name]
+
+
+def test_k8s_redis_password_is_one_secret_the_api_and_workers_give(
+    k8s: list[dict[str, Any]],
+) -> None:
+    """The Secret comes from a file the operator makes (ignored by git: the base does not
+    build without it); Redis requires its password, the API and the workers give it in
+    STOCKADE_REDIS_URL, made from the Secret, and no ConfigMap holds a URL."""
+    base = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text())
+    (generator,) = base["secretGenerator"]
+    assert generator["name"] == SECRET and generator["envs"] == [PASSWORD_FILE]
+    assert generator["options"]["disableNameSuffixHash"] is True
+    assert PASSWORD_FILE in (K8S / "base" / ".gitignore").read_text().splitlines()
+    for maps in base["configMapGenerator"]:
+        assert not any("REDIS" in literal for literal in maps["literals"])
+    redis = _container(k8s, "redis/redis")
+    assert {"name": PASSWORD, "valueFrom": SECRET_REF} in redis["env"]
+    assert "requirepass $REDIS_PASSWORD" in redis["args"][0].splitlines()
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert redis[probe]["exec"]["command"][:2] == ["sh", "-c"], probe
+        assert "REDISCLI_AUTH=" in redis[probe]["exec"]["command"][2], probe
+    clients = set()
+    for name, container in _containers(k8s):
+        env = container.get("env", [])
+        urls = [e for e in env if "redis://" in str(e.get("value", ""))]
+        if not urls or name == "redis/redis":
+            continue
+        clients.add(name)
+        names = [e["name"] for e in env]
+        # $(REDIS_PASSWORD) expands only from a variable defined earlier in the list.
+        assert names.index(PASSWORD) < names.index("STOCKADE_REDIS_URL"), name
+        assert env[names.index(PASSWORD)]["valueFrom"] == SECRET_REF, name
+        assert [e["value"] for e in urls] == [K8S_URL], name
+    assert clients == {"stockade-api/api", "stockade-worker/worker"}
+    assert not any("redis://" in t and "$(REDIS_PASSWORD)" not in t for t in _strings(k8s))
+
+
+def test_k8s_redis_script_and_probe_work_for_real(
+    k8s: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    redis = _container(k8s, "redis/redis")
+    probe = redis["readinessProbe"]["exec"]["command"][2]
+    run_redis_script(redis["args"][0], probe, tmp_path, "/data")
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A label selector (matchLabels, matchExpressions) against a pod's labels."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expr in selector.get("matchExpressions", []):
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        ok = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": labels.get(key) not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+def _pod_labels(docs: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    return {n: w["spec"]["template"]["metadata"]["labels"] for n, w in _workloads(docs).items()}
+
+
+def _redis_policies(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    redis = _pod_labels(docs)["redis"]
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    return [p for p in policies if _selects(p["spec"]["podSelector"], redis)]
+
+
+def test_k8s_networkpolicy_lets_only_the_api_and_workers_reach_redis(
+    k8s: list[dict[str, Any]],
+) -> None:
+    """One policy selects the Redis pods: ingress only, from pods of this namespace that are
+    the API's or a worker's, to Redis's port; it selects no other pod."""
+    (policy,) = _redis_policies(k8s)
+    pods = _pod_labels(k8s)
+    spec = policy["spec"]
+    assert [n for n, labels in pods.items() if _selects(spec["podSelector"], labels)] == ["redis"]
+    assert spec["policyTypes"] == ["Ingress"]
+    redis_port = _container(k8s, "redis/redis")["ports"][0]["containerPort"]
+    allowed = set()
+    for rule in spec["ingress"]:
+        assert rule["ports"] == [{"protocol": "TCP", "port": redis_port}]
+        assert rule["from"], "an empty from admits every source"
+        for peer in rule["from"]:
+            assert set(peer) == {"podSelector"}, peer  # no namespaceSelector, no ipBlock
+            allowed |= {n for n, labels in pods.items() if _selects(peer["podSelector"], labels)}
+    assert allowed == {"stockade-api", "stockade-worker"}
+
+
+def test_k8s_keda_reads_the_queue_with_the_password_and_only_its_operator_is_let_in() -> None:
+    docs = _k8s_documents(K8S / "overlays" / "keda")
+    by_kind = {d["kind"]: d for d in docs if d["kind"] in ("ScaledObject", "TriggerAuthentication")}
+    (trigger,) = by_kind["ScaledObject"]["spec"]["triggers"]
+    auth = by_kind["TriggerAuthentication"]
+    assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
+    assert auth["spec"]["secretTargetRef"] == [
+        {"parameter": "password", "name": SECRET, "key": "password"}
+    ]
+    policies = _redis_policies(docs)
+    assert len(policies) == 2  # the base's, and KEDA's
+    (keda,) = [p for p in policies if p["metadata"]["name"] != "redis"]
+    ((peer,),) = [rule["from"] for rule in keda["spec"]["ingress"]]
+    assert peer == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "keda-operator"}},
+    }
+    for overlay in ("hpa", "cgroup-v1"):
+        assert len(_redis_policies(_k8s_documents(K8S / "overlays" / overlay))) == 1
+
+
 def test_k8s_autoscaling_watches_the_celery_queue() -> None:
     from service.config import Config
     from worker.jobs.settings import QUEUE
@@ -338,12 +588,22 @@ def test_k8s_autoscaling_watches_the_celery_queue() -> None:
     assert f'"{metric}"' in (ROOT / "service" / "metrics.py").read_text()
 
 
-@pytest.mark.parametrize("overlay", ["", "overlays/keda", "overlays/hpa", "overlays/cgroup-v1"])
-def test_kustomize_builds(overlay: str) -> None:
+def _kubectl() -> str:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl is not installed (kubectl kustomize builds offline)")
-    r = subprocess.run([kubectl, "kustomize", str(K8S / overlay)], capture_output=True, timeout=60)
+    return kubectl
+
+
+@pytest.mark.parametrize("overlay", ["", "overlays/keda", "overlays/hpa", "overlays/cgroup-v1"])
+def test_kustomize_builds(overlay: str, tmp_path: Path) -> None:
+    """In a copy holding the password file an operator makes: the Secret carries it, under
+    the name every reference uses."""
+    kubectl = _kubectl()
+    shutil.copytree(K8S, tmp_path / "k8s")
+    (tmp_path / "k8s" / "base" / PASSWORD_FILE).write_text("password=c0ffee\n")
+    cmd = [kubectl, "kustomize", str(tmp_path / "k8s" / overlay)]
+    r = subprocess.run(cmd, capture_output=True, timeout=60)
     assert r.returncode == 0, r.stderr.decode()
     docs = [d for d in yaml.safe_load_all(r.stdout) if d]
     worker = _workloads(docs)["stockade-worker"]
@@ -352,6 +612,20 @@ def test_kustomize_builds(overlay: str) -> None:
     assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {
         "stockade"
     }
+    (secret,) = [d for d in docs if d["kind"] == "Secret"]
+    assert secret["metadata"]["name"] == SECRET
+    assert base64.b64decode(secret["data"]["password"]) == b"c0ffee"
+    for name in ("stockade-api/api", "stockade-worker/worker", "redis/redis"):
+        assert {"name": PASSWORD, "valueFrom": SECRET_REF} in _container(docs, name)["env"]
+    assert len(_redis_policies(docs)) == (2 if overlay == "overlays/keda" else 1)
+
+
+def test_kustomize_refuses_to_build_without_the_password_file(tmp_path: Path) -> None:
+    kubectl = _kubectl()
+    shutil.copytree(K8S, tmp_path / "k8s")
+    (tmp_path / "k8s" / "base" / PASSWORD_FILE).unlink(missing_ok=True)
+    r = subprocess.run([kubectl, "kustomize", str(tmp_path / "k8s")], capture_output=True)
+    assert r.returncode != 0 and PASSWORD_FILE in r.stderr.decode()
 
 
 # --- systemd -----------------------------------------------------------------------------------
@@ -375,6 +649,48 @@ def test_systemd_units_say_how_they_run() -> None:
     for service in (worker, api):
         assert service["EnvironmentFile"] == "/etc/stockade/stockade.env"
     assert "--appendonly yes" in redis["ExecStart"]
+
+
+def test_systemd_worker_keeps_only_the_documented_capabilities() -> None:
+    worker = _unit("stockade-worker.service")["Service"]
+    bounding = worker["CapabilityBoundingSet"].split()
+    assert sorted(bounding) == sorted(f"CAP_{c}" for c in always_capabilities())
+    assert worker["AmbientCapabilities"] == ""
+
+
+PLACEHOLDER = "@REDIS_PASSWORD@"
+
+
+def test_systemd_redis_requires_the_password_the_environment_file_gives(tmp_path: Path) -> None:
+    """redis.conf's requirepass and stockade.env's URL ship with one placeholder, which the
+    Redis unit refuses to start with; filled in, Redis (run for real, on a socket) takes
+    the URL's password and nothing else."""
+    redis = _unit("stockade-redis.service")["Service"]
+    argv = shlex.split(redis["ExecStart"])
+    assert argv[:2] == ["/usr/bin/redis-server", "/etc/stockade/redis.conf"]
+    conf = (SYSTEMD / "redis.conf").read_text()
+    assert f"requirepass {PLACEHOLDER}" in conf.splitlines()
+    lines = (SYSTEMD / "stockade.env").read_text().splitlines()
+    env = dict(ln.split("=", 1) for ln in lines if ln and not ln.startswith("#"))
+    assert urlsplit(env["STOCKADE_REDIS_URL"]).password == PLACEHOLDER
+    check = shlex.split(redis["ExecStartPre"])
+    assert check[:2] == ["/bin/sh", "-c"]
+    mine = tmp_path / "redis.conf"
+    script = check[2].replace("/etc/stockade/redis.conf", str(mine))
+    for text, starts in ((conf, False), (conf.replace(PLACEHOLDER, "5eed"), True)):
+        mine.write_text(text)
+        r = subprocess.run([*check[:2], script], capture_output=True, text=True, timeout=30)
+        assert (r.returncode == 0) is starts, r.stderr
+    sock = tmp_path / "redis.sock"
+    server = [_redis_server(), str(mine), "--port", "0", "--unixsocket", str(sock)]
+    proc = subprocess.Popen([*server, "--dir", str(tmp_path), "--save", ""])
+    try:
+        _wait_for_socket(sock, proc)
+        password = urlsplit(env["STOCKADE_REDIS_URL"].replace(PLACEHOLDER, "5eed")).password
+        assert _ping(sock, password) and not _ping(sock, None) and not _ping(sock, PLACEHOLDER)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_systemd_environment_file_names_real_settings(known: set[str]) -> None:

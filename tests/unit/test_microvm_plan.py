@@ -4,13 +4,17 @@ framing and records, the pool policy, the kernel and initramfs helpers."""
 from __future__ import annotations
 
 import lzma
+import re
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 
 from sandbox.backends.microvm import protocol
 from sandbox.backends.microvm.initramfs import Entry, cpio_newc
+from sandbox.backends.microvm.jail import INITRAMFS, KERNEL, jail_plan
+from sandbox.backends.microvm.jail import NAMESPACES as JAIL_NAMESPACES
 from sandbox.backends.microvm.kernel import (
     extract_vmlinux,
     load_order,
@@ -19,6 +23,7 @@ from sandbox.backends.microvm.kernel import (
 )
 from sandbox.backends.microvm.pool import POOL, PoolKey, next_to_start
 from sandbox.backends.microvm.qemu_plan import VmPlan, kernel_cmdline, qemu_argv, vm_memory_mib
+from sandbox.syscalls import CLONE_NEWNET, CLONE_NEWPID
 
 
 def plan(**kw: object) -> VmPlan:
@@ -152,6 +157,54 @@ def test_the_host_holds_a_guest_to_the_caps() -> None:
     assert seen == [b"to the caller"] and piped.stdout == b""
 
 
+def test_frames_of_a_type_no_job_sends_count_against_the_caps() -> None:
+    """An unknown type (or one of the host's own, sent back) is dropped but charged, frame
+    and all, against the output cap it shares with stdout and stderr; so is an empty output
+    frame, which the agent never sends. Before: skipped for free, without end."""
+    out = protocol.Outcome(output_cap=100)
+    out.take(ord("Z"), b"x" * 50)
+    assert not out.done and out.stdout == b"" and out.stderr == b""
+    with pytest.raises(protocol.ProtocolError, match="frames of type 90: more than the 100"):
+        out.take(ord("Z"), b"x" * 50)  # 2 * (50 + 13) > 100
+    for kind in (protocol.HELLO, protocol.JOB, protocol.WARM, protocol.STDIN, 0, 255):
+        flood = protocol.Outcome(output_cap=1000)
+        with pytest.raises(protocol.ProtocolError, match="more than the 1000 bytes"):
+            for _ in range(1000 // protocol.FRAME_OVERHEAD + 1):
+                flood.take(kind, b"")
+    empty = protocol.Outcome(output_cap=1000)
+    with pytest.raises(protocol.ProtocolError, match="output: more than"):
+        for _ in range(1000 // protocol.FRAME_OVERHEAD + 1):
+            empty.take(protocol.STDOUT, b"")
+    shared = protocol.Outcome(output_cap=20)
+    shared.take(protocol.STDOUT, b"x" * 7)
+    shared.take(ord("?"), b"")  # 7 + 13 = 20: at the cap, not past it
+    with pytest.raises(protocol.ProtocolError):
+        shared.take(protocol.STDERR, b"y")
+
+
+def test_the_largest_collected_file_fits_one_frame_and_the_agent_agrees() -> None:
+    """A FILE frame carries the path, a NUL and the content: max_file_bytes is what fits
+    under MAX_FRAME. The agent refuses a larger file with a message (agent_run.h) where it
+    used to send a frame the host refused as a broken protocol (an XX)."""
+    path = "/box/big"
+    fits = protocol.max_file_bytes(path)
+    assert fits == protocol.MAX_FRAME - len(path) - 1 < 64 << 20
+    in_step = protocol.FrameReader()
+    in_step.feed(protocol.frame(protocol.HELLO, b""))
+    head = protocol.MAGIC + struct.pack("<BI", protocol.FILE, len(path) + 1 + fits)
+    assert in_step.feed(head) == []  # taken: it waits for the payload
+    over = protocol.FrameReader()
+    over.feed(protocol.frame(protocol.HELLO, b""))
+    with pytest.raises(protocol.ProtocolError, match="a frame of"):
+        over.feed(protocol.MAGIC + struct.pack("<BI", protocol.FILE, len(path) + 2 + fits))
+    agent = Path(protocol.__file__).parent
+    source = (agent / "agent.c").read_text()
+    m = re.search(r"#define MAX_FRAME \((\d+)u << (\d+)\)", source)
+    assert m and int(m.group(1)) << int(m.group(2)) == protocol.MAX_FRAME
+    run_h = (agent / "agent_run.h").read_text()
+    assert "MAX_FRAME - (uint32_t)strlen(path) - 1" in run_h  # max_file_bytes, in C
+
+
 def test_frame_layout_matches_the_agent() -> None:
     f = protocol.frame(ord("O"), b"abc")
     assert f[:4] == b"\xfeSTK" and f[4] == ord("O")
@@ -209,6 +262,29 @@ def test_outcome_from_frames() -> None:
     never = protocol.Outcome()
     never.take(protocol.RESULT, struct.pack("<iIIIQQQ", -1, 0, 0, 0, 0, 0, 0) + b"x: No such file")
     assert never.wait_status is None and never.exec_error == "x: No such file"
+
+
+def test_qemu_jail_plan() -> None:
+    """QEMU's root: its runtime directories bound read-only at their own paths, merged-/usr
+    symlinks as symlinks, its binary where no bound directory holds it, the kernel and the
+    initramfs at fixed paths, /dev/kvm only on KVM; nothing else of the host's."""
+    links = {"/lib": "usr/lib", "/lib64": "usr/lib64"}
+    dirs = ("/usr/lib", "/usr/lib64", "/usr/share/qemu")
+    tcg = jail_plan("/run/x", "/usr/bin/qemu", "/s/vmlinux", "/s/i.cpio", False, links, dirs)
+    assert tcg.qemu == "/usr/bin/qemu" and tcg.mount_point == "/run/x"
+    assert [(b.source, b.target, b.is_dir, b.device) for b in tcg.binds] == [
+        ("/usr/lib", "/usr/lib", True, False),
+        ("/usr/lib64", "/usr/lib64", True, False),
+        ("/usr/share/qemu", "/usr/share/qemu", True, False),
+        ("/usr/bin/qemu", "/usr/bin/qemu", False, False),
+        ("/s/vmlinux", KERNEL, False, False),
+        ("/s/i.cpio", INITRAMFS, False, False),
+    ]
+    assert tcg.symlinks == (("/lib", "usr/lib"), ("/lib64", "usr/lib64"))
+    kvm = jail_plan("/run/x", "/usr/lib/qemu", "/s/v", "/s/i", True, {}, ("/usr/lib",))
+    assert [b.target for b in kvm.binds] == ["/usr/lib", KERNEL, INITRAMFS, "/dev/kvm"]
+    assert kvm.binds[-1].device and not any(b.device for b in kvm.binds[:-1])
+    assert JAIL_NAMESPACES & CLONE_NEWPID and JAIL_NAMESPACES & CLONE_NEWNET
 
 
 def test_pool_policy() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from sandbox.settings import setting
 from sandbox.spec import TIERS
@@ -23,8 +24,22 @@ def callback_queue(judge_queue: str) -> str:
 REDIS_URL = setting(
     "STOCKADE_REDIS_URL",
     "redis://127.0.0.1:6379/0",
-    "Redis for the store and the Celery broker; unix:///path works",
+    "Redis for the store and the Celery broker, with its password "
+    "(redis://:PASSWORD@host:6379/0); unix://:PASSWORD@/path works",
+    secret=True,
 )
+
+
+def redacted(url: str) -> str:
+    """The Redis URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    netloc = f"{user}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 REDIS_PREFIX = setting("STOCKADE_REDIS_PREFIX", "stockade:", "key prefix of the store")
 QUEUE_NAME = setting("STOCKADE_QUEUE", QUEUE, "the Celery queue of the judge task")
 RESULT_TTL_S = setting(

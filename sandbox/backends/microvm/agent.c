@@ -45,7 +45,7 @@
 #define MAX_FRAME (64u << 20)
 #define CG "/sys/fs/cgroup/box"
 #define ROOT "/root"
-#define MAX_LAYERS 32
+#define MAX_LAYERS 128  /* overlay's own limit is 500; the options stay under a page */
 #define MAX_ITEMS 4096
 
 enum { T_HELLO = 'H', T_JOB = 'J', T_OUT = 'O', T_ERR = 'E', T_FILE = 'F', T_REFUSED = 'X',

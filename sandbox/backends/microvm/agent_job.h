@@ -101,23 +101,89 @@ static void reseed(struct job *j) {
     }
 }
 
-static void mkdirs_owned(char *path, uid_t uid) {
-    for (char *s = path + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = 0;
-        if (mkdir(path, 0755) == 0) chown(path, uid, uid);
-        *s = '/';
-    }
+/* The image is data from outside, and the agent is root and not chrooted while it builds the
+ * root: a symlink planted in a layer where it makes its directories (/box, /tmp, /proc, /dev)
+ * or writes the job's files would send a mount, chown, chmod or write anywhere in the guest.
+ * So every such path is resolved beneath the root's fd, one component at a time, with
+ * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS (openat2(2)): a symlink there is ELOOP, and the box
+ * fails, naming the path, rather than the agent following it. */
+static int open_beneath(int dirfd, const char *name, int flags, mode_t mode) {
+    struct open_how how = {.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC), .mode = mode,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+    return (int)syscall(SYS_openat2, dirfd, name, &how, sizeof how);
 }
 
-static void mknod_dev(const char *name, unsigned maj, unsigned min) {
-    char path[64];
-    snprintf(path, sizeof path, ROOT "/dev/%s", name);
-    CHECK(mknod(path, S_IFCHR | 0666, makedev(maj, min)), "root: mknod(%s): %s", path, strerror(errno));
+/* Why `name` under `dirfd` would not open: O_NOFOLLOW says ELOOP for a symlink, O_DIRECTORY
+ * ENOTDIR, so the entry itself is asked (fstatat(2) AT_SYMLINK_NOFOLLOW). */
+static const char *why(int dirfd, const char *name, int err) {
+    struct stat st;
+    if (err == ELOOP || (err == ENOTDIR && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                         S_ISLNK(st.st_mode)))
+        return "a symlink in the image (not followed)";
+    return strerror(err);
+}
+
+/* Directory `name` (one component) under `dirfd`, made with `mode` if missing (mkdirat(2)
+ * never follows a final symlink: EEXIST), opened without following one. *made says which. */
+static int dir_beneath(int dirfd, const char *name, mode_t mode, int *made, const char *shown) {
+    *made = mkdirat(dirfd, name, mode) == 0;
+    if (!*made && errno != EEXIST) fail("root: mkdirat(%s): %s", shown, strerror(errno));
+    int fd = open_beneath(dirfd, name, O_RDONLY | O_DIRECTORY, 0);
+    if (fd < 0) fail("root: openat2(%s): %s", shown, why(dirfd, name, errno));
+    return fd;
+}
+
+/* A mount on the directory an fd holds: its /proc/self/fd link names that very directory,
+ * whatever the path to it has become (the way runc mounts into a container's root). */
+static void mount_on(int fd, const char *src, const char *type, unsigned long flags,
+                     const char *data, const char *shown) {
+    char target[64];
+    snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
+    CHECK(mount(src, target, type, flags, data), "root: mount(%s, %s): %s", type, shown, strerror(errno));
+}
+
+/* The job's file `path` (normalised under /box or /tmp: spec.validate): its directories made
+ * as needed and given to the box user, none of them a symlink; returns it open to write. */
+static int create_beneath(int root, const char *path, uid_t uid) {
+    char rel[4200];
+    snprintf(rel, sizeof rel, "%s", path + (*path == '/'));
+    int dir = fcntl(root, F_DUPFD_CLOEXEC, 0), made;
+    char *name = rel;
+    char shown[4208];
+    for (char *slash; (slash = strchr(name, '/')); name = slash + 1) {
+        *slash = 0;  /* rel is now the path up to this component */
+        snprintf(shown, sizeof shown, "/%s", rel);
+        int next = dir_beneath(dir, name, 0755, &made, shown);
+        if (made && fchown(next, uid, uid) < 0) fail("files: fchown(%s): %s", shown, strerror(errno));
+        close(dir);
+        dir = next;
+        *slash = '/';
+    }
+    int fd = open_beneath(dir, name, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) fail("files: openat2(%s): %s", path, why(dir, name, errno));
+    close(dir);
+    return fd;
+}
+
+static void mknod_dev(int dev, const char *name, unsigned maj, unsigned min) {
+    CHECK(mknodat(dev, name, S_IFCHR | 0666, makedev(maj, min)), "root: mknodat(/dev/%s): %s", name,
+          strerror(errno));
+}
+
+/* overlay's lowerdir=: every layer, top-most first, sized for however many there are. */
+static char *overlay_options(void) {
+    size_t cap = 96 + (size_t)nlayers * 16;
+    char *opts = malloc(cap);
+    if (!opts) fail("root: malloc(overlay options): out of memory");
+    size_t n = (size_t)snprintf(opts, cap, "lowerdir=");
+    for (int i = 0; i < nlayers; i++) n += (size_t)snprintf(opts + n, cap - n, "%s/layers/%d", i ? ":" : "", i);
+    n += (size_t)snprintf(opts + n, cap - n, ",upperdir=/scratch/upper,workdir=/scratch/work");
+    if (n >= cap) fail("root: overlay options: %zu bytes past a buffer of %zu", n, cap);
+    return opts;
 }
 
 static void build_root(struct job *j) {
-    char opts[256], lower[MAX_LAYERS * 16 + 16] = "";
+    char opts[256];
     snprintf(opts, sizeof opts, "size=%llu,nr_inodes=%llu,mode=0755",
              (unsigned long long)j->scratch, (unsigned long long)j->inodes);
     mkdir("/scratch", 0755);
@@ -126,46 +192,42 @@ static void build_root(struct job *j) {
     mkdir("/scratch/upper", 0755);
     mkdir("/scratch/work", 0755);
     mkdir(ROOT, 0755);
-    for (int i = 0; i < nlayers; i++) {
-        char one[24];
-        snprintf(one, sizeof one, "%s/layers/%d", i ? ":" : "", i);
-        strcat(lower, one);
-    }
-    snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=/scratch/upper,workdir=/scratch/work", lower);
-    CHECK(mount("overlay", ROOT, "overlay", MS_NOSUID | MS_NODEV, opts),
-          "root: mount(overlay, %s): %s", opts, strerror(errno));
+    char *overlay = overlay_options();
+    CHECK(mount("overlay", ROOT, "overlay", MS_NOSUID | MS_NODEV, overlay),
+          "root: mount(overlay, %s, %s): %s", ROOT, overlay, strerror(errno));
+    free(overlay);
     uid_t uid = (uid_t)j->uid;
-    mkdir(ROOT "/box", 0755);
-    CHECK(chown(ROOT "/box", uid, uid), "root: chown(/box): %s", strerror(errno));
-    mkdir(ROOT "/tmp", 01777);
-    chmod(ROOT "/tmp", 01777);
-    mkdir(ROOT "/proc", 0555);
-    CHECK(mount("proc", ROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2"),
-          "root: mount(proc): %s", strerror(errno));
-    mkdir(ROOT "/dev", 0755);
-    CHECK(mount("dev", ROOT "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755"),
-          "root: mount(tmpfs, /dev): %s", strerror(errno));
-    mknod_dev("null", 1, 3);
-    mknod_dev("zero", 1, 5);
-    mknod_dev("full", 1, 7);
-    mknod_dev("random", 1, 8);
-    mknod_dev("urandom", 1, 9);
-    symlink("/proc/self/fd", ROOT "/dev/fd");
-    symlink("/proc/self/fd/0", ROOT "/dev/stdin");
-    symlink("/proc/self/fd/1", ROOT "/dev/stdout");
-    symlink("/proc/self/fd/2", ROOT "/dev/stderr");
+    int root = open(ROOT, O_RDONLY | O_DIRECTORY | O_CLOEXEC), made;
+    if (root < 0) fail("root: open(%s): %s", ROOT, strerror(errno));
+    int box = dir_beneath(root, "box", 0755, &made, "/box");
+    CHECK(fchown(box, uid, uid), "root: fchown(/box): %s", strerror(errno));
+    int tmp = dir_beneath(root, "tmp", 01777, &made, "/tmp");
+    CHECK(fchmod(tmp, 01777), "root: fchmod(/tmp): %s", strerror(errno));
+    int proc = dir_beneath(root, "proc", 0555, &made, "/proc");
+    mount_on(proc, "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2", "/proc");
+    int dev_dir = dir_beneath(root, "dev", 0755, &made, "/dev");
+    mount_on(dev_dir, "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755", "/dev");
+    /* Opened again: the fd above is the directory under the mount, not the new tmpfs. */
+    int dev = open_beneath(root, "dev", O_RDONLY | O_DIRECTORY, 0);
+    if (dev < 0) fail("root: openat2(/dev): %s", strerror(errno));
+    mknod_dev(dev, "null", 1, 3);
+    mknod_dev(dev, "zero", 1, 5);
+    mknod_dev(dev, "full", 1, 7);
+    mknod_dev(dev, "random", 1, 8);
+    mknod_dev(dev, "urandom", 1, 9);
+    symlinkat("/proc/self/fd", dev, "fd");
+    symlinkat("/proc/self/fd/0", dev, "stdin");
+    symlinkat("/proc/self/fd/1", dev, "stdout");
+    symlinkat("/proc/self/fd/2", dev, "stderr");
     for (int i = 0; i < j->nfiles; i++) {
-        char path[4200];
-        /* The host sent normalised box paths under /box or /tmp (spec.validate). */
-        snprintf(path, sizeof path, ROOT "%s", j->files[i].path);
-        mkdirs_owned(path, uid);
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0) fail("files: open(%s): %s", j->files[i].path, strerror(errno));
+        int fd = create_beneath(root, j->files[i].path, uid);
         write_all(fd, j->files[i].data, j->files[i].len);
         fchown(fd, uid, uid);
         fchmod(fd, j->files[i].mode & 07777);
         close(fd);
     }
+    int fds[] = {root, box, tmp, proc, dev_dir, dev};
+    for (size_t i = 0; i < sizeof fds / sizeof *fds; i++) close(fds[i]);
 }
 
 static void set_cgroup(struct job *j) {

@@ -130,6 +130,15 @@ static void collect_one(int root, const char *path, uint64_t *budget, int depth)
     if (S_ISDIR(st.st_mode) && depth > 0 && depth < 16) { close(fd); collect_dir(root, path, budget, depth); return; }
     if (!S_ISREG(st.st_mode)) { refuse(path, "not a regular file"); close(fd); return; }
     if ((uint64_t)st.st_size > *budget) { refuse(path, "over the size cap"); close(fd); return; }
+    /* The file and its path travel in one frame, which the host takes up to MAX_FRAME. */
+    uint32_t room = MAX_FRAME - (uint32_t)strlen(path) - 1;
+    if ((uint64_t)st.st_size > room) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "too big for the VM's channel (%u bytes at most)", room);
+        refuse(path, msg);
+        close(fd);
+        return;
+    }
     uint8_t *buf = malloc((size_t)st.st_size + 1);
     ssize_t n = buf ? read(fd, buf, (size_t)st.st_size) : -1;
     close(fd);
@@ -254,5 +263,6 @@ static void teardown(void) {
     CHECK(rmdir(CG), "warm: rmdir(%s): %s", CG, strerror(errno));
     const char *mounts[] = {ROOT "/proc", ROOT "/dev", ROOT, "/scratch"};
     for (size_t i = 0; i < sizeof mounts / sizeof *mounts; i++)
-        CHECK(umount2(mounts[i], MNT_DETACH), "warm: umount(%s): %s", mounts[i], strerror(errno));
+        CHECK(umount2(mounts[i], MNT_DETACH | UMOUNT_NOFOLLOW), "warm: umount(%s): %s", mounts[i],
+              strerror(errno));
 }

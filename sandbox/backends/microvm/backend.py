@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -13,10 +14,17 @@ from sandbox import cgroups, rlimits, seccomp
 from sandbox.backends.microvm import accel, protocol
 from sandbox.backends.microvm.disks import FSTYPE, image_disks
 from sandbox.backends.microvm.interactive import StdinPump, StdoutSink, take_fds
+from sandbox.backends.microvm.jail import host_runtime, jail_plan
 from sandbox.backends.microvm.kernel import tsc_khz
 from sandbox.backends.microvm.pool import POOL, PoolKey, VmPool
 from sandbox.backends.microvm.prepare import Artifacts, prepare, prepared
-from sandbox.backends.microvm.qemu_plan import QEMU, TB_SIZE_MIB, VmPlan, vm_memory_mib
+from sandbox.backends.microvm.qemu_plan import (
+    MAX_DISKS,
+    QEMU,
+    TB_SIZE_MIB,
+    VmPlan,
+    vm_memory_mib,
+)
 from sandbox.backends.microvm.verdict import box_result
 from sandbox.backends.microvm.vm import Owner, Vm
 from sandbox.cgroups.manager import PARENT
@@ -57,6 +65,10 @@ WARMUPS = {
     "lua": ("lua", "-e", "x=0"),
 }
 DEFAULT_WARMUP = ("/bin/sh", "-c", ":")
+# Numbers QEMU cgroups (vm<pid>-<n>) for every backend of this process: two backends alive
+# at once (a judge's and a test's) each counting from 1 made the same name (EEXIST).
+# itertools.count's next() is atomic under the GIL.
+_VM_NUMBERS = itertools.count(1)
 
 
 def host_wall_s(spec: BoxSpec) -> float:
@@ -142,7 +154,12 @@ class MicrovmBackend:
             config.first_uid + 2 * config.slots,
             VM_SLOTS,
         )
-        self._seq = 0
+        # QEMU's jail: the empty directory its root tmpfs covers (in its own mounts only), and
+        # what of the host's runtime it binds, looked up once.
+        self.qemu = os.path.realpath(shutil.which(QEMU) or QEMU)
+        self.jail_dir = os.path.join(config.run_dir, "microvm-root")
+        os.makedirs(self.jail_dir, mode=0o700, exist_ok=True)
+        self.runtime_links, self.runtime_dirs = host_runtime()
         self._seq_lock = threading.Lock()
         self._swept = False
         self._live: dict[int, str] = {}
@@ -188,6 +205,12 @@ class MicrovmBackend:
         evict: bool = False,
     ) -> _Booted:
         layers = self.images.image_layers(key.image) if key.image and self.images else []
+        if len(layers) > MAX_DISKS:
+            detail = (
+                f"image {key.image!r} has {len(layers)} layers; a microVM attaches at most "
+                f"{MAX_DISKS}, one disk each (flatten the image)"
+            )
+            raise SandboxError("microvm: rootfs", "attach layer disks", 0, detail)
         disks = image_disks(self.artifacts.disk_dir, layers)
         slot = self._slot(evict)
         try:
@@ -198,9 +221,7 @@ class MicrovmBackend:
         cg: cgroups.BoxCgroup | None = None
         vm: Vm | None = None
         try:
-            with self._seq_lock:
-                self._seq += 1
-                name = f"{CGROUP_PREFIX}{os.getpid()}-{self._seq}"
+            name = f"{CGROUP_PREFIX}{os.getpid()}-{next(_VM_NUMBERS)}"
             limit = (key.memory_mib + QEMU_OVERHEAD_MIB) << 20
             cg = self.cgroups.create(name, cgroups.CgroupLimits(limit, QEMU_PIDS))
             if not self._swept:
@@ -216,8 +237,17 @@ class MicrovmBackend:
                 tsc_khz=self.tsc_khz,
                 fstype=FSTYPE,
             )
+            jail = jail_plan(
+                self.jail_dir,
+                self.qemu,
+                self.artifacts.vmlinux,
+                self.artifacts.initramfs,
+                accel_name == "kvm",
+                self.runtime_links,
+                self.runtime_dirs,
+            )
             owner = Owner(slot, cg)
-            vm = Vm(plan, owner, fds, key.image, debug=self.debug)
+            vm = Vm(plan, jail, owner, fds, key.image, debug=self.debug)
             with self._seq_lock:
                 self._live[vm.pid] = cg.dir_name
                 self._vms[vm.pid] = vm

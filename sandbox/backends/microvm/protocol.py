@@ -16,8 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 MAGIC = b"\xfeSTK"
-MAX_FRAME = 64 << 20
+MAX_FRAME = 64 << 20  # agent.c's MAX_FRAME
 _HEAD = struct.Struct("<BI")
+# A frame's bytes besides its payload: MAGIC, type, length, crc32.
+FRAME_OVERHEAD = len(MAGIC) + _HEAD.size + 4
 
 # Frame types (agent.c's enum).
 HELLO = ord("H")
@@ -45,6 +47,12 @@ LIMIT_FIELDS = (
     "tick_ms",
 )
 _RESULT = struct.Struct("<iIIIQQQ")
+
+
+def max_file_bytes(path: str) -> int:
+    """The largest collected file one FILE frame carries beside its path and NUL (agent.c
+    refuses a larger one with a message instead of sending a frame the host would refuse)."""
+    return MAX_FRAME - len(path.encode()) - 1
 
 
 def frame(kind: int, payload: bytes) -> bytes:
@@ -196,9 +204,8 @@ class Outcome:
         if self.done:
             raise ProtocolError("a frame after the result")
         if kind in (STDOUT, STDERR):
-            self._output += len(payload)
-            if self._output > self.output_cap:
-                raise ProtocolError(f"more than the {self.output_cap} bytes of output allowed")
+            # The agent never sends an empty one: a flood of them costs their size.
+            self._charge(len(payload) or FRAME_OVERHEAD, "output")
             if kind == STDERR:
                 self.stderr += payload
             elif self.on_stdout is not None:
@@ -231,3 +238,12 @@ class Outcome:
         elif kind == FAIL:
             self.failure = payload.decode("utf-8", "replace")[:500]
             self.done = True
+        else:
+            # A kind no job sends (unknown, or one of the host's own): dropped, but not for
+            # free, or a guest could stream frames without end under no cap at all.
+            self._charge(len(payload) + FRAME_OVERHEAD, f"frames of type {kind}")
+
+    def _charge(self, n: int, what: str) -> None:
+        self._output += n
+        if self._output > self.output_cap:
+            raise ProtocolError(f"{what}: more than the {self.output_cap} bytes of output allowed")
