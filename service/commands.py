@@ -179,6 +179,29 @@ def private_redis_paths(run_dir: str, state_dir: str) -> tuple[str, str]:
     return f"{run_dir.rstrip('/')}-redis", os.path.join(state_dir, "redis")
 
 
+def cannot_run_api(user: User) -> str:
+    """Why `user` cannot start the API from this checkout ("" when it can): the interpreter
+    and the code must be reachable by it, which a root-only parent directory prevents."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", "import service.app"],
+            user=user.uid,
+            group=user.gid,
+            extra_groups=[],
+            cwd="/",
+            env={"PATH": "/usr/bin:/bin", "HOME": user.home},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"cannot run {sys.executable} ({e})"
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        return f"cannot import the API from {sys.executable} ({last})"
+    return ""
+
+
 def give_dir(path: str, user: User) -> None:
     """`path` (made if missing, never through a symlink) and all below it, to `user`, 0700:
     a Redis that ran as root before left its AOF root's."""
@@ -302,7 +325,15 @@ def run_up(host: str, port: int, workers: int) -> int:
         me = [sys.executable, "-m", "service.cli"]
         stack.start("worker", [*me, "worker", "--workers", str(workers)], env)
         say_auth_notice(host, port)
-        stack.start("api", gunicorn_argv(host, port), env, user=user)
+        unreachable = cannot_run_api(user)
+        if unreachable:
+            print(
+                f"stockade up: WARNING: the API runs as root: {user.name} {unreachable}. Make the "
+                "checkout and its .venv readable by that user (a clone under a 0700 home "
+                f"or mktemp directory is not), or name another in {UP_USER.name}.",
+                file=sys.stderr,
+            )
+        stack.start("api", gunicorn_argv(host, port), env, user=None if unreachable else user)
         wait_for_port(host, port, stack)
         print(f"stockade up: serving on http://{host}:{port} (Ctrl-C stops)", file=sys.stderr)
         while not stopping:

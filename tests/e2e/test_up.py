@@ -92,6 +92,17 @@ def up_dirs() -> Iterator[dict[str, str]]:
     assert not left, f"mounts left under {top}: {left}"
 
 
+def _api_reachable_by(user: str) -> bool:
+    uid, gid = (subprocess.run(["id", flag, user], capture_output=True).stdout.strip().decode()
+                for flag in ("-u", "-g"))  # fmt: skip
+    done = subprocess.run(
+        ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", sys.executable,
+         "-c", "import service.app"],
+        cwd="/", capture_output=True, timeout=30, env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    return done.returncode == 0
+
+
 def test_up_runs_the_api_and_redis_unprivileged_and_the_worker_as_root(
     up_dirs: dict[str, str], tmp_path: Path
 ) -> None:
@@ -136,9 +147,18 @@ def test_up_runs_the_api_and_redis_unprivileged_and_the_worker_as_root(
         api_pid = next(p for p, cmd in seen.items() if "gunicorn" in cmd and _ppid(p) == up.pid)
         worker_pid = next(p for p, cmd in seen.items() if "service.cli worker" in cmd)
         user_uid = int(subprocess.run(["id", "-u", USER], capture_output=True).stdout)
-        for pid in _subtree(redis_pid, seen) | _subtree(api_pid, seen):
+        for pid in _subtree(redis_pid, seen):
             assert _uids(pid) == [user_uid] * 4, (pid, seen[pid])
             assert _status(pid)["CapEff"] == "0000000000000000", (pid, seen[pid])
+        # The API drops to the user when the user can reach this checkout; a clone in a
+        # root-only directory (mktemp -d, /root) cannot be, and then up says so and why.
+        if _api_reachable_by(USER):
+            for pid in _subtree(api_pid, seen):
+                assert _uids(pid) == [user_uid] * 4, (pid, seen[pid])
+                assert _status(pid)["CapEff"] == "0000000000000000", (pid, seen[pid])
+        else:
+            assert b"WARNING: the API runs as root: " + USER.encode() in log.read_bytes()
+            assert _uids(api_pid)[:2] == [0, 0]
         assert len(_subtree(api_pid, seen)) >= 2  # gunicorn's master and its worker
         assert _uids(worker_pid)[:2] == [0, 0]
         # The socket: the unprivileged user's own, closed to every other uid, and Redis
