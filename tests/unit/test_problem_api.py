@@ -18,6 +18,7 @@ from service import create_app
 from service.config import Config
 from tests.unit.redis_server import redis_url
 from tests.unit.service_app import queued_tokens
+from tests.unit.test_hostile_inputs import _zip as zip_entries
 from worker.jobs import problems
 from worker.jobs.problems import unpack
 from worker.jobs.store import Store
@@ -43,19 +44,6 @@ def zip_dir(directory: Path, top: str = "", skip: str = "submissions") -> bytes:
             rel = path.relative_to(directory)
             if path.is_file() and rel.parts[0] != skip:
                 zf.write(path, f"{top}{rel.as_posix()}")
-    return buf.getvalue()
-
-
-def zip_entries(entries: list[tuple[str, bytes, int | None]]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data, mode in entries:
-            info = zipfile.ZipInfo(name)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            if mode is not None:
-                info.create_system = 3
-                info.external_attr = mode << 16
-            zf.writestr(info, data)
     return buf.getvalue()
 
 
