@@ -21,10 +21,12 @@ from worker.jobs.languages import (
     SelfTest,
     expand,
     load_languages,
+    renamed,
     rootfs_for,
 )
 from worker.jobs.model import (
     CaseResult,
+    CompileStats,
     JudgeResult,
     Program,
     Submission,
@@ -48,10 +50,11 @@ NETWORK_REFUSED = "enable_network: not allowed on this worker (STOCKADE_ALLOW_NE
 class BuildError(Exception):
     """The program could not be built: CE for the submission, IE for the problem's own code."""
 
-    def __init__(self, verdict: Verdict, output: str) -> None:
+    def __init__(self, verdict: Verdict, output: str, compile: CompileStats | None = None) -> None:
         super().__init__(output)
         self.verdict = verdict
         self.output = output
+        self.compile = compile
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class Compiled:
     tier: str = "container"
     # The submitter's enable_network, set on the submission's run boxes only (see _limited).
     network: bool = False
+    compile: CompileStats | None = None  # what the compile box used, where one ran
 
     def box_spec(self, args: Sequence[str], files: Sequence[FileIn], stdin: bytes) -> BoxSpec:
         # Placeholders ({memory_bytes}) come from the limits of this very box; words of the
@@ -128,10 +132,16 @@ class Judge:
         try:
             extra = _additional_files(sub)
             program = self.build(
-                sub.language_id, sub.source_code, extra, sub.compiler_options, sub.tier
+                sub.language_id,
+                sub.source_code,
+                extra,
+                sub.compiler_options,
+                sub.tier,
+                name=sub.source_name,
+                compile_asked=compile_asked(sub),
             )
         except BuildError as e:
-            return JudgeResult.failed(e.verdict, e.output)
+            return JudgeResult.failed(e.verdict, e.output, e.compile)
         if sub.enable_network and program.tier != "container":
             # The API refuses this too, but this worker's minimum tier may be stronger than
             # the one the API knew of; the stronger tiers have no network device to grant.
@@ -158,7 +168,8 @@ class Judge:
             room -= len(out.encode()) + len(err.encode())
             points = case.points if r.verdict is Verdict.AC else 0.0
             results.append(replace(r, points=points, stdout=out, stderr=err, truncated=cut))
-        return aggregate(results, sum(c.points for c in sub.cases()))
+        result = aggregate(results, sum(c.points for c in sub.cases()))
+        return replace(result, compile=program.compile)
 
     # --- Building -------------------------------------------------------------------------
 
@@ -169,22 +180,47 @@ class Judge:
         extra: dict[str, bytes],
         options: str = "",
         tier: str = "",
+        *,
+        name: str = "",
+        compile_asked: Limits | None = None,
     ) -> Compiled:
         """Compile once; the artifacts (regular files only, capped: the box's collect never
         follows a symlink) become the files of every run box. Compile and run boxes share
-        the tier: the strongest of `tier`, the language's default and the operator's."""
-        key = (language_id, source, tuple(sorted(extra.items())), options, self.rootfs, tier)
+        the tier: the strongest of `tier`, the language's default and the operator's. `name`
+        is the program's path in /box ("" for the language's own); `compile_asked` holds the
+        compile limits asked for (0 for the language's own, never above it)."""
+        key = (
+            language_id,
+            source,
+            tuple(sorted(extra.items())),
+            options,
+            self.rootfs,
+            tier,
+            name,
+            compile_asked,
+        )
         if self.build_cache is not None and key in self.build_cache:
             return self.build_cache[key]
-        built = self._build(language_id, source, extra, options, tier)
+        built = self._build(language_id, source, extra, options, tier, name, compile_asked)
         if self.build_cache is not None:
             self.build_cache[key] = built
         return built
 
     def _build(
-        self, language_id: int, source: str, extra: dict[str, bytes], options: str, tier: str
+        self,
+        language_id: int,
+        source: str,
+        extra: dict[str, bytes],
+        options: str,
+        tier: str,
+        name: str = "",
+        compile_asked: Limits | None = None,
     ) -> Compiled:
         lang = self._language(language_id, extra)
+        if name and language_id != MULTI_FILE_ID:
+            lang = renamed(lang, name)
+        if compile_asked is not None:
+            lang = replace(lang, compile_limits=_within(lang.compile_limits, compile_asked))
         tier = strongest(tier, lang.tier, self.min_tier)
         rootfs = self._rootfs(lang, tier)
         files = [FileIn(p, c, 0o755) for p, c in sorted(extra.items())]
@@ -197,15 +233,27 @@ class Judge:
                 argv[1:1] = _split(options, "compiler_options")
             spec = self._compile_spec(lang, tuple(argv), run_files, rootfs, tier)
             r = self.launcher.run(spec)
+            stats = CompileStats(r.time, r.wall_time, r.memory, r.exit_code, r.signal)
             if r.status is Status.XX:
                 raise BuildError(Verdict.IE, f"compile box failed: {r.message}")
             if r.status is not Status.OK:
-                raise BuildError(Verdict.CE, _compile_output(r))
+                raise BuildError(Verdict.CE, _compile_output(r), stats)
             missing = [e for e in lang.executables if f"/box/{e}" not in r.files]
             if missing:
-                raise BuildError(Verdict.CE, f"compiler produced no {', '.join(missing)}")
+                output = f"compiler produced no {', '.join(missing)}"
+                raise BuildError(Verdict.CE, output, stats)
             run_files = tuple(
                 FileIn(p.removeprefix("/box/"), c, 0o755) for p, c in sorted(r.files.items())
+            )
+            return Compiled(
+                lang.run,
+                run_files,
+                lang.env,
+                lang.limits,
+                lang.run_profile,
+                rootfs,
+                tier=tier,
+                compile=stats,
             )
         return Compiled(
             lang.run, run_files, lang.env, lang.limits, lang.run_profile, rootfs, tier=tier
@@ -387,6 +435,7 @@ def _case(
         exit_code=r.exit_code,
         signal=r.signal,
         exec_format="Exec format error" in r.message,
+        wall_time=round(r.wall_time, 4),
         # Whole here (the box's output limit bounds it); judge() keeps only the budgets' heads.
         stdout=r.stdout.decode("utf-8", "replace"),
         stderr=r.stderr.decode("utf-8", "replace"),
@@ -398,6 +447,28 @@ def _compile_output(r: BoxResult) -> str:
     if r.status.value != "RE" or not text:
         text = f"{text}\n{r.message}".strip()
     return text
+
+
+def compile_asked(sub: Submission) -> Limits | None:
+    """The compile limits a submission asks for, as a Limits of zeros where it asks none."""
+    asked = (sub.compile_cpu_time_limit, sub.compile_wall_time_limit, sub.compile_memory_limit)
+    if not any(asked):
+        return None
+    return Limits(
+        cpu_time_s=float(asked[0]),
+        wall_time_s=float(asked[1]),
+        memory_bytes=int(asked[2]) * KB,
+    )
+
+
+def _within(own: Limits, asked: Limits) -> Limits:
+    """The language's compile limits, each lowered to the one asked for (0: not asked)."""
+    return replace(
+        own,
+        cpu_time_s=min(own.cpu_time_s, asked.cpu_time_s or own.cpu_time_s),
+        wall_time_s=min(own.wall_time_s, asked.wall_time_s or own.wall_time_s),
+        memory_bytes=min(own.memory_bytes, asked.memory_bytes or own.memory_bytes),
+    )
 
 
 def _additional_files(sub: Submission) -> dict[str, bytes]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from sandbox.spec import Limits
 from worker.jobs.model import JudgeResult, Submission
 from worker.judge import Compiled, Judge
 
@@ -23,10 +24,15 @@ class TimedJudge(Judge):
         extra: dict[str, bytes],
         options: str = "",
         tier: str = "",
+        *,
+        name: str = "",
+        compile_asked: Limits | None = None,
     ) -> Compiled:
         start = time.monotonic()
         try:
-            return super().build(language_id, source, extra, options, tier)
+            return super().build(
+                language_id, source, extra, options, tier, name=name, compile_asked=compile_asked
+            )
         finally:
             self._build_s += time.monotonic() - start
 

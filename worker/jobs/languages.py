@@ -270,6 +270,45 @@ def expand(argv: tuple[str, ...], limits: Limits) -> tuple[str, ...]:
     return tuple(_PLACEHOLDER.sub(lambda m: PLACEHOLDERS[m.group(1)](limits), a) for a in argv)
 
 
+def renamed(language: Language, path: str) -> Language:
+    """The language with its program at `path` (a relative path in /box, checked by the
+    submission's rules) instead of its source_file: the source file's name is replaced
+    wherever an argv word names it (`javac Main.java`, `sh -c '... main.asm ...'`).
+    Toolchains also name outputs after the source (Java's public class, tsc's script.js,
+    groovyc's class, Kotlin's MainKt), so a whole word that is the source's stem, alone,
+    with another extension or with Kotlin's `Kt`, follows the new stem too (`java Main`);
+    never an `executables` entry (`gcc -o main`: the judge checks for that name)."""
+    old = language.source_file
+    if not path or path == old:
+        return language
+    old_stem, new_stem = _stem(old), _stem(path.rsplit("/", 1)[-1])
+    exact = re.compile(rf"(?<![\w./-]){re.escape(old)}(?![\w.-])")
+    follows = re.compile(rf"^{re.escape(old_stem)}(Kt|\.[A-Za-z0-9]+)?$")
+    pinned = {*language.executables, *(_stem(e) for e in language.executables)}
+
+    def word(w: str) -> str:
+        w = exact.sub(path, w)
+        m = follows.match(w)
+        if m is None or w in pinned:
+            return w
+        if m.group(1) == "Kt":  # Kotlin's file class: the name capitalised, then Kt
+            return new_stem[:1].upper() + new_stem[1:] + "Kt"
+        return _stem(path) + m.group(1) if m.group(1) else new_stem
+
+    return dataclasses.replace(
+        language,
+        source_file=path,
+        compile=tuple(word(w) for w in language.compile),
+        run=tuple(word(w) for w in language.run),
+    )
+
+
+def _stem(name: str) -> str:
+    """The name without its extension (the directory, if any, kept)."""
+    base = name.rsplit("/", 1)[-1]
+    return name[: len(name) - len(base)] + base.rsplit(".", 1)[0] if "." in base else name
+
+
 def rootfs_for(language: Language, rootfs: str) -> str:
     """`image` means the language's own image; any other name is used as it is."""
     return language.image if rootfs == IMAGE else rootfs

@@ -109,6 +109,14 @@ class Submission:
     # An uploaded problem package's id (POST /api/v1/problems): judged against its cases,
     # validator and limits instead of this submission's own.
     problem: str = ""
+    # The program's path in /box (Piston writes each file under its own name): "" is the
+    # language's own source_file. The language's argvs follow it (see languages.renamed).
+    source_name: str = ""
+    # The compile box's limits, each at most the language's own [compile_limits] (the
+    # operator's); 0 keeps the language's own. Seconds and kilobytes, as Judge0's fields.
+    compile_cpu_time_limit: float = 0.0
+    compile_wall_time_limit: float = 0.0
+    compile_memory_limit: int = 0
 
     def cases(self) -> tuple[TestCase, ...]:
         if self.test_cases:
@@ -199,6 +207,7 @@ class CaseResult:
     exit_code: int | None = None
     signal: int | None = None
     exec_format: bool = False
+    wall_time: float = 0.0  # seconds
     stdout: str = ""
     stderr: str = ""
     truncated: bool = False  # stdout/stderr are the heads of what the program wrote
@@ -211,6 +220,17 @@ class CaseResult:
         d["verdict"] = self.verdict.value
         d["status"] = {"id": self.judge0_status(), "description": status_text(self)}
         return d
+
+
+@dataclass(frozen=True)
+class CompileStats:
+    """What the compile box used: CPU and wall seconds, peak bytes, and its exit code."""
+
+    time: float
+    wall_time: float
+    memory: int
+    exit_code: int | None = None
+    signal: int | None = None
 
 
 @dataclass(frozen=True)
@@ -235,13 +255,23 @@ class JudgeResult:
     compile_output: str = ""
     message: str = ""
     groups: tuple[GroupResult, ...] = ()  # a package's groups, outermost first
+    compile: CompileStats | None = None  # the compile box's use, where one ran
 
     @classmethod
-    def failed(cls, verdict: Verdict, output: str) -> JudgeResult:
+    def failed(
+        cls, verdict: Verdict, output: str, compile: CompileStats | None = None
+    ) -> JudgeResult:
         """A submission that never ran: CE with the compiler's output, or IE."""
         if verdict is Verdict.CE:
-            return cls(verdict, 0.0, 0.0, compile_output=output, message="Compilation error")
-        return cls(verdict, 0.0, 0.0, message=output)
+            return cls(
+                verdict,
+                0.0,
+                0.0,
+                compile_output=output,
+                message="Compilation error",
+                compile=compile,
+            )
+        return cls(verdict, 0.0, 0.0, message=output, compile=compile)
 
     @property
     def time(self) -> float:
@@ -273,6 +303,7 @@ class JudgeResult:
             "status": {"id": status, "description": JUDGE0_STATUSES[status]},
             "cases": [c.to_dict() for c in self.cases],
             **({"groups": [g.to_dict() for g in self.groups]} if self.groups else {}),
+            **({"compile": dataclasses.asdict(self.compile)} if self.compile else {}),
         }
 
 

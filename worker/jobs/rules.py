@@ -52,7 +52,12 @@ def decode(text: str | bytes) -> Submission:
     return sub
 
 
-_STRINGS = ("source_code", "stdin", "command_line_arguments", "compiler_options")
+_STRINGS = ("source_code", "stdin", "command_line_arguments", "compiler_options", "source_name")
+COMPILE_LIMITS = ("compile_cpu_time_limit", "compile_wall_time_limit", "compile_memory_limit")
+# A program's own path in /box: words the languages' argvs (some of them `sh -c` lines) can
+# hold without quoting, in directories, never outside /box nor starting like an option.
+SOURCE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.+-]*)*$")
+MAX_SOURCE_NAME_CHARS = 255
 _BOOLS = ("enable_network", "redirect_stderr_to_stdout")
 _CASE_TYPES: dict[str, tuple[type, ...]] = {
     "input": (str,),
@@ -89,7 +94,7 @@ def type_errors(data: dict[str, Any]) -> list[str]:
     for name in _BOOLS:
         if data.get(name) is not None and not isinstance(data[name], bool):
             errors.append(f"{name}: must be true or false")
-    for name in ("language_id", *DEFAULTS):
+    for name in ("language_id", *DEFAULTS, *COMPILE_LIMITS):
         v = data.get(name)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
             errors.append(f"{name}: must be a number")
@@ -162,6 +167,16 @@ def validate(sub: Submission) -> list[str]:
     args = sub.command_line_arguments
     if isinstance(args, str) and len(args) > MAX_ARGS_CHARS:
         errors.append(f"command_line_arguments: at most {MAX_ARGS_CHARS} characters")
+    for name in COMPILE_LIMITS:
+        value = getattr(sub, name)
+        if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            errors.append(f"{name}: must be a number >= 0 (0: the language's own), got {value!r}")
+    name = sub.source_name
+    if name and (len(name) > MAX_SOURCE_NAME_CHARS or not SOURCE_NAME.match(name)):
+        errors.append(
+            f"source_name: a relative path in /box of at most {MAX_SOURCE_NAME_CHARS} characters, "
+            "each part of letters, digits and _.+- (not starting with . + or -)"
+        )
     if sub.tier not in ("", *TIERS):
         errors.append(f"tier: must be one of {', '.join(TIERS)}, got {sub.tier!r}")
     if len(sub.test_cases) > MAX_CASES:
