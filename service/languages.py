@@ -6,27 +6,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.piston_names import PistonName, piston_name, semver_of
 from worker.jobs.languages import Language, LanguageError, load_languages
 
 _VERSION = re.compile(r"\(([^)]*)\)")
-# Piston's names for our languages (its clients send these).
-PISTON_ALIASES: dict[str, tuple[str, ...]] = {
-    "python3": ("python", "py", "py3", "python3"),
-    "javascript": ("javascript", "node", "node-js", "js"),
-    "cpp": ("c++", "cpp", "g++"),
-    "c": ("c", "gcc"),
-    "bash": ("bash", "sh"),
-    "ruby": ("ruby", "rb"),
-    "rust": ("rust", "rs"),
-    "go": ("go", "golang"),
-    "java": ("java",),
-    "perl": ("perl", "pl"),
-    "php": ("php",),
-    "lua": ("lua",),
-    "pascal": ("pascal", "fpc"),
-    "fortran": ("fortran", "gfortran"),
-    "ocaml": ("ocaml", "ml"),
-}
 
 
 @dataclass(frozen=True)
@@ -38,6 +21,10 @@ class LanguageInfo:
     compile_cmd: str | None
     run_cmd: str
     tier: str = "container"  # the language's default isolation tier
+    # The compile box's limits (the language's [compile_limits]): the most a request may ask.
+    compile_cpu_s: float = 0.0
+    compile_wall_s: float = 0.0
+    compile_memory_bytes: int = 0
 
     @property
     def version(self) -> str:
@@ -45,8 +32,14 @@ class LanguageInfo:
         return m.group(1) if m else "0.0.0"
 
     @property
-    def aliases(self) -> tuple[str, ...]:
-        return PISTON_ALIASES.get(self.key, (self.key,))
+    def piston(self) -> PistonName:
+        """The language's name, aliases and runtime in Piston's /runtimes."""
+        return piston_name(self.key)
+
+    @property
+    def semver(self) -> str:
+        """The installed version as SemVer (x.y.z), as Piston's selectors match it."""
+        return semver_of(self.name)
 
 
 def load(directory: Path | None = None) -> dict[int, LanguageInfo]:
@@ -68,6 +61,9 @@ def _info(lang: Language) -> LanguageInfo:
         compile_cmd=" ".join(lang.compile) or None,
         run_cmd=" ".join(lang.run),
         tier=lang.tier,
+        compile_cpu_s=lang.compile_limits.cpu_time_s,
+        compile_wall_s=lang.compile_limits.wall_time_s,
+        compile_memory_bytes=lang.compile_limits.memory_bytes,
     )
 
 

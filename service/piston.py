@@ -2,100 +2,91 @@
 
 from __future__ import annotations
 
-import base64
-import io
-import shlex
 import signal
-import zipfile
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from service import submissions
+from service import piston_body
 from service.core import core
 from service.errors import ApiError, read_json
 from service.judge0_view import main_case
 from service.languages import LanguageInfo
+from service.piston_body import fail
+from service.semver import Version, satisfies
 from worker.jobs.store import Record
 
 bp = Blueprint("piston", __name__, url_prefix="/api/v2")
 _STATUS = {"TLE": "TO", "OLE": "OL", "MLE": "SG", "IE": "XX"}
 
 
-def _fail(text: str) -> ApiError:
-    return ApiError(400, {"message": text})  # Piston's error body
-
-
 @bp.get("/runtimes")
 def runtimes() -> Response:
     c = core()
     disabled = c.disabled()
-    return jsonify(
-        [
-            {"language": lang.aliases[0], "version": lang.version, "aliases": list(lang.aliases)}
-            for lang in c.languages.values()
-            if lang.id not in disabled
-        ]
-    )
+    return jsonify([runtime(lang) for lang in c.languages.values() if lang.id not in disabled])
+
+
+def runtime(lang: LanguageInfo) -> dict[str, Any]:
+    """One /runtimes entry; `runtime` only where a package of another name provides the
+    language, as Piston leaves it out for the rest."""
+    p = lang.piston
+    entry: dict[str, Any] = {"language": p.language, "version": lang.semver}
+    entry["aliases"] = list(p.aliases)
+    if p.runtime is not None:
+        entry["runtime"] = p.runtime
+    return entry
 
 
 def find(language: Any, version: Any, languages: dict[int, LanguageInfo]) -> LanguageInfo:
+    """Piston's resolution: every runtime the name (language or alias; Stockade's key too)
+    names whose version satisfies the SemVer selector, the highest version first. A missing
+    version is `*` here (Piston requires one)."""
     if not isinstance(language, str) or not language:
-        raise _fail("language: must be a non-empty string")
-    if version is not None and not isinstance(version, str):
-        raise _fail("version: must be a string")
-    for lang in languages.values():
-        named = language.lower() in (lang.key, *lang.aliases)
-        if named and (version in (None, "", "*") or lang.version.startswith(str(version))):
-            return lang
-    raise _fail(f"{language}-{version} runtime is unknown")
+        raise fail("language is required as a string")
+    if version is None:
+        version = "*"
+    if not isinstance(version, str):
+        raise fail("version is required as a string")
+    matching = [
+        lang
+        for lang in languages.values()
+        if language in (lang.piston.language, *lang.piston.aliases, lang.key)
+        and satisfies(lang.semver, version)
+    ]
+    if not matching:
+        raise fail(f"{language}-{version} runtime is unknown")
+    return max(matching, key=_version_key)
 
 
-def _files(files: Any) -> tuple[str, str]:
-    """The first file is the program; the rest travel as Judge0's additional_files zip."""
-    if not isinstance(files, list) or not files or not all(isinstance(f, dict) for f in files):
-        raise _fail("files: must be a non-empty list of {name, content} objects")
-    texts = []
-    for i, f in enumerate(files):
-        content = f.get("content")
-        if not isinstance(content, str):
-            raise _fail(f"files[{i}].content: must be a string")
-        if f.get("encoding") == "base64":
-            content = submissions.b64decode(f"files[{i}].content", content)
-        texts.append((str(f.get("name") or f"file{i}"), content))
-    extra = ""
-    if len(texts) > 1:
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w") as z:
-            for name, content in texts[1:]:
-                z.writestr(name, content)
-        extra = base64.b64encode(buf.getvalue()).decode()
-    return texts[0][1], extra
+def _version_key(lang: LanguageInfo) -> tuple[Any, ...]:
+    v = Version.parse(lang.semver)
+    return v.key() if v else (0, 0, 0, 0, ())
 
 
-def _body(data: dict[str, Any], lang: LanguageInfo) -> dict[str, Any]:
-    source, extra = _files(data.get("files"))
-    args = data.get("args", [])
-    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
-        raise _fail("args: must be a list of strings")
-    body: dict[str, Any] = {
-        "source_code": source,
+def body(data: dict[str, Any], lang: LanguageInfo) -> dict[str, Any]:
+    """The submission body: the first utf8 file is the program (Piston runs the first code
+    file), under its own name where the language allows; every other file beside it."""
+    files = piston_body.files(data.get("files"))
+    program = next(f for f in files if f.utf8)
+    name = piston_body.program_name(program, lang)
+    stdin = data.get("stdin")
+    if stdin is not None and not isinstance(stdin, str):
+        raise fail("stdin: must be a string")
+    stdin = stdin or ""
+    if not stdin.endswith("\n"):
+        stdin += "\n"  # Piston adds a trailing newline to stdin where it has none
+    return {
+        "source_code": program.content.decode(),
+        "source_name": name if name != lang.source_file else "",
         "language_id": lang.id,
-        "stdin": data.get("stdin") or "",
-        "command_line_arguments": shlex.join(args),
-        "additional_files": extra,
+        "stdin": stdin,
+        "command_line_arguments": piston_body.args_line(data.get("args")),
+        "additional_files": piston_body.additional_files(
+            [f for f in files if f is not program], name
+        ),
+        **piston_body.limits(data, lang, core().config),
     }
-    timeout = data.get("run_timeout")
-    if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise _fail("run_timeout: must be a positive number of milliseconds")
-        body["cpu_time_limit"] = body["wall_time_limit"] = timeout / 1000
-    memory = data.get("run_memory_limit")
-    if memory is not None and memory != -1:
-        if isinstance(memory, bool) or not isinstance(memory, int) or memory <= 0:
-            raise _fail("run_memory_limit: must be a positive number of bytes or -1")
-        body["memory_limit"] = memory // 1024
-    return body
 
 
 @bp.post("/execute")
@@ -103,14 +94,14 @@ def execute() -> tuple[Response, int]:
     c = core()
     data = read_json()
     if not isinstance(data, dict):
-        raise _fail("body: must be a JSON object")
+        raise fail("body: must be a JSON object")
     lang = find(data.get("language"), data.get("version"), c.languages)
     try:
-        sub = c.parse(_body(data, lang))
+        sub = c.parse(body(data, lang))
     except ApiError as e:
-        if e.status == 413:
+        if e.status in (400, 413):
             raise
-        raise _fail("; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in e.body.items())) from e
+        raise fail("; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in e.body.items())) from e
     token = c.submit(sub, meta={"api": "piston"})
     rec = c.wait(token)
     if rec is None or not rec.final:
@@ -119,28 +110,59 @@ def execute() -> tuple[Response, int]:
 
 
 def render(rec: Record, lang: LanguageInfo) -> dict[str, Any]:
+    """Piston's answer. Where the compile failed, `run` is a copy of `compile`, as Piston
+    does for clients that read `run` alone."""
     res = rec.result or {}
-    out: dict[str, Any] = {"language": lang.aliases[0], "version": lang.version}
-    compile_output = res.get("compile_output") or ""
+    out: dict[str, Any] = {"language": lang.piston.language, "version": lang.semver}
     if lang.compile_cmd is not None:
-        failed = res.get("verdict") == "CE"
-        out["compile"] = _stage("", compile_output, 1 if failed else 0, None, None, "")
-        if failed:
+        out["compile"] = _compile_stage(res)
+        if res.get("verdict") == "CE":
+            out["run"] = dict(out["compile"])
             return out
     case = main_case(res)
     sig = case.get("signal")
     verdict = case.get("verdict") or res.get("verdict")
     status = _STATUS.get(str(verdict)) or ("SG" if sig else "RE" if verdict == "RE" else None)
     message = case.get("message") or (rec.message if rec.status_id == 13 else "")
-    out["run"] = _stage(
-        case.get("stdout", ""), case.get("stderr", ""), case.get("exit_code"), sig, status, message
-    )
+    stage = _stage(case.get("stdout", ""), case.get("stderr", ""), case.get("exit_code"), sig)
+    if status in ("TO", "OL"):  # killed by Piston's own limit: SIGKILL, as its isolate says
+        stage.update(code=None, signal="SIGKILL")
+    stage.update(message=message or None, status=status)
+    stage.update(_usage(case.get("time"), case.get("wall_time"), case.get("memory")))
+    out["run"] = stage
     return out
 
 
-def _stage(
-    stdout: str, stderr: str, code: int | None, sig: int | None, status: str | None, message: str
-) -> dict[str, Any]:
+def _compile_stage(res: dict[str, Any]) -> dict[str, Any]:
+    """Stockade keeps the compiler's stdout and stderr as one text: it is Piston's stderr
+    (compilers write their diagnostics there) and its output."""
+    stats = res.get("compile") or {}
+    failed = res.get("verdict") == "CE"
+    code = stats.get("exit_code", 1 if failed else 0)
+    if failed and code == 0:
+        code = 1  # the compiler exited 0 but made no executable: a failure all the same
+    stage = _stage("", res.get("compile_output") or "", code, stats.get("signal"))
+    stage.update(message=(res.get("message") or None) if failed else None, status=None)
+    if failed and stats.get("signal"):
+        stage["status"] = "SG"
+    stage.update(_usage(stats.get("time"), stats.get("wall_time"), stats.get("memory")))
+    return stage
+
+
+def _usage(cpu_s: Any, wall_s: Any, memory: Any) -> dict[str, Any]:
+    """Piston's newer stage fields: CPU and wall milliseconds, peak bytes."""
+    return {
+        "cpu_time": _ms(cpu_s),
+        "wall_time": _ms(wall_s),
+        "memory": memory if isinstance(memory, int) else None,
+    }
+
+
+def _ms(seconds: Any) -> float | None:
+    return round(seconds * 1000, 3) if isinstance(seconds, int | float) else None
+
+
+def _stage(stdout: str, stderr: str, code: int | None, sig: int | None) -> dict[str, Any]:
     name = None
     if sig:
         try:
@@ -151,8 +173,6 @@ def _stage(
         "stdout": stdout,
         "stderr": stderr,
         "output": stdout + stderr,
-        "code": code,
+        "code": None if name else code,
         "signal": name,
-        "message": message or None,
-        "status": status,
     }
