@@ -16,6 +16,7 @@ from worker.jobs.languages import (
     expand,
     load_language,
     load_languages,
+    renamed,
 )
 from worker.jobs.model import Submission
 from worker.judge import KB, Judge
@@ -231,3 +232,57 @@ def test_the_compile_box_collects_the_box() -> None:
     assert spec.rootfs == "go" and spec.profile == "compile"
     assert spec.files[0].path == "main.go"
     assert ("CGO_ENABLED", "0") in spec.env
+
+
+@pytest.mark.parametrize(
+    ("key", "name", "compile_words", "run_words"),
+    [
+        ("java", "Solution.java", ["Solution.java"], ["Solution"]),  # the public class's name
+        ("c", "prog.c", ["-o", "main", "prog.c"], ["./main"]),  # executables keep their names
+        ("typescript", "src/app.ts", ["src/app.ts"], ["src/app.js"]),  # tsc's output beside it
+        ("kotlin", "util.kt", ["util.kt", "main.jar"], ["UtilKt"]),  # Kotlin's file class
+        ("groovy", "Foo.groovy", ["Foo.groovy"], ["Foo"]),
+        ("python3", "pkg/main.py", [], ["pkg/main.py"]),
+        ("sql", "q.sql", [], [".read q.sql"]),  # inside a word, as a word of its own
+    ],
+)
+def test_renamed_argvs_follow_the_programs_name(
+    key: str, name: str, compile_words: list[str], run_words: list[str]
+) -> None:
+    lang = next(x for x in load_languages().values() if x.key == key)
+    new = renamed(lang, name)
+    assert new.source_file == name
+    assert all(w in new.compile for w in compile_words) and lang.source_file not in new.compile
+    assert all(w in new.run for w in run_words), new.run
+    assert renamed(lang, "") is lang and renamed(lang, lang.source_file) is lang
+
+
+def test_renamed_inside_shell_lines_only_where_a_word_names_the_file() -> None:
+    asm = next(x for x in load_languages().values() if x.key == "assembly")
+    line = renamed(asm, "boot.asm").compile[2]
+    assert "boot.asm" in line and "main.asm" not in line and "-o main" in line
+    erl = next(x for x in load_languages().values() if x.key == "erlang")
+    assert "main.erl" not in renamed(erl, "m.erl").run[2]
+
+
+def test_the_program_is_built_under_its_name_within_asked_compile_limits() -> None:
+    langs = load_languages()
+    rec = Recorder()
+    judge = Judge(rec, langs, rootfs="host")  # type: ignore[arg-type]
+    sub = Submission(
+        source_code="int main(){}",
+        language_id=50,
+        source_name="src/prog.c",
+        compile_cpu_time_limit=2.5,
+        compile_wall_time_limit=99.0,  # above the language's own 20 s: the language's holds
+        compile_memory_limit=64 * 1024,
+    )
+    result = judge.judge(sub)
+    compile_box, run_box = rec.specs
+    assert [f.path for f in compile_box.files] == [
+        "src/prog.c"
+    ] and "src/prog.c" in compile_box.argv
+    lim = compile_box.limits
+    assert (lim.cpu_time_s, lim.wall_time_s, lim.memory_bytes) == (2.5, 20.0, 64 * MIB)
+    assert result.compile is not None and result.compile.wall_time == 0.02
+    assert result.cases[0].wall_time == 0.02 and run_box.argv == ("./main",)

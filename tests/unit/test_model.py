@@ -9,6 +9,7 @@ import pytest
 from worker.jobs.model import (
     CaseResult,
     CheckerSpec,
+    CompileStats,
     JudgeResult,
     Program,
     Submission,
@@ -106,3 +107,36 @@ def test_all_accepted_and_failed_builds() -> None:
     ce = JudgeResult.failed(Verdict.CE, "main.c:1: error")
     assert (ce.verdict, ce.compile_output, ce.judge0_status()) == (Verdict.CE, "main.c:1: error", 6)
     assert JudgeResult.failed(Verdict.IE, "x").judge0_status() == 13
+
+
+def test_source_name_and_compile_limits_rules() -> None:
+    good = Submission(source_name="src/Main.java", compile_cpu_time_limit=1.5)
+    assert validate(good) == []
+    for name in (
+        "../x.py",
+        "/abs.py",
+        "a/../b.py",
+        "-rf.py",
+        "a b.py",
+        ".hidden",
+        "a//b",
+        "x" * 300,
+    ):
+        errors = validate(Submission(source_name=name))
+        assert [e.split(":")[0] for e in errors] == ["source_name"], name
+    for field in ("compile_cpu_time_limit", "compile_wall_time_limit", "compile_memory_limit"):
+        errors = validate(Submission(**{field: -1}))
+        assert errors and errors[0].startswith(f"{field}: must be a number >= 0")
+
+
+def test_compile_stats_round_trip_in_the_result() -> None:
+    stats = CompileStats(0.5, 0.75, 1 << 20, 1, None)
+    d = JudgeResult.failed(Verdict.CE, "boom", stats).to_dict()
+    assert d["compile"] == {
+        "time": 0.5,
+        "wall_time": 0.75,
+        "memory": 1 << 20,
+        "exit_code": 1,
+        "signal": None,
+    }
+    assert "compile" not in JudgeResult.failed(Verdict.IE, "x").to_dict()
