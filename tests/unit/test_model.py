@@ -127,6 +127,8 @@ def test_source_name_and_compile_limits_rules() -> None:
     for field in ("compile_cpu_time_limit", "compile_wall_time_limit", "compile_memory_limit"):
         errors = validate(Submission(**{field: -1}))
         assert errors and errors[0].startswith(f"{field}: must be a number >= 0")
+        errors = validate(Submission(**{field: 0.001}))
+        assert errors and errors[0].startswith(f"{field}: must be 0 (the language's own) or at")
 
 
 def test_compile_stats_round_trip_in_the_result() -> None:

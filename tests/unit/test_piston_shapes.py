@@ -353,6 +353,11 @@ def test_limit_refusals_in_pistons_words(client: FlaskClient) -> None:
         ({"compile_timeout": -1}, "compile_timeout must be non-negative"),
         ({"run_cpu_time": "3000"}, "If specified, run_cpu_time must be a number"),
         ({"compile_memory_limit": [1]}, "If specified, compile_memory_limit must be a number"),
+        # Stockade's own floor (a box needs 4 MiB), named as the native API names it.
+        (
+            {"compile_memory_limit": 1000},
+            "compile_memory_limit: must be 0 (the language's own) or at least 4096",
+        ),
     ]
     for extra, message in cases:
         assert refused(client, {**c, **extra}) == message

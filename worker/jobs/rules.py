@@ -169,8 +169,11 @@ def validate(sub: Submission) -> list[str]:
         errors.append(f"command_line_arguments: at most {MAX_ARGS_CHARS} characters")
     for name in COMPILE_LIMITS:
         value = getattr(sub, name)
+        low = MINIMA[name.removeprefix("compile_")]  # the least a run box may have
         if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
             errors.append(f"{name}: must be a number >= 0 (0: the language's own), got {value!r}")
+        elif 0 < value < low:
+            errors.append(f"{name}: must be 0 (the language's own) or at least {low:g}")
     name = sub.source_name
     if name and (len(name) > MAX_SOURCE_NAME_CHARS or not SOURCE_NAME.match(name)):
         errors.append(
