@@ -86,6 +86,14 @@ SUBMISSION = {
         "compiler_options": {"type": "string"},
         "additional_files": {"type": "string", "description": "base64 of a zip"},
         "redirect_stderr_to_stdout": {"type": "boolean"},
+        "source_name": {
+            "type": "string",
+            "description": "the program's path in /box (letters, digits, _.+- per part); "
+            "empty: the language's own file name",
+        },
+        "compile_cpu_time_limit": {**_NUM, "description": "seconds; 0: the language's own"},
+        "compile_wall_time_limit": {**_NUM, "description": "seconds; 0: the language's own"},
+        "compile_memory_limit": {"type": "integer", "description": "KB; 0: the language's own"},
         "tier": {
             "type": "string",
             "enum": ["container", "gvisor", "microvm"],
