@@ -18,6 +18,7 @@ from worker.jobs.store import Record
 
 bp = Blueprint("piston", __name__, url_prefix="/api/v2")
 _STATUS = {"TLE": "TO", "OLE": "OL", "MLE": "SG", "IE": "XX"}
+_BOX_VERDICT = {"TO": "TLE", "OLE": "OLE", "MLE": "MLE"}  # a compile box's status
 
 
 @bp.get("/runtimes")
@@ -142,9 +143,12 @@ def _compile_stage(res: dict[str, Any]) -> dict[str, Any]:
     if failed and code == 0:
         code = 1  # the compiler exited 0 but made no executable: a failure all the same
     stage = _stage("", res.get("compile_output") or "", code, stats.get("signal"))
-    stage.update(message=(res.get("message") or None) if failed else None, status=None)
-    if failed and stats.get("signal"):
-        stage["status"] = "SG"
+    status = _STATUS.get(_BOX_VERDICT.get(stats.get("status", ""), ""))
+    if status is None and failed:
+        status = "SG" if stage["signal"] else "RE"
+    if status in ("TO", "OL"):
+        stage.update(code=None, signal="SIGKILL")
+    stage.update(message=(res.get("message") or None) if failed else None, status=status)
     stage.update(_usage(stats.get("time"), stats.get("wall_time"), stats.get("memory")))
     return stage
 

@@ -133,6 +133,11 @@ def configured(field: str, lang: LanguageInfo, config: Config) -> float:
     return config.max_limits.get(ours, MAXIMA[ours]) * unit
 
 
+def _number(value: float) -> str:
+    """As JavaScript prints a number: 20000, not 20000.0 nor 2e+04."""
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
 def limits(data: dict[str, Any], lang: LanguageInfo, config: Config) -> dict[str, Any]:
     """The limits asked for, as Stockade fields, with Piston's checks in its order: a number,
     at most the configured limit, not negative. 0 or absent keeps the default (Piston skips
@@ -149,7 +154,7 @@ def limits(data: dict[str, Any], lang: LanguageInfo, config: Config) -> dict[str
         if field.endswith("memory_limit") and value == -1:
             value = limit
         if value > limit:
-            raise fail(f"{field} cannot exceed the configured limit of {limit:g}")
+            raise fail(f"{field} cannot exceed the configured limit of {_number(limit)}")
         if value < 0:
             raise fail(f"{field} must be non-negative")
         out[ours] = value / unit if unit == 1000 else max(1, int(value // unit))

@@ -233,7 +233,9 @@ class Judge:
                 argv[1:1] = _split(options, "compiler_options")
             spec = self._compile_spec(lang, tuple(argv), run_files, rootfs, tier)
             r = self.launcher.run(spec)
-            stats = CompileStats(r.time, r.wall_time, r.memory, r.exit_code, r.signal)
+            stats = CompileStats(
+                r.time, r.wall_time, r.memory, r.exit_code, r.signal, r.status.value
+            )
             if r.status is Status.XX:
                 raise BuildError(Verdict.IE, f"compile box failed: {r.message}")
             if r.status is not Status.OK:

@@ -89,7 +89,8 @@ def test_compile_limits_reach_the_compile_box(api: httpx.Client) -> None:
     files = [{"name": "main.cpp", "content": source}]
     assert execute(api, language="c++", files=files)["run"]["stdout"] == "42\n"
     out = execute(api, language="c++", files=files, compile_cpu_time=20)
-    assert out["compile"]["code"] != 0 and out["run"] == out["compile"], out
+    assert out["compile"]["status"] == "TO" and out["compile"]["signal"] == "SIGKILL", out
+    assert out["run"] == out["compile"]
     assert out["compile"]["cpu_time"] < 1000
 
 

@@ -57,4 +57,4 @@ def test_a_tighter_compile_limit_holds(launcher: Launcher) -> None:
     sub = Submission(source_code=source, language_id=54, compile_cpu_time_limit=0.02)
     result = judge.judge(sub)
     assert result.verdict is Verdict.CE and result.compile is not None
-    assert result.compile.time < 0.5, result.compile
+    assert result.compile.time < 0.5 and result.compile.status == "TO", result.compile

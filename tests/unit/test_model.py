@@ -132,13 +132,8 @@ def test_source_name_and_compile_limits_rules() -> None:
 
 
 def test_compile_stats_round_trip_in_the_result() -> None:
-    stats = CompileStats(0.5, 0.75, 1 << 20, 1, None)
+    stats = CompileStats(0.5, 0.75, 1 << 20, 1, None, "RE")
     d = JudgeResult.failed(Verdict.CE, "boom", stats).to_dict()
-    assert d["compile"] == {
-        "time": 0.5,
-        "wall_time": 0.75,
-        "memory": 1 << 20,
-        "exit_code": 1,
-        "signal": None,
-    }
+    want = {"time": 0.5, "wall_time": 0.75, "memory": 1 << 20, "exit_code": 1, "signal": None}
+    assert d["compile"] == {**want, "status": "RE"}
     assert "compile" not in JudgeResult.failed(Verdict.IE, "x").to_dict()

@@ -34,7 +34,13 @@ CE_RESULT = {
     "message": "Compilation error",
     "status": {"id": 6, "description": "Compilation Error"},
     "cases": [],
-    "compile": {"time": 0.031, "wall_time": 0.0425, "memory": 7340032, "exit_code": 1},
+    "compile": {
+        "time": 0.031,
+        "wall_time": 0.0425,
+        "memory": 7340032,
+        "exit_code": 1,
+        "status": "RE",
+    },
 }
 
 
@@ -177,7 +183,7 @@ def test_compile_error_copies_compile_into_run(client: FlaskClient, store: Store
     out, _ = execute(client, store, body, CE_RESULT)
     assert out["language"] == "c" and out["version"] == "12.2.0"
     compile = out["compile"]
-    assert compile["code"] == 1 and compile["signal"] is None
+    assert compile["code"] == 1 and compile["signal"] is None and compile["status"] == "RE"
     assert compile["stderr"] == compile["output"] == CE_RESULT["compile_output"]
     assert (compile["cpu_time"], compile["wall_time"], compile["memory"]) == (31.0, 42.5, 7340032)
     assert out["run"] == compile
@@ -361,3 +367,14 @@ def test_limit_refusals_in_pistons_words(client: FlaskClient) -> None:
     ]
     for extra, message in cases:
         assert refused(client, {**c, **extra}) == message
+
+
+def test_a_compile_killed_at_its_time_limit_is_to(client: FlaskClient, store: Store) -> None:
+    result = {**CE_RESULT, "compile_output": "Time limit exceeded"}
+    result["compile"] = {"time": 0.02, "wall_time": 0.03, "memory": 1 << 20, "exit_code": None,
+                         "signal": 9, "status": "TO"}  # fmt: skip
+    body = {"language": "c++", "version": "*", "files": [{"content": "int main(){}"}]}
+    out, _ = execute(client, store, body, result)
+    compile = out["compile"]
+    assert (compile["status"], compile["signal"], compile["code"]) == ("TO", "SIGKILL", None)
+    assert out["run"] == compile

@@ -224,13 +224,15 @@ class CaseResult:
 
 @dataclass(frozen=True)
 class CompileStats:
-    """What the compile box used: CPU and wall seconds, peak bytes, and its exit code."""
+    """What the compile box used: CPU and wall seconds, peak bytes; how it ended (the box's
+    status: OK, RE, SG, TO, MLE, OLE), its exit code or signal."""
 
     time: float
     wall_time: float
     memory: int
     exit_code: int | None = None
     signal: int | None = None
+    status: str = ""
 
 
 @dataclass(frozen=True)
