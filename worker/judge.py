@@ -15,10 +15,8 @@ from worker.interaction import run_joined
 from worker.jobs.archives import ArchiveError, decode_base64, extract_zip
 from worker.jobs.budgets import runs_refused
 from worker.jobs.languages import (
-    COMPILE_DEFAULTS,
     IMAGE,
     Language,
-    SelfTest,
     expand,
     load_languages,
     rootfs_for,
@@ -128,7 +126,7 @@ class Judge:
         try:
             extra = _additional_files(sub)
             program = self.build(
-                sub.language_id, sub.source_code, extra, sub.compiler_options, sub.tier
+                sub.language_id, _source(sub), extra, sub.compiler_options, sub.tier
             )
         except BuildError as e:
             return JudgeResult.failed(e.verdict, e.output)
@@ -165,7 +163,7 @@ class Judge:
     def build(
         self,
         language_id: int,
-        source: str,
+        source: str | bytes,
         extra: dict[str, bytes],
         options: str = "",
         tier: str = "",
@@ -182,14 +180,21 @@ class Judge:
         return built
 
     def _build(
-        self, language_id: int, source: str, extra: dict[str, bytes], options: str, tier: str
+        self,
+        language_id: int,
+        source: str | bytes,
+        extra: dict[str, bytes],
+        options: str,
+        tier: str,
     ) -> Compiled:
         lang = self._language(language_id, extra)
         tier = strongest(tier, lang.tier, self.min_tier)
         rootfs = self._rootfs(lang, tier)
         files = [FileIn(p, c, 0o755) for p, c in sorted(extra.items())]
         if language_id != MULTI_FILE_ID:
-            files.insert(0, FileIn(lang.source_file, source.encode(), 0o644))
+            data = source.encode() if isinstance(source, str) else source
+            mode = 0o755 if lang.executable_source else 0o644
+            files.insert(0, FileIn(lang.source_file, data, mode))
         run_files = tuple(files)
         if lang.compile:
             argv = list(expand(lang.compile, lang.compile_limits))
@@ -237,11 +242,11 @@ class Judge:
         )
 
     def _language(self, language_id: int, extra: dict[str, bytes]) -> Language:
-        if language_id == MULTI_FILE_ID:
-            return _multi_file_language(self.languages, "compile" in extra, "run" in extra)
         lang = self.languages.get(language_id)
         if lang is None:
             raise BuildError(Verdict.IE, f"language_id: no language {language_id}")
+        if language_id == MULTI_FILE_ID:
+            return _multi_file_language(lang, "compile" in extra, "run" in extra)
         return lang
 
     def _unknown_languages(self, sub: Submission) -> list[str]:
@@ -255,7 +260,7 @@ class Judge:
         return [
             f"{where}: no language {lang} on this worker"
             for where, lang in wanted
-            if lang not in self.languages and (where, lang) != ("language_id", MULTI_FILE_ID)
+            if lang not in self.languages
         ]
 
     def _helper(self, prog: Program | None, tier: str) -> Compiled:
@@ -420,24 +425,17 @@ def _split(text: str, what: str) -> list[str]:
         raise BuildError(Verdict.CE, f"{what}: {e}") from None
 
 
-def _multi_file_language(
-    languages: dict[int, Language], has_compile: bool, has_run: bool
-) -> Language:
-    """Judge0's language 89: `bash compile` (when the zip has it), then `bash run`."""
+def _multi_file_language(lang: Language, has_compile: bool, has_run: bool) -> Language:
+    """Judge0's language 89 (profiles/languages/multi.toml): `bash compile` when the zip has
+    that script, then `bash run`."""
     if not has_run:
         raise BuildError(Verdict.CE, "additional_files: a multi-file program needs a `run` script")
-    return Language(
-        id=MULTI_FILE_ID,
-        key="multi",
-        name="Multi-file program",
-        source_file="run",
-        compile=("/bin/bash", "compile") if has_compile else (),
-        run=("/bin/bash", "run"),
-        image="host",
-        packages=(),
-        compile_profile="compile",
-        run_profile="run",
-        limits=Limits(),
-        compile_limits=COMPILE_DEFAULTS,
-        self_test=SelfTest("", "", ""),
-    )
+    return lang if has_compile else replace(lang, compile=(), executables=())
+
+
+def _source(sub: Submission) -> bytes:
+    """The submission's program as bytes; a bad base64 source is the submitter's: CE."""
+    try:
+        return sub.source_bytes()
+    except ValueError as e:
+        raise BuildError(Verdict.CE, str(e)) from None

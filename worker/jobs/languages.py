@@ -54,6 +54,9 @@ class SelfTest:
     source: str
     stdin: str
     expected_stdout: str
+    # Judge0's additional_files as plain names and texts, zipped by the self-test (language
+    # 89, a multi-file program, is nothing but these).
+    files: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ class Language:
     executables: tuple[str, ...] = ()
     # The weakest isolation this language's programs run in (a request may ask for more).
     tier: str = "container"
+    # The source is the program itself (Judge0's 44, Executable): written 0755, not 0644.
+    executable_source: bool = False
 
 
 def load_languages(directory: Path | None = None) -> dict[int, Language]:
@@ -153,7 +158,15 @@ def _parse(data: dict[str, Any], stem: str, profiles: Path | None) -> Language:
         env=_env(data),
         executables=executables,
         tier=_tier(data),
+        executable_source=_flag(data, "executable_source"),
     )
+
+
+def _flag(data: dict[str, Any], field: str) -> bool:
+    value = data.get(field, False)
+    if not isinstance(value, bool):
+        raise _FieldError(field, f"must be true or false, got {value!r}")
+    return value
 
 
 def _tier(data: dict[str, Any]) -> str:
@@ -241,15 +254,27 @@ def _self_test(data: dict[str, Any]) -> SelfTest:
     if not isinstance(table, dict):
         raise _FieldError("self_test", "must be a table")
     for name in table:
-        if name not in ("source", "stdin", "expected_stdout"):
+        if name not in ("source", "stdin", "expected_stdout", "files"):
             raise _FieldError(f"self_test.{name}", "unknown field")
+    files = _self_test_files(table.get("files", {}))
     values = {}
     for name in ("source", "stdin", "expected_stdout"):
-        value = table.get(name, "" if name == "stdin" else None)
-        if not isinstance(value, str) or (name == "source" and not value):
+        default = "" if name == "stdin" or (name == "source" and files) else None
+        value = table.get(name, default)
+        if not isinstance(value, str) or (name == "source" and not value and not files):
             raise _FieldError(f"self_test.{name}", f"must be a string, got {value!r}")
         values[name] = value
-    return SelfTest(**values)
+    return SelfTest(**values, files=files)
+
+
+def _self_test_files(table: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(table, dict):
+        raise _FieldError("self_test.files", 'must be a table of name = "text"')
+    for name, text in table.items():
+        _file_name(f"self_test.files.{name}", name)
+        if not isinstance(text, str):
+            raise _FieldError(f"self_test.files.{name}", f"must be a string, got {text!r}")
+    return tuple(sorted(table.items()))
 
 
 def _env(data: dict[str, Any]) -> tuple[tuple[str, str], ...]:

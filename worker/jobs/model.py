@@ -3,6 +3,8 @@ The rules a submission must keep are in worker.jobs.rules."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import enum
 import json
@@ -109,6 +111,18 @@ class Submission:
     # An uploaded problem package's id (POST /api/v1/problems): judged against its cases,
     # validator and limits instead of this submission's own.
     problem: str = ""
+    # The source's bytes are not UTF-8 (Judge0's 44, Executable: the source is a binary),
+    # so `source_code` holds their base64 instead of lossy text.
+    source_base64: bool = False
+
+    def source_bytes(self) -> bytes:
+        """The program's bytes as the box gets them."""
+        if not self.source_base64:
+            return self.source_code.encode()
+        try:
+            return base64.b64decode(self.source_code, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("source_code: not valid base64 (source_base64 is set)") from None
 
     def cases(self) -> tuple[TestCase, ...]:
         if self.test_cases:
