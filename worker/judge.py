@@ -30,14 +30,14 @@ from worker.jobs.model import (
     Verdict,
     aggregate,
 )
+from worker.jobs.rules import MULTI_FILE_ID
 from worker.jobs.settings import (
     KEPT_OUTPUT_PER_CASE,
     KEPT_OUTPUT_TOTAL,
     MAX_RUNS_PER_SUBMISSION,
 )
-from worker.trim import kept_output
+from worker.trim import as_text, kept_bytes
 
-MULTI_FILE_ID = 89  # Judge0's "Multi-file program": a zip with `compile` and `run` scripts
 KB = 1024
 ARTIFACT_CAP = 64 << 20  # bytes of compiled artifacts carried from the compile box
 NETWORK_REFUSED = "enable_network: not allowed on this worker (STOCKADE_ALLOW_NETWORK is off)"
@@ -46,10 +46,11 @@ NETWORK_REFUSED = "enable_network: not allowed on this worker (STOCKADE_ALLOW_NE
 class BuildError(Exception):
     """The program could not be built: CE for the submission, IE for the problem's own code."""
 
-    def __init__(self, verdict: Verdict, output: str) -> None:
+    def __init__(self, verdict: Verdict, output: str, output_b64: str | None = None) -> None:
         super().__init__(output)
         self.verdict = verdict
         self.output = output
+        self.output_b64 = output_b64  # the exact bytes, when the output is not UTF-8
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ class Judge:
                 sub.language_id, _source(sub), extra, sub.compiler_options, sub.tier
             )
         except BuildError as e:
-            return JudgeResult.failed(e.verdict, e.output)
+            return JudgeResult.failed(e.verdict, e.output, e.output_b64)
         if sub.enable_network and program.tier != "container":
             # The API refuses this too, but this worker's minimum tier may be stronger than
             # the one the API knew of; the stronger tiers have no network device to grant.
@@ -144,7 +145,14 @@ class Judge:
             return JudgeResult.failed(Verdict.IE, f"problem's own program: {e}")
         results = []
         room = self.kept_output_total
-        for i, case in enumerate(sub.cases(), 1):
+        cases = sub.cases()
+        # The one case of a Judge0 submission keeps its output up to max_file_size per
+        # stream, as Judge0 does (within the total budget); a suite's cases keep the per-case
+        # budget each.
+        own = self.kept_output_per_case
+        if len(cases) == 1:
+            own = max(own, 2 * sub.max_file_size * KB)
+        for i, case in enumerate(cases, 1):
             name = case.name or str(i)
             if interactor is not None:
                 assert sub.interactor is not None
@@ -152,11 +160,22 @@ class Judge:
             else:
                 r = self._run_case(program, sub, case, name, checker)
             # Cut now, case by case: only the kept heads outlive the loop.
-            out, err, cut = kept_output(r.stdout, r.stderr, min(self.kept_output_per_case, room))
-            room -= len(out.encode()) + len(err.encode())
+            out, err, cut = kept_bytes(_raw(r.stdout), _raw(r.stderr), min(own, room))
+            room -= len(out) + len(err)
             points = case.points if r.verdict is Verdict.AC else 0.0
-            results.append(replace(r, points=points, stdout=out, stderr=err, truncated=cut))
-        return aggregate(results, sum(c.points for c in sub.cases()))
+            (out_text, out_b64), (err_text, err_b64) = as_text(out), as_text(err)
+            results.append(
+                replace(
+                    r,
+                    points=points,
+                    stdout=out_text,
+                    stderr=err_text,
+                    truncated=cut,
+                    stdout_b64=out_b64,
+                    stderr_b64=err_b64,
+                )
+            )
+        return aggregate(results, sum(c.points for c in cases))
 
     # --- Building -------------------------------------------------------------------------
 
@@ -205,7 +224,7 @@ class Judge:
             if r.status is Status.XX:
                 raise BuildError(Verdict.IE, f"compile box failed: {r.message}")
             if r.status is not Status.OK:
-                raise BuildError(Verdict.CE, _compile_output(r))
+                raise BuildError(Verdict.CE, *_compile_output(r))
             missing = [e for e in lang.executables if f"/box/{e}" not in r.files]
             if missing:
                 raise BuildError(Verdict.CE, f"compiler produced no {', '.join(missing)}")
@@ -392,17 +411,26 @@ def _case(
         exit_code=r.exit_code,
         signal=r.signal,
         exec_format="Exec format error" in r.message,
-        # Whole here (the box's output limit bounds it); judge() keeps only the budgets' heads.
-        stdout=r.stdout.decode("utf-8", "replace"),
-        stderr=r.stderr.decode("utf-8", "replace"),
+        # Whole and exact here (the box's output limit bounds it; surrogateescape keeps
+        # bytes that are not UTF-8): judge() keeps only the budgets' heads, as text and bytes.
+        stdout=r.stdout.decode("utf-8", "surrogateescape"),
+        stderr=r.stderr.decode("utf-8", "surrogateescape"),
     )
 
 
-def _compile_output(r: BoxResult) -> str:
-    text = (r.stdout + r.stderr).decode("utf-8", "replace")
-    if r.status.value != "RE" or not text:
-        text = f"{text}\n{r.message}".strip()
-    return text
+def _raw(text: str) -> bytes:
+    """A case's output as _case() kept it: the program's exact bytes."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _compile_output(r: BoxResult) -> tuple[str, str | None]:
+    """The compiler's output as text, and its exact bytes in base64 when not UTF-8."""
+    data = r.stdout + r.stderr
+    if r.status.value != "RE" or not data:
+        data = f"{data.decode('utf-8', 'surrogateescape')}\n{r.message}".strip().encode(
+            "utf-8", "surrogateescape"
+        )
+    return as_text(data)
 
 
 def _additional_files(sub: Submission) -> dict[str, bytes]:

@@ -23,7 +23,9 @@ from worker.judge import KB, Judge
 # Judge0 CE's ids (db/languages/active.rb) for the languages Stockade serves.
 JUDGE0_IDS = {
     "plaintext": 43,
+    "executable": 44,
     "bash": 46,
+    "multi": 89,
     "c": 50,
     "cpp": 54,
     "fortran": 59,

@@ -216,12 +216,18 @@ class CaseResult:
     stdout: str = ""
     stderr: str = ""
     truncated: bool = False  # stdout/stderr are the heads of what the program wrote
+    # The exact bytes in base64, only when they are not UTF-8 (stdout/stderr are then lossy).
+    stdout_b64: str | None = None
+    stderr_b64: str | None = None
 
     def judge0_status(self) -> int:
         return judge0_status(self.verdict, self.signal, self.exec_format)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        for key in ("stdout_b64", "stderr_b64"):
+            if d[key] is None:
+                del d[key]
         d["verdict"] = self.verdict.value
         d["status"] = {"id": self.judge0_status(), "description": status_text(self)}
         return d
@@ -249,12 +255,20 @@ class JudgeResult:
     compile_output: str = ""
     message: str = ""
     groups: tuple[GroupResult, ...] = ()  # a package's groups, outermost first
+    compile_output_b64: str | None = None  # the exact bytes, when they are not UTF-8
 
     @classmethod
-    def failed(cls, verdict: Verdict, output: str) -> JudgeResult:
+    def failed(cls, verdict: Verdict, output: str, output_b64: str | None = None) -> JudgeResult:
         """A submission that never ran: CE with the compiler's output, or IE."""
         if verdict is Verdict.CE:
-            return cls(verdict, 0.0, 0.0, compile_output=output, message="Compilation error")
+            return cls(
+                verdict,
+                0.0,
+                0.0,
+                compile_output=output,
+                message="Compilation error",
+                compile_output_b64=output_b64,
+            )
         return cls(verdict, 0.0, 0.0, message=output)
 
     @property
@@ -283,6 +297,7 @@ class JudgeResult:
             "time": self.time,
             "memory": self.memory,
             "compile_output": self.compile_output,
+            **({"compile_output_b64": self.compile_output_b64} if self.compile_output_b64 else {}),
             "message": self.message,
             "status": {"id": status, "description": JUDGE0_STATUSES[status]},
             "cases": [c.to_dict() for c in self.cases],

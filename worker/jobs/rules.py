@@ -53,7 +53,7 @@ def decode(text: str | bytes) -> Submission:
 
 
 _STRINGS = ("source_code", "stdin", "command_line_arguments", "compiler_options")
-_BOOLS = ("enable_network", "redirect_stderr_to_stdout")
+_BOOLS = ("enable_network", "redirect_stderr_to_stdout", "source_base64")
 _CASE_TYPES: dict[str, tuple[type, ...]] = {
     "input": (str,),
     "expected_output": (str, type(None)),
@@ -166,7 +166,7 @@ def validate(sub: Submission) -> list[str]:
         errors.append(f"tier: must be one of {', '.join(TIERS)}, got {sub.tier!r}")
     if len(sub.test_cases) > MAX_CASES:
         errors.append(f"test_cases: at most {MAX_CASES} cases, got {len(sub.test_cases)}")
-    errors += _problem_errors(sub)
+    errors += _problem_errors(sub) + _source_errors(sub)
     for i, case in enumerate(sub.test_cases):
         if not math.isfinite(case.points) or case.points < 0:
             errors.append(f"test_cases[{i}].points: must be a finite number >= 0")
@@ -199,6 +199,26 @@ def _program_errors(where: str, prog: Program) -> list[str]:
         errors.append(f"{where}.args: must be a list of strings")
     elif sum(len(a) + 1 for a in prog.args) > MAX_ARGS_CHARS + 1:
         errors.append(f"{where}.args: at most {MAX_ARGS_CHARS} characters in all")
+    return errors
+
+
+MULTI_FILE_ID = 89  # Judge0's "Multi-file program"
+
+
+def _source_errors(sub: Submission) -> list[str]:
+    """Judge0's rules for language 89 (its files come in the zip, never as source_code), and
+    a binary source's base64 (language 44's programs are bytes, not text)."""
+    errors: list[str] = []
+    if sub.language_id == MULTI_FILE_ID:
+        if not sub.additional_files:
+            errors.append("additional_files: can't be blank for a Multi-file program (89)")
+        if sub.source_code:
+            errors.append("source_code: must be blank for a Multi-file program (89)")
+    if sub.source_base64 and isinstance(sub.source_code, str):
+        try:
+            sub.source_bytes()
+        except ValueError as e:
+            errors.append(str(e))
     return errors
 
 
