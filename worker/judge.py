@@ -20,6 +20,7 @@ from worker.jobs.languages import (
     expand,
     load_languages,
     rootfs_for,
+    with_options,
 )
 from worker.jobs.model import (
     CaseResult,
@@ -216,10 +217,9 @@ class Judge:
             files.insert(0, FileIn(lang.source_file, data, mode))
         run_files = tuple(files)
         if lang.compile:
-            argv = list(expand(lang.compile, lang.compile_limits))
-            if options:
-                argv[1:1] = _split(options, "compiler_options")
-            spec = self._compile_spec(lang, tuple(argv), run_files, rootfs, tier)
+            words = _split(options, "compiler_options") if options else []
+            argv = with_options(expand(lang.compile, lang.compile_limits), words)
+            spec = self._compile_spec(lang, argv, run_files, rootfs, tier)
             r = self.launcher.run(spec)
             if r.status is Status.XX:
                 raise BuildError(Verdict.IE, f"compile box failed: {r.message}")

@@ -39,6 +39,10 @@ PLACEHOLDERS = {
     "memory_mib": lambda lim: str(lim.memory_bytes // MIB),
     "pids": lambda lim: str(lim.pids),
 }
+# A compile argv word that is exactly this takes a submission's compiler_options (zero or
+# more words) in its place; without it they go after the program name. Assembly's argv is
+# a `sh -c` line: the options must reach NASM, not sh.
+OPTIONS_WORD = "{compiler_options}"
 _LIMIT_TYPES = {f.name: f.type for f in dataclasses.fields(Limits)}
 _REQUIRED = ("id", "name", "source_file", "run", "image", "self_test")
 
@@ -209,7 +213,11 @@ def _argv(data: dict[str, Any], field: str, *, allow_empty: bool) -> tuple[str, 
         raise _FieldError(field, "needs at least the program name")
     if any("\0" in a for a in argv):
         raise _FieldError(field, "must not contain NUL bytes")
+    if OPTIONS_WORD in argv and (field != "compile" or argv.count(OPTIONS_WORD) > 1):
+        raise _FieldError(field, f"{OPTIONS_WORD} may stand once, as a whole word, in compile")
     for arg in argv:
+        if arg == OPTIONS_WORD:
+            continue
         for name in _PLACEHOLDER.findall(arg):
             if name not in PLACEHOLDERS:
                 known = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
@@ -291,8 +299,21 @@ def _env(data: dict[str, Any]) -> tuple[tuple[str, str], ...]:
 
 
 def expand(argv: tuple[str, ...], limits: Limits) -> tuple[str, ...]:
-    """The argv with its placeholders filled from the limits of the box it runs in."""
-    return tuple(_PLACEHOLDER.sub(lambda m: PLACEHOLDERS[m.group(1)](limits), a) for a in argv)
+    """The argv with its placeholders filled from the limits of the box it runs in
+    (OPTIONS_WORD stays: with_options() fills it)."""
+    return tuple(
+        a if a == OPTIONS_WORD else _PLACEHOLDER.sub(lambda m: PLACEHOLDERS[m.group(1)](limits), a)
+        for a in argv
+    )
+
+
+def with_options(argv: tuple[str, ...], options: list[str]) -> tuple[str, ...]:
+    """A compile argv with a submission's compiler_options: in place of OPTIONS_WORD where
+    the file puts it, else right after the program name."""
+    if OPTIONS_WORD in argv:
+        i = argv.index(OPTIONS_WORD)
+        return (*argv[:i], *options, *argv[i + 1 :])
+    return (*argv[:1], *options, *argv[1:])
 
 
 def rootfs_for(language: Language, rootfs: str) -> str:
