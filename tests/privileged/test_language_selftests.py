@@ -111,3 +111,23 @@ def test_cli_refuses_unknown_language() -> None:
     )
     assert p.returncode == 2
     assert b"swift" in p.stderr
+
+
+def test_typescript_reads_stdin_with_nodes_types_on_its_image(launcher: Launcher) -> None:
+    """Debian's nodejs brings @types/node: on the typescript image a program that uses
+    `process.stdin` without declaring it type-checks and runs."""
+    ts = load_languages()[74]
+    images = built_images()
+    if images is None or ts.image not in images:
+        pytest.skip(f"image {ts.image} not built (stockade layers build {ts.image})")
+    source = (
+        'let data = "";\n'
+        'process.stdin.on("data", (chunk: Buffer) => { data += chunk.toString(); });\n'
+        'process.stdin.on("end", () => {\n'
+        "    const [a, b] = data.trim().split(/\\s+/).map(Number);\n"
+        "    console.log(a * b);\n"
+        "});\n"
+    )
+    judge = Judge(launcher, {74: ts}, rootfs="image")
+    result = judge.judge(Submission(source, 74, stdin="6 7\n", expected_output="42\n"))
+    assert result.verdict is Verdict.AC, result.compile_output or result.message
