@@ -158,9 +158,7 @@ def outcomes(stack: Stack) -> Iterator[Outcomes]:
         b64_tokens = submit(api, [encoded(p) for p in [*programs, elf]], b64=True)
         plain_tokens = submit(api, [p.body for p in programs], b64=False)
         with ThreadPoolExecutor(max_workers=12) as pool:
-            futures = {
-                lang.key: pool.submit(piston_run, api, lang) for lang in PISTON_LANGUAGES
-            }
+            futures = {lang.key: pool.submit(piston_run, api, lang) for lang in PISTON_LANGUAGES}
             b64_answers = poll(api, b64_tokens, b64=True)
             plain_answers = poll(api, plain_tokens, b64=False)
             piston = {key: f.result() for key, f in futures.items()}
