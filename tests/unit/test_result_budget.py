@@ -197,3 +197,31 @@ def test_a_long_message_is_cut() -> None:
     store = FakeStore(record())
     run_job("tok", store, broken, 3)
     assert len(store.finished[0][2]) <= 4096
+
+
+def test_fit_result_cuts_a_cases_exact_bytes_with_its_text() -> None:
+    result = big_result(2, "x" * 3000)
+    for case in result["cases"]:
+        case["stdout_b64"] = "QUJD" * 1000
+    result["compile_output_b64"] = "QUJD" * 1000
+    fitted = fit_result(result, 18_000)
+    assert json_size(fitted) <= 18_000
+    last = fitted["cases"][-1]
+    assert last["stdout"] == "" and "stdout_b64" not in last  # never one without the other
+    assert fitted["cases"][0]["stdout_b64"] and fitted["compile_output_b64"]
+    # Tighter: the compiler's exact bytes go before its text is cut.
+    fitted = fit_result(result, 6_000)
+    assert json_size(fitted) <= 6_000
+    assert "compile_output_b64" not in fitted and fitted["compile_output"] == "x" * 3000
+
+
+def test_compiler_output_that_is_not_utf8_is_kept_exactly() -> None:
+    class Failing(Loud):
+        def run(self, spec: BoxSpec, stdio: Stdio | None = None) -> BoxResult:
+            return BoxResult(Status.RE, 1, None, 0.01, 0.02, 1, b"", b"main.c: \xe9rror\n", "")
+
+    result = judge(Failing(b"")).judge(Submission("int main(", 50))
+    assert result.verdict is Verdict.CE
+    assert base64.b64decode(result.compile_output_b64 or "") == b"main.c: \xe9rror\n"
+    assert result.compile_output == "main.c: \ufffdrror\n"
+    assert result.to_dict()["compile_output_b64"] == result.compile_output_b64
