@@ -19,13 +19,15 @@ from typing import Any
 import httpx
 import pytest
 
+from service import languages as service_languages
 from service.judge0_view import NOT_UTF8
-from service.languages import JUDGE0_ALIASES, PISTON_ALIASES
+from service.languages import JUDGE0_ALIASES
 from tests.e2e.conftest import Stack
 from worker.jobs.languages import Language, load_languages
 from worker.selftest import zipped
 
 LANGUAGES = load_languages()
+SERVICE_LANGUAGES = service_languages.load()
 MULTI_FILE, EXECUTABLE, PLAIN_TEXT = 89, 44, 43
 # Not the self-tests' stdin ("2 3"): the answer shows that this input reached the program.
 STDIN = "4 2\n"
@@ -119,7 +121,11 @@ def poll(api: httpx.Client, tokens: list[str], b64: bool) -> list[dict[str, Any]
 
 
 def piston_name(lang: Language) -> str:
-    return PISTON_ALIASES.get(lang.key, (lang.key,))[0]
+    """The language's Piston name as /api/v2/runtimes lists it: the service's own table
+    (a PistonName in newer services, else the first of its Piston aliases)."""
+    info = SERVICE_LANGUAGES[lang.id]
+    piston = getattr(info, "piston", None)
+    return str(piston.language) if piston is not None else info.aliases[0]
 
 
 def piston_run(api: httpx.Client, lang: Language) -> dict[str, Any]:
