@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -10,10 +13,10 @@ from flask import Blueprint, Response, jsonify, request
 from service import submissions
 from service.core import Core, core
 from service.errors import ApiError, read_object
-from service.judge0_view import parse_fields, render
-from service.languages import JUDGE0_ALIASES, with_aliases
+from service.judge0_view import NOT_UTF8, NOT_UTF8_MANY, NotUtf8, parse_fields, render
+from service.languages import JUDGE0_ALIASES, UNSERVED, listing, with_aliases
 from worker.jobs.model import JUDGE0_STATUSES, Submission
-from worker.jobs.store import NewSubmission
+from worker.jobs.store import NewSubmission, Record
 
 bp = Blueprint("judge0", __name__)
 _IGNORED = (
@@ -21,7 +24,10 @@ _IGNORED = (
     "enable_per_process_and_thread_memory_limit",
 )
 # `problem` is the native API's alone (it checks the package and its owner); Judge0 ignores it.
-_KNOWN = set(Submission.__dataclass_fields__) - {"problem"} | {"callback_url", *_IGNORED}
+_KNOWN = set(Submission.__dataclass_fields__) - {"problem", "source_base64"} | {
+    "callback_url",
+    *_IGNORED,
+}
 
 
 def _flag(name: str) -> bool:
@@ -37,12 +43,35 @@ def _parse(data: Any, b64: bool, c: Core) -> tuple[Submission, str | None, dict[
     meta["per_process_time"] = bool(body.pop(_IGNORED[0], False))
     meta["per_process_memory"] = bool(body.pop(_IGNORED[1], False))
     callback = submissions.check_callback_url(body.pop("callback_url", None), c.config)
-    if b64:
-        for name in ("source_code", "stdin", "expected_output"):
-            body[name] = submissions.b64decode(name, body.get(name))
     if isinstance(body.get("language_id"), int):
         body["language_id"] = JUDGE0_ALIASES.get(body["language_id"], body["language_id"])
+    info = c.languages.get(body.get("language_id"))  # type: ignore[arg-type]
+    # Only a language whose source is the program (44) takes bytes that are not UTF-8.
+    binary = (
+        _binary_source(body.get("source_code")) if b64 and info and info.binary_source else None
+    )
+    if b64:
+        for name in ("source_code", "stdin", "expected_output"):
+            if name != "source_code" or binary is None:
+                body[name] = submissions.b64decode(name, body.get(name))
+    if binary is not None:
+        body["source_code"], body["source_base64"] = binary, True
     return c.parse(body), callback, meta
+
+
+def _binary_source(text: Any) -> str | None:
+    """A base64 source whose bytes are not UTF-8 (a binary for language 44, Executable), as
+    canonical base64 kept beside the flag source_base64; None for text, decoded as usual."""
+    if not isinstance(text, str):
+        return None
+    try:
+        data = base64.b64decode("".join(text.split()), validate=True)
+        data.decode()
+    except UnicodeDecodeError:
+        return base64.b64encode(data).decode()
+    except (binascii.Error, ValueError):
+        return None
+    return None
 
 
 @bp.post("/submissions")
@@ -56,7 +85,10 @@ def create() -> tuple[Response, int]:
     rec = c.wait(token)
     if rec is None:
         raise ApiError.field(404, "token", "the submission was deleted while waiting")
-    return jsonify(render(rec, fields, b64, c.languages)), 201
+    try:
+        return jsonify(render(rec, fields, b64, c.languages)), 201
+    except NotUtf8:
+        return jsonify({"error": NOT_UTF8, "token": token}), 201
 
 
 def _unknown(c: Core) -> ApiError:
@@ -88,7 +120,7 @@ def index() -> Response:
     b64 = _flag("base64_encoded")
     return jsonify(
         {
-            "submissions": [render(r, fields, b64, c.languages) for r in records],
+            "submissions": _render_all(records, fields, b64, c),
             "meta": {
                 "current_page": page,
                 "next_page": page + 1 if page < pages else None,
@@ -144,38 +176,42 @@ def show_batch() -> Response:
     fields = parse_fields(request.args.get("fields"))
     b64 = _flag("base64_encoded")
     records = c.read_many([t.strip() for t in tokens])
-    return jsonify(
-        {"submissions": [render(r, fields, b64, c.languages) if r else None for r in records]}
-    )
+    return jsonify({"submissions": _render_all(records, fields, b64, c)})
+
+
+def _render_all(
+    records: Sequence[Record | None], fields: tuple[str, ...], b64: bool, c: Core
+) -> list[dict[str, Any] | None]:
+    try:
+        return [render(r, fields, b64, c.languages) if r else None for r in records]
+    except NotUtf8:
+        raise ApiError.message(400, NOT_UTF8_MANY) from None
 
 
 @bp.get("/languages")
 def languages() -> Response:
-    c, disabled = core(), core().disabled()
-    return jsonify(
-        [
-            {"id": i, "name": lang.name}
-            for i, lang in with_aliases(c.languages).items()
-            if lang.id not in disabled
-        ]
-    )
+    c = core()
+    return jsonify(listing(c.languages, c.disabled(), archived=False))
 
 
 @bp.get("/languages/all")
 def languages_all() -> Response:
-    c, disabled = core(), core().disabled()
-    return jsonify(
-        [
-            {"id": i, "name": lang.name, "is_archived": lang.id in disabled}
-            for i, lang in with_aliases(c.languages).items()
-        ]
-    )
+    c = core()
+    return jsonify(listing(c.languages, c.disabled(), archived=True))
 
 
 @bp.get("/languages/<int:language_id>")
 def language(language_id: int) -> Response:
     c = core()
     lang = with_aliases(c.languages).get(language_id)
+    unserved = UNSERVED.get(language_id)
+    if lang is None and unserved is not None:
+        # Judge0 shows an archived language; this one has no toolchain here, so no commands.
+        name, why = unserved
+        none = {"source_file": None, "compile_cmd": None, "run_cmd": None}
+        return jsonify(
+            {"id": language_id, "name": name, "is_archived": True, **none, "reason": why}
+        )
     if lang is None:
         raise ApiError.field(404, "id", f"language with id {language_id} doesn't exist")
     return jsonify(

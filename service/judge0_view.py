@@ -26,6 +26,23 @@ ALL_FIELDS = (
 )  # fmt: skip
 BASE64_FIELDS = ("source_code", "stdin", "expected_output", "stdout", "stderr",
                  "compile_output", "message")  # fmt: skip
+# Judge0's answers (submissions_controller.rb) when a field is not UTF-8 and the client did
+# not ask for base64: 400 on a read, 201 with the token on a create with wait=true.
+NOT_UTF8 = (
+    "some attributes for this submission cannot be converted to UTF-8, "
+    "use base64_encoded=true query parameter"
+)
+NOT_UTF8_MANY = (
+    "some attributes for one or more submissions cannot be converted to UTF-8, "
+    "use base64_encoded=true query parameter"
+)
+
+
+class NotUtf8(ApiError):
+    """A field asked for as text holds bytes that are not UTF-8."""
+
+    def __init__(self) -> None:
+        super().__init__(400, {"error": NOT_UTF8})
 
 
 def parse_fields(text: str | None) -> tuple[str, ...]:
@@ -105,8 +122,27 @@ def render(
         "language": {"id": lang.id, "name": lang.name} if lang else None,
     }
     out = {name: full[name] for name in fields}
+    exact = _exact_bytes(rec, case, res)
+    if not b64 and any(name in exact for name in out):
+        raise NotUtf8()
     if b64:
         for name in BASE64_FIELDS:
-            if isinstance(out.get(name), str):
+            if name in exact and name in out:
+                out[name] = exact[name]
+            elif isinstance(out.get(name), str):
                 out[name] = base64.b64encode(out[name].encode()).decode()
     return out
+
+
+def _exact_bytes(rec: Record, case: dict[str, Any], res: dict[str, Any]) -> dict[str, str]:
+    """The fields whose bytes are not UTF-8, as the base64 of those bytes: a binary source
+    (language 44) and output the worker kept exactly (stdout_b64 beside the lossy text)."""
+    exact = {"source_code": rec.submission.source_code} if rec.submission.source_base64 else {}
+    for name, value in (
+        ("stdout", case.get("stdout_b64")),
+        ("stderr", case.get("stderr_b64")),
+        ("compile_output", res.get("compile_output_b64")),
+    ):
+        if isinstance(value, str) and value:
+            exact[name] = value
+    return exact

@@ -25,7 +25,13 @@ _BOX_VERDICT = {"TO": "TLE", "OLE": "OLE", "MLE": "MLE"}  # a compile box's stat
 def runtimes() -> Response:
     c = core()
     disabled = c.disabled()
-    return jsonify([runtime(lang) for lang in c.languages.values() if lang.id not in disabled])
+    return jsonify(
+        [
+            runtime(lang)
+            for lang in c.languages.values()
+            if lang.id not in disabled and lang.in_piston
+        ]
+    )
 
 
 def runtime(lang: LanguageInfo) -> dict[str, Any]:
@@ -52,7 +58,8 @@ def find(language: Any, version: Any, languages: dict[int, LanguageInfo]) -> Lan
     matching = [
         lang
         for lang in languages.values()
-        if language in (lang.piston.language, *lang.piston.aliases, lang.key)
+        if lang.in_piston
+        and language in (lang.piston.language, *lang.piston.aliases, lang.key)
         and satisfies(lang.semver, version)
     ]
     if not matching:

@@ -73,6 +73,11 @@ _NUMBERS = re.compile(r"\d+(?:\.\d+)*")
 VERSIONLESS = "1.0.0"
 
 
+# Judge0's 44 (a binary as the source) and 89 (a zip of scripts) have no Piston form: Piston
+# sends every file itself and runs text only, so /execute and /runtimes leave them out.
+NOT_IN_PISTON = frozenset({"executable", "multi"})
+
+
 def piston_name(key: str) -> PistonName:
     """The table's entry, or the key itself for a language added since."""
     return PISTON_NAMES.get(key) or PistonName(key.replace("_", "-"))

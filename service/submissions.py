@@ -8,7 +8,7 @@ from typing import Any
 
 from service.config import Config
 from service.errors import ApiError
-from service.languages import LanguageInfo
+from service.languages import LanguageInfo, refusal
 from worker.jobs.archives import ArchiveError, extract_zip
 from worker.jobs.budgets import runs_refused
 from worker.jobs.callback_guard import CallbackRefused, check_literal
@@ -86,7 +86,7 @@ def _operator_errors(
         programs.append(("interactor.language_id", sub.interactor.language_id))
     for where, lang in programs:
         if lang not in languages:
-            errors.append(f"{where}: language with id {lang} doesn't exist")
+            errors.append(f"{where}: {refusal(lang)}")
         elif lang in disabled:
             errors.append(f"{where}: language with id {lang} is disabled (self-test failed)")
     for name, high in config.max_limits.items():

@@ -300,9 +300,10 @@ def judge0_body(
     memory = r.get("memory")
     return {
         "token": token,
-        "stdout": b64(deciding.get("stdout")),
-        "stderr": b64(deciding.get("stderr")),
-        "compile_output": b64(r.get("compile_output")),
+        # The exact bytes where the worker kept them (output that is not UTF-8).
+        "stdout": deciding.get("stdout_b64") or b64(deciding.get("stdout")),
+        "stderr": deciding.get("stderr_b64") or b64(deciding.get("stderr")),
+        "compile_output": r.get("compile_output_b64") or b64(r.get("compile_output")),
         "message": b64(message or r.get("message")),
         "exit_code": deciding.get("exit_code"),
         "exit_signal": deciding.get("signal"),

@@ -15,14 +15,13 @@ from worker.interaction import run_joined
 from worker.jobs.archives import ArchiveError, decode_base64, extract_zip
 from worker.jobs.budgets import runs_refused
 from worker.jobs.languages import (
-    COMPILE_DEFAULTS,
     IMAGE,
     Language,
-    SelfTest,
     expand,
     load_languages,
     renamed,
     rootfs_for,
+    with_options,
 )
 from worker.jobs.model import (
     CaseResult,
@@ -34,14 +33,14 @@ from worker.jobs.model import (
     Verdict,
     aggregate,
 )
+from worker.jobs.rules import MULTI_FILE_ID
 from worker.jobs.settings import (
     KEPT_OUTPUT_PER_CASE,
     KEPT_OUTPUT_TOTAL,
     MAX_RUNS_PER_SUBMISSION,
 )
-from worker.trim import kept_output
+from worker.trim import as_text, kept_bytes
 
-MULTI_FILE_ID = 89  # Judge0's "Multi-file program": a zip with `compile` and `run` scripts
 KB = 1024
 ARTIFACT_CAP = 64 << 20  # bytes of compiled artifacts carried from the compile box
 NETWORK_REFUSED = "enable_network: not allowed on this worker (STOCKADE_ALLOW_NETWORK is off)"
@@ -50,10 +49,17 @@ NETWORK_REFUSED = "enable_network: not allowed on this worker (STOCKADE_ALLOW_NE
 class BuildError(Exception):
     """The program could not be built: CE for the submission, IE for the problem's own code."""
 
-    def __init__(self, verdict: Verdict, output: str, compile: CompileStats | None = None) -> None:
+    def __init__(
+        self,
+        verdict: Verdict,
+        output: str,
+        output_b64: str | None = None,
+        compile: CompileStats | None = None,
+    ) -> None:
         super().__init__(output)
         self.verdict = verdict
         self.output = output
+        self.output_b64 = output_b64  # the exact bytes, when the output is not UTF-8
         self.compile = compile
 
 
@@ -133,7 +139,7 @@ class Judge:
             extra = _additional_files(sub)
             program = self.build(
                 sub.language_id,
-                sub.source_code,
+                _source(sub),
                 extra,
                 sub.compiler_options,
                 sub.tier,
@@ -141,7 +147,7 @@ class Judge:
                 compile_asked=compile_asked(sub),
             )
         except BuildError as e:
-            return JudgeResult.failed(e.verdict, e.output, e.compile)
+            return JudgeResult.failed(e.verdict, e.output, e.compile, e.output_b64)
         if sub.enable_network and program.tier != "container":
             # The API refuses this too, but this worker's minimum tier may be stronger than
             # the one the API knew of; the stronger tiers have no network device to grant.
@@ -156,7 +162,14 @@ class Judge:
             return JudgeResult.failed(Verdict.IE, f"problem's own program: {e}")
         results = []
         room = self.kept_output_total
-        for i, case in enumerate(sub.cases(), 1):
+        cases = sub.cases()
+        # The one case of a Judge0 submission keeps its output up to max_file_size per
+        # stream, as Judge0 does (within the total budget); a suite's cases keep the per-case
+        # budget each.
+        own = self.kept_output_per_case
+        if len(cases) == 1:
+            own = max(own, 2 * sub.max_file_size * KB)
+        for i, case in enumerate(cases, 1):
             name = case.name or str(i)
             if interactor is not None:
                 assert sub.interactor is not None
@@ -164,11 +177,22 @@ class Judge:
             else:
                 r = self._run_case(program, sub, case, name, checker)
             # Cut now, case by case: only the kept heads outlive the loop.
-            out, err, cut = kept_output(r.stdout, r.stderr, min(self.kept_output_per_case, room))
-            room -= len(out.encode()) + len(err.encode())
+            out, err, cut = kept_bytes(_raw(r.stdout), _raw(r.stderr), min(own, room))
+            room -= len(out) + len(err)
             points = case.points if r.verdict is Verdict.AC else 0.0
-            results.append(replace(r, points=points, stdout=out, stderr=err, truncated=cut))
-        result = aggregate(results, sum(c.points for c in sub.cases()))
+            (out_text, out_b64), (err_text, err_b64) = as_text(out), as_text(err)
+            results.append(
+                replace(
+                    r,
+                    points=points,
+                    stdout=out_text,
+                    stderr=err_text,
+                    truncated=cut,
+                    stdout_b64=out_b64,
+                    stderr_b64=err_b64,
+                )
+            )
+        result = aggregate(results, sum(c.points for c in cases))
         return replace(result, compile=program.compile)
 
     # --- Building -------------------------------------------------------------------------
@@ -176,7 +200,7 @@ class Judge:
     def build(
         self,
         language_id: int,
-        source: str,
+        source: str | bytes,
         extra: dict[str, bytes],
         options: str = "",
         tier: str = "",
@@ -209,7 +233,7 @@ class Judge:
     def _build(
         self,
         language_id: int,
-        source: str,
+        source: str | bytes,
         extra: dict[str, bytes],
         options: str,
         tier: str,
@@ -225,13 +249,14 @@ class Judge:
         rootfs = self._rootfs(lang, tier)
         files = [FileIn(p, c, 0o755) for p, c in sorted(extra.items())]
         if language_id != MULTI_FILE_ID:
-            files.insert(0, FileIn(lang.source_file, source.encode(), 0o644))
+            data = source.encode() if isinstance(source, str) else source
+            mode = 0o755 if lang.executable_source else 0o644
+            files.insert(0, FileIn(lang.source_file, data, mode))
         run_files = tuple(files)
         if lang.compile:
-            argv = list(expand(lang.compile, lang.compile_limits))
-            if options:
-                argv[1:1] = _split(options, "compiler_options")
-            spec = self._compile_spec(lang, tuple(argv), run_files, rootfs, tier)
+            words = _split(options, "compiler_options") if options else []
+            argv = with_options(expand(lang.compile, lang.compile_limits), words)
+            spec = self._compile_spec(lang, argv, run_files, rootfs, tier)
             r = self.launcher.run(spec)
             stats = CompileStats(
                 r.time, r.wall_time, r.memory, r.exit_code, r.signal, r.status.value
@@ -239,11 +264,11 @@ class Judge:
             if r.status is Status.XX:
                 raise BuildError(Verdict.IE, f"compile box failed: {r.message}")
             if r.status is not Status.OK:
-                raise BuildError(Verdict.CE, _compile_output(r), stats)
+                raise BuildError(Verdict.CE, *_compile_output(r), compile=stats)
             missing = [e for e in lang.executables if f"/box/{e}" not in r.files]
             if missing:
                 output = f"compiler produced no {', '.join(missing)}"
-                raise BuildError(Verdict.CE, output, stats)
+                raise BuildError(Verdict.CE, output, compile=stats)
             run_files = tuple(
                 FileIn(p.removeprefix("/box/"), c, 0o755) for p, c in sorted(r.files.items())
             )
@@ -287,11 +312,11 @@ class Judge:
         )
 
     def _language(self, language_id: int, extra: dict[str, bytes]) -> Language:
-        if language_id == MULTI_FILE_ID:
-            return _multi_file_language(self.languages, "compile" in extra, "run" in extra)
         lang = self.languages.get(language_id)
         if lang is None:
             raise BuildError(Verdict.IE, f"language_id: no language {language_id}")
+        if language_id == MULTI_FILE_ID:
+            return _multi_file_language(lang, "compile" in extra, "run" in extra)
         return lang
 
     def _unknown_languages(self, sub: Submission) -> list[str]:
@@ -305,7 +330,7 @@ class Judge:
         return [
             f"{where}: no language {lang} on this worker"
             for where, lang in wanted
-            if lang not in self.languages and (where, lang) != ("language_id", MULTI_FILE_ID)
+            if lang not in self.languages
         ]
 
     def _helper(self, prog: Program | None, tier: str) -> Compiled:
@@ -438,17 +463,26 @@ def _case(
         signal=r.signal,
         exec_format="Exec format error" in r.message,
         wall_time=round(r.wall_time, 4),
-        # Whole here (the box's output limit bounds it); judge() keeps only the budgets' heads.
-        stdout=r.stdout.decode("utf-8", "replace"),
-        stderr=r.stderr.decode("utf-8", "replace"),
+        # Whole and exact here (the box's output limit bounds it; surrogateescape keeps
+        # bytes that are not UTF-8): judge() keeps only the budgets' heads, as text and bytes.
+        stdout=r.stdout.decode("utf-8", "surrogateescape"),
+        stderr=r.stderr.decode("utf-8", "surrogateescape"),
     )
 
 
-def _compile_output(r: BoxResult) -> str:
-    text = (r.stdout + r.stderr).decode("utf-8", "replace")
-    if r.status.value != "RE" or not text:
-        text = f"{text}\n{r.message}".strip()
-    return text
+def _raw(text: str) -> bytes:
+    """A case's output as _case() kept it: the program's exact bytes."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _compile_output(r: BoxResult) -> tuple[str, str | None]:
+    """The compiler's output as text, and its exact bytes in base64 when not UTF-8."""
+    data = r.stdout + r.stderr
+    if r.status.value != "RE" or not data:
+        data = f"{data.decode('utf-8', 'surrogateescape')}\n{r.message}".strip().encode(
+            "utf-8", "surrogateescape"
+        )
+    return as_text(data)
 
 
 def compile_asked(sub: Submission) -> Limits | None:
@@ -493,24 +527,17 @@ def _split(text: str, what: str) -> list[str]:
         raise BuildError(Verdict.CE, f"{what}: {e}") from None
 
 
-def _multi_file_language(
-    languages: dict[int, Language], has_compile: bool, has_run: bool
-) -> Language:
-    """Judge0's language 89: `bash compile` (when the zip has it), then `bash run`."""
+def _multi_file_language(lang: Language, has_compile: bool, has_run: bool) -> Language:
+    """Judge0's language 89 (profiles/languages/multi.toml): `bash compile` when the zip has
+    that script, then `bash run`."""
     if not has_run:
         raise BuildError(Verdict.CE, "additional_files: a multi-file program needs a `run` script")
-    return Language(
-        id=MULTI_FILE_ID,
-        key="multi",
-        name="Multi-file program",
-        source_file="run",
-        compile=("/bin/bash", "compile") if has_compile else (),
-        run=("/bin/bash", "run"),
-        image="host",
-        packages=(),
-        compile_profile="compile",
-        run_profile="run",
-        limits=Limits(),
-        compile_limits=COMPILE_DEFAULTS,
-        self_test=SelfTest("", "", ""),
-    )
+    return lang if has_compile else replace(lang, compile=(), executables=())
+
+
+def _source(sub: Submission) -> bytes:
+    """The submission's program as bytes; a bad base64 source is the submitter's: CE."""
+    try:
+        return sub.source_bytes()
+    except ValueError as e:
+        raise BuildError(Verdict.CE, str(e)) from None

@@ -4,8 +4,11 @@ has them), and the language is served only when the verdict is AC."""
 
 from __future__ import annotations
 
+import base64
+import io
 import logging
 import time
+import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,7 +33,17 @@ def submission(language: Language) -> Submission:
         stdin=test.stdin,
         expected_output=test.expected_stdout,
         checker=CheckerSpec(kind="exact"),
+        additional_files=zipped(test.files) if test.files else "",
     )
+
+
+def zipped(files: tuple[tuple[str, str], ...]) -> str:
+    """Judge0's additional_files: the base64 of a zip of these files."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, text in files:
+            z.writestr(name, text)
+    return base64.b64encode(buf.getvalue()).decode()
 
 
 def self_test(

@@ -20,7 +20,7 @@ class TimedJudge(Judge):
     def build(
         self,
         language_id: int,
-        source: str,
+        source: str | bytes,
         extra: dict[str, bytes],
         options: str = "",
         tier: str = "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -28,6 +29,40 @@ def _head(data: bytes, n: int) -> str:
     return data[:n].decode("utf-8", "ignore")
 
 
+def kept_bytes(stdout: bytes, stderr: bytes, room: int) -> tuple[bytes, bytes, bool]:
+    """kept_output() on the exact bytes: the same shares of `room`; a cut through UTF-8
+    text drops the cut character's head, and bytes that are not UTF-8 are cut as they are."""
+    if len(stdout) + len(stderr) <= room:
+        return stdout, stderr, False
+    room = max(room, 0)
+    keep_out = min(len(stdout), max(room // 2, room - len(stderr)))
+    keep_err = min(len(stderr), room - keep_out)
+    return _byte_head(stdout, keep_out), _byte_head(stderr, keep_err), True
+
+
+def _byte_head(data: bytes, n: int) -> bytes:
+    head = data[:n]
+    if n < len(data) and _is_utf8(data):
+        return head.decode("utf-8", "ignore").encode()
+    return head
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def as_text(data: bytes) -> tuple[str, str | None]:
+    """Output as text for every API, and its exact bytes in base64 when they are not UTF-8
+    (None when the text is exact): a Judge0 base64 answer returns those bytes."""
+    if _is_utf8(data):
+        return data.decode(), None
+    return data.decode("utf-8", "replace"), base64.b64encode(data).decode()
+
+
 def json_size(value: Any) -> int:
     """Characters of `value` as the store writes it (json.dumps' defaults: \\u escapes)."""
     return len(json.dumps(value))
@@ -49,6 +84,10 @@ def fit_result(result: dict[str, Any], cap: int) -> dict[str, Any]:
             if excess > 0 and isinstance(text, str) and text:
                 excess -= json_size(text) - json_size("")
                 case[key], case["truncated"] = "", True
+                # The exact bytes go with their text: an answer never shows one without the other.
+                excess -= json_size(case.pop(f"{key}_b64", None)) - json_size(None)
+    if excess > 0 and out.pop("compile_output_b64", None) is not None:
+        excess = json_size(out) - cap  # the lossy text stays, cut below if need be
     for key in ("compile_output", "message"):
         text = out.get(key)
         if excess > 0 and isinstance(text, str) and text:

@@ -3,8 +3,10 @@ on its Debian-layer image."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +113,40 @@ def test_cli_refuses_unknown_language() -> None:
     )
     assert p.returncode == 2
     assert b"swift" in p.stderr
+
+
+def test_typescript_reads_stdin_with_nodes_types_on_its_image(launcher: Launcher) -> None:
+    """Debian's nodejs brings @types/node: on the typescript image a program that uses
+    `process.stdin` without declaring it type-checks and runs."""
+    ts = load_languages()[74]
+    images = built_images()
+    if images is None or ts.image not in images:
+        pytest.skip(f"image {ts.image} not built (stockade layers build {ts.image})")
+    source = (
+        'let data = "";\n'
+        'process.stdin.on("data", (chunk: Buffer) => { data += chunk.toString(); });\n'
+        'process.stdin.on("end", () => {\n'
+        "    const [a, b] = data.trim().split(/\\s+/).map(Number);\n"
+        "    console.log(a * b);\n"
+        "});\n"
+    )
+    judge = Judge(launcher, {74: ts}, rootfs="image")
+    result = judge.judge(Submission(source, 74, stdin="6 7\n", expected_output="42\n"))
+    assert result.verdict is Verdict.AC, result.compile_output or result.message
+
+
+@pytest.mark.parametrize("rootfs", ["host", "image"])
+def test_an_elf_binary_runs_as_executable(launcher: Launcher, rootfs: str) -> None:
+    """Language 44: a real binary (the rootfs's own cat, linked against its libc) sent as
+    base64 bytes reaches the box byte for byte and runs."""
+    executable = load_languages()[44]
+    images = built_images()
+    if rootfs == "image" and (images is None or executable.image not in images):
+        pytest.skip(f"image {executable.image} not built")
+    elf = Path(shutil.which("cat") or "/bin/cat").read_bytes()
+    sub = Submission(
+        base64.b64encode(elf).decode(), 44, stdin="4 2\n", expected_output="4 2\n",
+        source_base64=True,
+    )  # fmt: skip
+    result = Judge(launcher, {44: executable}, rootfs=rootfs).judge(sub)
+    assert result.verdict is Verdict.AC, result.message or result.cases

@@ -140,6 +140,14 @@ def test_judge0_body() -> None:
     assert body["stderr"] is None and body["status"] == {"id": 3, "description": "Accepted"}
 
 
+def test_judge0_body_sends_output_that_is_not_utf8_byte_for_byte() -> None:
+    raw = b"\xff\xfe\x00"
+    case = {"verdict": "AC", "stdout": raw.decode("utf-8", "replace"), "stderr": ""}
+    case["stdout_b64"] = base64.b64encode(raw).decode()
+    body = callbacks.judge0_body("t", 3, {"cases": [case]}, "")
+    assert base64.b64decode(body["stdout"]) == raw
+
+
 # --- IPv6 forms that carry an IPv4 address ------------------------------------------------------
 
 # (form, IPv6 address carrying an internal IPv4 one, what the refusal must name)

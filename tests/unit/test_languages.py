@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import shutil
 from pathlib import Path
 
@@ -9,14 +10,17 @@ import pytest
 
 from sandbox.spec import MIB
 from tests.unit.test_judge_tiers import Recorder
+from worker import selftest
 from worker.jobs.languages import (
     COMPILE_DEFAULTS,
     DEFAULT_DIRECTORY,
+    OPTIONS_WORD,
     LanguageError,
     expand,
     load_language,
     load_languages,
     renamed,
+    with_options,
 )
 from worker.jobs.model import Submission
 from worker.judge import KB, Judge
@@ -24,7 +28,9 @@ from worker.judge import KB, Judge
 # Judge0 CE's ids (db/languages/active.rb) for the languages Stockade serves.
 JUDGE0_IDS = {
     "plaintext": 43,
+    "executable": 44,
     "bash": 46,
+    "multi": 89,
     "c": 50,
     "cpp": 54,
     "fortran": 59,
@@ -165,6 +171,10 @@ def test_sizes_and_whole_seconds_are_converted(tmp_path: Path) -> None:
         (("[self_test]", '[limits]\nmemory_bytes = "lots"\n[self_test]'), "limits.memory_bytes"),
         (("[self_test]", "[compile_limits]\nspeed = 1\n[self_test]"), "compile_limits.speed"),
         (('source = "x"', 'source = ""'), "self_test.source"),
+        (('run = ["cat", "main.t"]', 'run = ["cat", "{compiler_options}"]'), "run"),
+        (('image = "debian"', 'image = "debian"\nexecutable_source = 1'), "executable_source"),
+        (('source = "x"', 'source = "x"\nfiles = { "../run" = "x" }'), "self_test.files.../run"),
+        (('source = "x"', 'source = "x"\nfiles = { run = 1 }'), "self_test.files.run"),
         (('expected_stdout = "x"', ""), "self_test.expected_stdout"),
     ],
 )
@@ -286,3 +296,51 @@ def test_the_program_is_built_under_its_name_within_asked_compile_limits() -> No
     assert (lim.cpu_time_s, lim.wall_time_s, lim.memory_bytes) == (2.5, 20.0, 64 * MIB)
     assert result.compile is not None and result.compile.wall_time == 0.02
     assert result.cases[0].wall_time == 0.02 and run_box.argv == ("./main",)
+
+
+def test_compiler_options_reach_the_compiler_not_a_shell() -> None:
+    """Assembly's compile argv is a `sh -c` line: the options take {compiler_options}'s
+    place, sh's "$@" that NASM gets; elsewhere they follow the program name."""
+    langs = load_languages()
+    for lang_id, source in ((45, "section .text"), (50, "int main(void) {}")):
+        rec = Recorder()
+        Judge(rec, {lang_id: langs[lang_id]}).judge(  # type: ignore[arg-type]
+            Submission(source_code=source, language_id=lang_id, compiler_options="-DX=1 -g")
+        )
+        argv = rec.specs[0].argv
+        if lang_id == 45:
+            assert argv[:2] == ("sh", "-c") and '"$@"' in argv[2]
+            assert argv[3:] == ("sh", "-DX=1", "-g")
+        else:
+            assert argv[:3] == ("gcc", "-DX=1", "-g")
+    assert with_options(("sh", "-c", "x", "sh", OPTIONS_WORD), []) == ("sh", "-c", "x", "sh")
+
+
+def test_an_executable_source_is_written_executable_and_byte_for_byte() -> None:
+    rec = Recorder()
+    elf = b"\x7fELF\x02\x01\x01\x00\xff\xfe"
+    sub = Submission(source_code=base64.b64encode(elf).decode(), language_id=44, source_base64=True)
+    Judge(rec, {44: load_languages()[44]}).judge(sub)  # type: ignore[arg-type]
+    (box,) = rec.specs
+    assert box.argv == ("./a.out",)
+    assert [(f.path, f.content, f.mode) for f in box.files] == [("a.out", elf, 0o755)]
+
+
+def test_a_multi_file_program_is_its_zip() -> None:
+    multi = load_languages()[89]
+    zipped = selftest.zipped((("run", "./main\n"), ("compile", "gcc -o main m.c\n")))
+    rec = Recorder()
+    Judge(rec, {89: multi}).judge(  # type: ignore[arg-type]
+        Submission(language_id=89, additional_files=zipped)
+    )
+    compile_box, run_box = rec.specs
+    assert compile_box.argv == ("/bin/bash", "compile")
+    assert sorted(f.path for f in compile_box.files) == ["compile", "run"]
+    assert run_box.argv == ("/bin/bash", "run")
+    only_run = selftest.zipped((("run", "echo hi\n"),))
+    rec = Recorder()
+    Judge(rec, {89: multi}).judge(  # type: ignore[arg-type]
+        Submission(language_id=89, additional_files=only_run)
+    )
+    (box,) = rec.specs  # no compile script: no compile box
+    assert box.argv == ("/bin/bash", "run")

@@ -4,7 +4,9 @@ tested in tests/privileged/test_hostile_limits.py); the store is a fake one."""
 
 from __future__ import annotations
 
+import base64
 import json
+from dataclasses import replace
 from typing import Any, cast
 
 import pytest
@@ -20,6 +22,7 @@ from worker.jobs.settings import WorkerSettings
 from worker.judge import Judge
 from worker.tasks import run_job
 from worker.trim import fit_result, json_size, kept_output
+from worker.trim import kept_bytes as kept_output_bytes
 
 PYTHON = 71
 KIB = 1024
@@ -46,25 +49,63 @@ def kept_bytes(result: JudgeResult) -> int:
 
 
 def test_the_defaults_keep_a_batch_of_loud_cases_within_the_total() -> None:
-    # The issue's request: 20 cases, each printing 128 KiB, kept 2.5 MiB before.
+    # 80 cases, each printing 128 KiB: 10 MiB, more than the 8 MiB kept in all.
     s = WorkerSettings.from_env({})
-    cases = tuple(TestCase(str(i)) for i in range(20))
+    cases = tuple(TestCase(str(i)) for i in range(80))
     result = judge(Loud(b"x" * 128 * KIB)).judge(Submission("", PYTHON, test_cases=cases))
-    assert result.verdict is Verdict.AC and len(result.cases) == 20
-    assert kept_bytes(result) <= s.kept_output_total == 1024 * KIB
+    assert result.verdict is Verdict.AC and len(result.cases) == 80
+    assert kept_bytes(result) <= s.kept_output_total == 8 * 1024 * KIB
     assert all(len(c.stdout) <= s.kept_output_per_case for c in result.cases)
     assert result.cases[0].stdout == "x" * 128 * KIB and not result.cases[0].truncated
     assert result.cases[-1].stdout == "" and result.cases[-1].truncated
 
 
 def test_per_case_budget_is_shared_by_stdout_and_stderr() -> None:
-    cases = (TestCase("1"),)
+    cases = (TestCase("1"), TestCase("2"))
     loud = Loud(b"o" * 10 * KIB, b"e" * 10 * KIB)
     result = judge(loud, kept_output_per_case=4 * KIB).judge(
         Submission("", PYTHON, test_cases=cases)
     )
     case = result.cases[0]
     assert (len(case.stdout), len(case.stderr), case.truncated) == (2 * KIB, 2 * KIB, True)
+
+
+def test_a_single_case_keeps_its_output_up_to_max_file_size() -> None:
+    # Judge0 keeps what its max_file_size lets a program write, per stream; the per-case
+    # budget (for suites of cases) does not cut the one case of a Judge0 submission.
+    loud = Loud(b"o" * 300 * KIB, b"e" * 300 * KIB)
+    sub = Submission("", PYTHON, max_file_size=256)
+    case = judge(loud, kept_output_per_case=4 * KIB).judge(sub).cases[0]
+    assert (len(case.stdout), len(case.stderr), case.truncated) == (256 * KIB, 256 * KIB, True)
+    whole = judge(loud, kept_output_per_case=4 * KIB).judge(replace(sub, max_file_size=300))
+    assert whole.cases[0].stdout == "o" * 300 * KIB and not whole.cases[0].truncated
+    # ... within the submission's total budget.
+    small = judge(loud, kept_output_total=64 * KIB).judge(replace(sub, max_file_size=300))
+    assert kept_bytes(small) == 64 * KIB and small.cases[0].truncated
+
+
+def test_output_that_is_not_utf8_is_kept_byte_for_byte() -> None:
+    raw = bytes(range(256)) * 4
+    result = judge(Loud(raw, b"\xff\xfeerr")).judge(Submission("", PYTHON))
+    case = result.cases[0]
+    assert base64.b64decode(case.stdout_b64 or "") == raw
+    assert base64.b64decode(case.stderr_b64 or "") == b"\xff\xfeerr"
+    assert case.stdout == raw.decode("utf-8", "replace")  # the text APIs' lossy view
+    # Valid UTF-8 has no second copy, and the stored case says nothing of it.
+    plain = judge(Loud("é\n".encode())).judge(Submission("", PYTHON)).cases[0]
+    assert plain.stdout == "é\n" and plain.stdout_b64 is None
+    assert "stdout_b64" not in plain.to_dict()
+
+
+def test_a_cut_keeps_bytes_that_are_not_utf8_exactly() -> None:
+    raw = b"\xff" * 10
+    cases = (TestCase("1"), TestCase("2"))
+    result = judge(Loud(raw), kept_output_per_case=4).judge(
+        Submission("", PYTHON, test_cases=cases)
+    )
+    assert base64.b64decode(result.cases[0].stdout_b64 or "") == b"\xff" * 4
+    assert kept_output_bytes(b"ab\xc3\xa9", b"", 3) == (b"ab", b"", True)  # no half of é
+    assert kept_output_bytes(b"ab\xff\xfe", b"", 3) == (b"ab\xff", b"", True)
 
 
 def test_kept_output_gives_one_stream_what_the_other_leaves() -> None:
@@ -156,3 +197,31 @@ def test_a_long_message_is_cut() -> None:
     store = FakeStore(record())
     run_job("tok", store, broken, 3)
     assert len(store.finished[0][2]) <= 4096
+
+
+def test_fit_result_cuts_a_cases_exact_bytes_with_its_text() -> None:
+    result = big_result(2, "x" * 3000)
+    for case in result["cases"]:
+        case["stdout_b64"] = "QUJD" * 1000
+    result["compile_output_b64"] = "QUJD" * 1000
+    fitted = fit_result(result, 18_000)
+    assert json_size(fitted) <= 18_000
+    last = fitted["cases"][-1]
+    assert last["stdout"] == "" and "stdout_b64" not in last  # never one without the other
+    assert fitted["cases"][0]["stdout_b64"] and fitted["compile_output_b64"]
+    # Tighter: the compiler's exact bytes go before its text is cut.
+    fitted = fit_result(result, 6_000)
+    assert json_size(fitted) <= 6_000
+    assert "compile_output_b64" not in fitted and fitted["compile_output"] == "x" * 3000
+
+
+def test_compiler_output_that_is_not_utf8_is_kept_exactly() -> None:
+    class Failing(Loud):
+        def run(self, spec: BoxSpec, stdio: Stdio | None = None) -> BoxResult:
+            return BoxResult(Status.RE, 1, None, 0.01, 0.02, 1, b"", b"main.c: \xe9rror\n", "")
+
+    result = judge(Failing(b"")).judge(Submission("int main(", 50))
+    assert result.verdict is Verdict.CE
+    assert base64.b64decode(result.compile_output_b64 or "") == b"main.c: \xe9rror\n"
+    assert result.compile_output == "main.c: \ufffdrror\n"
+    assert result.to_dict()["compile_output_b64"] == result.compile_output_b64

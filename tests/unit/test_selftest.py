@@ -16,7 +16,7 @@ from sandbox.stdio import Stdio
 from worker.jobs.languages import Language, load_languages
 from worker.jobs.model import Submission
 from worker.judge import Judge
-from worker.selftest import self_test, self_test_all
+from worker.selftest import self_test, self_test_all, zipped
 
 if TYPE_CHECKING:
     from sandbox.launcher import Launcher
@@ -59,6 +59,7 @@ def as_submission(lang: Language) -> Submission:
         language_id=lang.id,
         stdin=test.stdin,
         expected_output=test.expected_stdout,
+        additional_files=zipped(test.files) if test.files else "",  # language 89's zip
     )
 
 

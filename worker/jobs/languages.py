@@ -39,6 +39,10 @@ PLACEHOLDERS = {
     "memory_mib": lambda lim: str(lim.memory_bytes // MIB),
     "pids": lambda lim: str(lim.pids),
 }
+# A compile argv word that is exactly this takes a submission's compiler_options (zero or
+# more words) in its place; without it they go after the program name. Assembly's argv is
+# a `sh -c` line: the options must reach NASM, not sh.
+OPTIONS_WORD = "{compiler_options}"
 _LIMIT_TYPES = {f.name: f.type for f in dataclasses.fields(Limits)}
 _REQUIRED = ("id", "name", "source_file", "run", "image", "self_test")
 
@@ -54,6 +58,9 @@ class SelfTest:
     source: str
     stdin: str
     expected_stdout: str
+    # Judge0's additional_files as plain names and texts, zipped by the self-test (language
+    # 89, a multi-file program, is nothing but these).
+    files: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,8 @@ class Language:
     executables: tuple[str, ...] = ()
     # The weakest isolation this language's programs run in (a request may ask for more).
     tier: str = "container"
+    # The source is the program itself (Judge0's 44, Executable): written 0755, not 0644.
+    executable_source: bool = False
 
 
 def load_languages(directory: Path | None = None) -> dict[int, Language]:
@@ -153,7 +162,15 @@ def _parse(data: dict[str, Any], stem: str, profiles: Path | None) -> Language:
         env=_env(data),
         executables=executables,
         tier=_tier(data),
+        executable_source=_flag(data, "executable_source"),
     )
+
+
+def _flag(data: dict[str, Any], field: str) -> bool:
+    value = data.get(field, False)
+    if not isinstance(value, bool):
+        raise _FieldError(field, f"must be true or false, got {value!r}")
+    return value
 
 
 def _tier(data: dict[str, Any]) -> str:
@@ -196,7 +213,11 @@ def _argv(data: dict[str, Any], field: str, *, allow_empty: bool) -> tuple[str, 
         raise _FieldError(field, "needs at least the program name")
     if any("\0" in a for a in argv):
         raise _FieldError(field, "must not contain NUL bytes")
+    if OPTIONS_WORD in argv and (field != "compile" or argv.count(OPTIONS_WORD) > 1):
+        raise _FieldError(field, f"{OPTIONS_WORD} may stand once, as a whole word, in compile")
     for arg in argv:
+        if arg == OPTIONS_WORD:
+            continue
         for name in _PLACEHOLDER.findall(arg):
             if name not in PLACEHOLDERS:
                 known = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
@@ -241,15 +262,27 @@ def _self_test(data: dict[str, Any]) -> SelfTest:
     if not isinstance(table, dict):
         raise _FieldError("self_test", "must be a table")
     for name in table:
-        if name not in ("source", "stdin", "expected_stdout"):
+        if name not in ("source", "stdin", "expected_stdout", "files"):
             raise _FieldError(f"self_test.{name}", "unknown field")
+    files = _self_test_files(table.get("files", {}))
     values = {}
     for name in ("source", "stdin", "expected_stdout"):
-        value = table.get(name, "" if name == "stdin" else None)
-        if not isinstance(value, str) or (name == "source" and not value):
+        default = "" if name == "stdin" or (name == "source" and files) else None
+        value = table.get(name, default)
+        if not isinstance(value, str) or (name == "source" and not value and not files):
             raise _FieldError(f"self_test.{name}", f"must be a string, got {value!r}")
         values[name] = value
-    return SelfTest(**values)
+    return SelfTest(**values, files=files)
+
+
+def _self_test_files(table: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(table, dict):
+        raise _FieldError("self_test.files", 'must be a table of name = "text"')
+    for name, text in table.items():
+        _file_name(f"self_test.files.{name}", name)
+        if not isinstance(text, str):
+            raise _FieldError(f"self_test.files.{name}", f"must be a string, got {text!r}")
+    return tuple(sorted(table.items()))
 
 
 def _env(data: dict[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -266,8 +299,21 @@ def _env(data: dict[str, Any]) -> tuple[tuple[str, str], ...]:
 
 
 def expand(argv: tuple[str, ...], limits: Limits) -> tuple[str, ...]:
-    """The argv with its placeholders filled from the limits of the box it runs in."""
-    return tuple(_PLACEHOLDER.sub(lambda m: PLACEHOLDERS[m.group(1)](limits), a) for a in argv)
+    """The argv with its placeholders filled from the limits of the box it runs in
+    (OPTIONS_WORD stays: with_options() fills it)."""
+    return tuple(
+        a if a == OPTIONS_WORD else _PLACEHOLDER.sub(lambda m: PLACEHOLDERS[m.group(1)](limits), a)
+        for a in argv
+    )
+
+
+def with_options(argv: tuple[str, ...], options: list[str]) -> tuple[str, ...]:
+    """A compile argv with a submission's compiler_options: in place of OPTIONS_WORD where
+    the file puts it, else right after the program name."""
+    if OPTIONS_WORD in argv:
+        i = argv.index(OPTIONS_WORD)
+        return (*argv[:i], *options, *argv[i + 1 :])
+    return (*argv[:1], *options, *argv[1:])
 
 
 def renamed(language: Language, path: str) -> Language:

@@ -3,6 +3,8 @@ The rules a submission must keep are in worker.jobs.rules."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import enum
 import json
@@ -117,6 +119,18 @@ class Submission:
     compile_cpu_time_limit: float = 0.0
     compile_wall_time_limit: float = 0.0
     compile_memory_limit: int = 0
+    # The source's bytes are not UTF-8 (Judge0's 44, Executable: the source is a binary),
+    # so `source_code` holds their base64 instead of lossy text.
+    source_base64: bool = False
+
+    def source_bytes(self) -> bytes:
+        """The program's bytes as the box gets them."""
+        if not self.source_base64:
+            return self.source_code.encode()
+        try:
+            return base64.b64decode(self.source_code, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("source_code: not valid base64 (source_base64 is set)") from None
 
     def cases(self) -> tuple[TestCase, ...]:
         if self.test_cases:
@@ -211,12 +225,18 @@ class CaseResult:
     stdout: str = ""
     stderr: str = ""
     truncated: bool = False  # stdout/stderr are the heads of what the program wrote
+    # The exact bytes in base64, only when they are not UTF-8 (stdout/stderr are then lossy).
+    stdout_b64: str | None = None
+    stderr_b64: str | None = None
 
     def judge0_status(self) -> int:
         return judge0_status(self.verdict, self.signal, self.exec_format)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        for key in ("stdout_b64", "stderr_b64"):
+            if d[key] is None:
+                del d[key]
         d["verdict"] = self.verdict.value
         d["status"] = {"id": self.judge0_status(), "description": status_text(self)}
         return d
@@ -258,10 +278,15 @@ class JudgeResult:
     message: str = ""
     groups: tuple[GroupResult, ...] = ()  # a package's groups, outermost first
     compile: CompileStats | None = None  # the compile box's use, where one ran
+    compile_output_b64: str | None = None  # the exact bytes, when they are not UTF-8
 
     @classmethod
     def failed(
-        cls, verdict: Verdict, output: str, compile: CompileStats | None = None
+        cls,
+        verdict: Verdict,
+        output: str,
+        compile: CompileStats | None = None,
+        output_b64: str | None = None,
     ) -> JudgeResult:
         """A submission that never ran: CE with the compiler's output, or IE."""
         if verdict is Verdict.CE:
@@ -272,6 +297,7 @@ class JudgeResult:
                 compile_output=output,
                 message="Compilation error",
                 compile=compile,
+                compile_output_b64=output_b64,
             )
         return cls(verdict, 0.0, 0.0, message=output, compile=compile)
 
@@ -301,6 +327,7 @@ class JudgeResult:
             "time": self.time,
             "memory": self.memory,
             "compile_output": self.compile_output,
+            **({"compile_output_b64": self.compile_output_b64} if self.compile_output_b64 else {}),
             "message": self.message,
             "status": {"id": status, "description": JUDGE0_STATUSES[status]},
             "cases": [c.to_dict() for c in self.cases],

@@ -58,7 +58,7 @@ COMPILE_LIMITS = ("compile_cpu_time_limit", "compile_wall_time_limit", "compile_
 # hold without quoting, in directories, never outside /box nor starting like an option.
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.+-]*)*$")
 MAX_SOURCE_NAME_CHARS = 255
-_BOOLS = ("enable_network", "redirect_stderr_to_stdout")
+_BOOLS = ("enable_network", "redirect_stderr_to_stdout", "source_base64")
 _CASE_TYPES: dict[str, tuple[type, ...]] = {
     "input": (str,),
     "expected_output": (str, type(None)),
@@ -184,7 +184,7 @@ def validate(sub: Submission) -> list[str]:
         errors.append(f"tier: must be one of {', '.join(TIERS)}, got {sub.tier!r}")
     if len(sub.test_cases) > MAX_CASES:
         errors.append(f"test_cases: at most {MAX_CASES} cases, got {len(sub.test_cases)}")
-    errors += _problem_errors(sub)
+    errors += _problem_errors(sub) + _source_errors(sub)
     for i, case in enumerate(sub.test_cases):
         if not math.isfinite(case.points) or case.points < 0:
             errors.append(f"test_cases[{i}].points: must be a finite number >= 0")
@@ -217,6 +217,26 @@ def _program_errors(where: str, prog: Program) -> list[str]:
         errors.append(f"{where}.args: must be a list of strings")
     elif sum(len(a) + 1 for a in prog.args) > MAX_ARGS_CHARS + 1:
         errors.append(f"{where}.args: at most {MAX_ARGS_CHARS} characters in all")
+    return errors
+
+
+MULTI_FILE_ID = 89  # Judge0's "Multi-file program"
+
+
+def _source_errors(sub: Submission) -> list[str]:
+    """Judge0's rules for language 89 (its files come in the zip, never as source_code), and
+    a binary source's base64 (language 44's programs are bytes, not text)."""
+    errors: list[str] = []
+    if sub.language_id == MULTI_FILE_ID:
+        if not sub.additional_files:
+            errors.append("additional_files: can't be blank for a Multi-file program (89)")
+        if sub.source_code:
+            errors.append("source_code: must be blank for a Multi-file program (89)")
+    if sub.source_base64 and isinstance(sub.source_code, str):
+        try:
+            sub.source_bytes()
+        except ValueError as e:
+            errors.append(str(e))
     return errors
 
 

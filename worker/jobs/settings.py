@@ -87,19 +87,22 @@ MAX_RUNS_PER_SUBMISSION = setting(
 KEPT_OUTPUT_PER_CASE = setting(
     "STOCKADE_KEPT_OUTPUT_PER_CASE",
     128 * 1024,
-    "bytes of a case's stdout and stderr (together) kept in its result; the rest is cut",
+    "bytes of a case's stdout and stderr (together) kept in its result; the rest is cut "
+    "(a submission of one case, as Judge0's, keeps each stream up to its max_file_size)",
     minimum=0,
 )
 KEPT_OUTPUT_TOTAL = setting(
     "STOCKADE_KEPT_OUTPUT_TOTAL",
-    1024 * 1024,
-    "bytes of stdout and stderr kept across all the cases of one submission",
+    8 * 1024 * 1024,
+    "bytes of stdout and stderr kept across all the cases of one submission (8 MiB: both "
+    "streams at Judge0's largest max_file_size, 4096 KB)",
     minimum=0,
 )
 MAX_RESULT_BYTES = setting(
     "STOCKADE_MAX_RESULT_BYTES",
-    2 * 1024 * 1024,
-    "size of one stored result (its JSON); a worker cuts output, then cases, to fit",
+    16 * 1024 * 1024,
+    "size of one stored result (its JSON); a worker cuts output, then cases, to fit (output "
+    "that is not UTF-8 is kept twice: as lossy text and as base64)",
     minimum=4096,
 )
 

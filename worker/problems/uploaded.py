@@ -74,7 +74,8 @@ class UploadedProblems:
         tl = pj.package.limits.time_limit_s
         if tl is None:  # the API refuses such uploads; a package from elsewhere may lack it
             return JudgeResult.failed(Verdict.IE, "problem: the package states no time limit")
-        sources = Sources(((lang.source_file, sub.source_code.encode()),), lang)
+        # The exact bytes: a binary source (language 44) is kept as base64 (source_base64).
+        sources = Sources(((lang.source_file, sub.source_bytes()),), lang)
         try:
             result = pj.judge(sources, Limits(tl, pj.package.limits.tle_threshold(tl)))
         except ProblemError as e:
