@@ -24,6 +24,9 @@ ALL_FIELDS = (
     "command_line_arguments", "redirect_stderr_to_stdout", "callback_url", "additional_files",
     "enable_network", "post_execution_filesystem", "status", "language",
 )  # fmt: skip
+COMPILATION_ERROR = 6
+RUN_FIELDS = ("stdout", "time", "memory", "stderr", "exit_code", "exit_signal", "message",
+              "wall_time")  # fmt: skip
 BASE64_FIELDS = ("source_code", "stdin", "expected_output", "stdout", "stderr",
                  "compile_output", "message")  # fmt: skip
 
@@ -37,7 +40,7 @@ def parse_fields(text: str | None) -> tuple[str, ...]:
         return ALL_FIELDS
     unknown = [n for n in names if n not in ALL_FIELDS]
     if unknown:
-        raise ApiError.field(400, "fields", f"unknown field(s): {', '.join(unknown)}")
+        raise ApiError.message(400, f"invalid fields: [{', '.join(unknown)}]")
     return names
 
 
@@ -57,6 +60,16 @@ def main_case(result: dict[str, Any]) -> dict[str, Any]:
     cases: list[dict[str, Any]] = result.get("cases") or []
     deciding = next((c for c in cases if c.get("verdict") != "AC"), None)
     return deciding or (cases[0] if cases else {})
+
+
+def _message(rec: Record, res: dict[str, Any], case: dict[str, Any]) -> str | None:
+    """Judge0's message is isolate's about the run (a time-out, a signal, an exit status).
+    The deciding case's, then: the result's own names the case ("1: WA ...") for the native
+    API, where several cases are judged."""
+    if rec.message:
+        return rec.message
+    text = case.get("message") if case else res.get("message")
+    return text or None
 
 
 def render(
@@ -90,9 +103,10 @@ def render(
         "enable_per_process_and_thread_memory_limit": meta.get("per_process_memory", False),
         "max_file_size": sub.max_file_size,
         "compile_output": res.get("compile_output") or None,
-        "exit_code": case.get("exit_code"),
+        # isolate writes no exit code for a signalled program and Judge0 then reports 0.
+        "exit_code": (case.get("exit_code") or 0) if case else None,
         "exit_signal": case.get("signal"),
-        "message": rec.message or res.get("message") or None,
+        "message": _message(rec, res, case),
         "wall_time": seconds(res.get("wall_time")),
         "compiler_options": sub.compiler_options or None,
         "command_line_arguments": sub.command_line_arguments or None,
@@ -104,6 +118,9 @@ def render(
         "status": {"id": rec.status_id, "description": JUDGE0_STATUSES[rec.status_id]},
         "language": {"id": lang.id, "name": lang.name} if lang else None,
     }
+    if rec.status_id == COMPILATION_ERROR:
+        # Judge0 clears what would describe a run that never happened.
+        full.update(dict.fromkeys(RUN_FIELDS))
     out = {name: full[name] for name in fields}
     if b64:
         for name in BASE64_FIELDS:
