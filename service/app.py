@@ -11,7 +11,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from service import languages, limits
+from service import cors, languages, limits
 from service.config import Config
 from service.core import Core
 from service.errors import ApiError
@@ -51,6 +51,7 @@ def create_app(test_config: Config | Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(metrics.bp)
     app.register_blueprint(playground.bp)
     limits.install(app)
+    cors.install(app)
 
     def refuse_large_bodies() -> tuple[Response, int] | None:
         # Answer 413 only after reading what the client sent (up to a bound): a server that
