@@ -7,6 +7,7 @@ import base64
 import binascii
 import math
 from typing import Any
+from urllib.parse import parse_qsl
 
 from flask import request
 
@@ -48,7 +49,11 @@ def request_params() -> dict[str, Any]:
     """The body's fields with the query string's over them, as Rails' `params`: a JSON object,
     or the fields of a form (`submissions[][name]` builds a batch's list)."""
     body: dict[str, Any]
-    if request.mimetype in _FORMS:
+    if request.mimetype == _FORMS[0]:
+        # Parsed here, in order: a MultiDict groups repeated names, and a batch's items are
+        # told apart by the order of their fields.
+        body = _nested(_pairs(request.get_data(cache=True, parse_form_data=False)))
+    elif request.mimetype == _FORMS[1]:
         body = _nested(list(request.form.items(multi=True)))
     elif request.get_data(cache=True).strip():
         data = read_json()
@@ -57,7 +62,11 @@ def request_params() -> dict[str, Any]:
         body = data
     else:
         body = {}
-    return {**body, **_nested(list(request.args.items(multi=True)))}
+    return {**body, **_nested(_pairs(request.query_string))}
+
+
+def _pairs(raw: bytes) -> list[tuple[str, str]]:
+    return parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
 
 
 def _nested(pairs: list[tuple[str, str]]) -> dict[str, Any]:
