@@ -65,11 +65,10 @@ def main_case(result: dict[str, Any]) -> dict[str, Any]:
 def _message(rec: Record, res: dict[str, Any], case: dict[str, Any]) -> str | None:
     """Judge0's message is isolate's about the run (a time-out, a signal, an exit status).
     The deciding case's, then: the result's own names the case ("1: WA ...") for the native
-    API, where several cases are judged."""
-    if rec.message:
-        return rec.message
-    text = case.get("message") if case else res.get("message")
-    return text or None
+    API, where several cases are judged, and is the record's message too."""
+    if case:
+        return case.get("message") or None
+    return rec.message or res.get("message") or None
 
 
 def render(

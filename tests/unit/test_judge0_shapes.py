@@ -228,7 +228,7 @@ def test_blank_source_code_is_refused_but_for_the_multi_file_language(
 def finished(store: Store, client: FlaskClient, status: int, result: dict[str, Any]) -> Any:
     token = client.post("/submissions", json=HELLO).get_json()["token"]
     store.start(token)
-    store.finish(token, status, result)
+    store.finish(token, status, result, result["message"])  # as worker.tasks stores it
     return client.get(f"/submissions/{token}?fields=*").get_json()
 
 
