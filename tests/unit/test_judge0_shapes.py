@@ -113,6 +113,10 @@ def test_form_bodies_and_the_query_string_carry_attributes(redis_url: str, store
     # The query string wins over the body, as in Rails' params.
     r = api.post("/submissions?language_id=71&stdin=q", json={**HELLO, "stdin": "b"}, headers=h)
     assert created(store, r).stdin == "q"
+    # A multipart field as large as the source cap (Flask's own default is 500 kB).
+    big = {**form, "source_code": "#" * 900_000 + "\nprint(1)"}
+    assert len(created(store, api.post("/submissions", data={**big, "f": (io.BytesIO(b""), "x")},
+                                       headers=h)).source_code) == 900_009  # fmt: skip
     # Switches may come in a form too.
     r = api.post("/submissions", data={**form, "source_code": b64("x=1"), "base64_encoded": "true"},
                  headers=h)  # fmt: skip
