@@ -25,8 +25,6 @@ ALL_FIELDS = (
     "enable_network", "post_execution_filesystem", "status", "language",
 )  # fmt: skip
 COMPILATION_ERROR = 6
-RUN_FIELDS = ("stdout", "time", "memory", "stderr", "exit_code", "exit_signal", "message",
-              "wall_time")  # fmt: skip
 BASE64_FIELDS = ("source_code", "stdin", "expected_output", "stdout", "stderr",
                  "compile_output", "message")  # fmt: skip
 
@@ -68,6 +66,8 @@ def _message(rec: Record, res: dict[str, Any], case: dict[str, Any]) -> str | No
     API, where several cases are judged, and is the record's message too."""
     if case:
         return case.get("message") or None
+    if rec.status_id == COMPILATION_ERROR:
+        return None
     return rec.message or res.get("message") or None
 
 
@@ -76,6 +76,9 @@ def render(
 ) -> dict[str, Any]:
     sub, res, meta = rec.submission, rec.result or {}, rec.meta
     case = main_case(res) if rec.final else {}
+    if rec.status_id == COMPILATION_ERROR:
+        # Judge0 clears what would describe a run that never happened (time, memory, ...).
+        res, case = {"compile_output": res.get("compile_output")}, {}
     lang = languages.get(sub.language_id)
     memory = res.get("memory")
     full: dict[str, Any] = {
@@ -117,9 +120,6 @@ def render(
         "status": {"id": rec.status_id, "description": JUDGE0_STATUSES[rec.status_id]},
         "language": {"id": lang.id, "name": lang.name} if lang else None,
     }
-    if rec.status_id == COMPILATION_ERROR:
-        # Judge0 clears what would describe a run that never happened.
-        full.update(dict.fromkeys(RUN_FIELDS))
     out = {name: full[name] for name in fields}
     if b64:
         for name in BASE64_FIELDS:
