@@ -49,13 +49,15 @@ def request_params() -> dict[str, Any]:
     """The body's fields with the query string's over them, as Rails' `params`: a JSON object,
     or the fields of a form (`submissions[][name]` builds a batch's list)."""
     body: dict[str, Any]
-    if request.mimetype == _FORMS[0]:
+    raw = request.get_data(cache=True, parse_form_data=False)
+    # `curl -d '{...}'` labels JSON as a form: a body that is a JSON object is read as one.
+    if request.mimetype == _FORMS[0] and not raw.lstrip().startswith(b"{"):
         # Parsed here, in order: a MultiDict groups repeated names, and a batch's items are
         # told apart by the order of their fields.
-        body = _nested(_pairs(request.get_data(cache=True, parse_form_data=False)))
+        body = _nested(_pairs(raw))
     elif request.mimetype == _FORMS[1]:
         body = _nested(list(request.form.items(multi=True)))
-    elif request.get_data(cache=True).strip():
+    elif raw.strip():
         data = read_json()
         if not isinstance(data, dict):
             raise ApiError.field(400, "body", "must be a JSON object")

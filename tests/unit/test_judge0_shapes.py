@@ -117,6 +117,10 @@ def test_form_bodies_and_the_query_string_carry_attributes(redis_url: str, store
     big = {**form, "source_code": "#" * 900_000 + "\nprint(1)"}
     assert len(created(store, api.post("/submissions", data={**big, "f": (io.BytesIO(b""), "x")},
                                        headers=h)).source_code) == 900_009  # fmt: skip
+    # `curl -d '{...}'` without a Content-Type sends JSON labelled as a form.
+    r = api.post("/submissions", data=json.dumps(HELLO), headers={
+        **h, "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert created(store, r).source_code == HELLO["source_code"]
     # Switches may come in a form too.
     r = api.post("/submissions", data={**form, "source_code": b64("x=1"), "base64_encoded": "true"},
                  headers=h)  # fmt: skip
