@@ -11,7 +11,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from service import languages, limits
+from service import cors, languages, limits
 from service.config import Config
 from service.core import Core
 from service.errors import ApiError
@@ -31,6 +31,9 @@ def create_app(test_config: Config | Mapping[str, Any] | None = None) -> Flask:
         config = Config.from_env().replace(**dict(test_config or {}))
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    # A multipart field (a Judge0 form's source_code) may be as large as a body: Flask's
+    # default of 500 kB would cut under the source cap.
+    app.config["MAX_FORM_MEMORY_SIZE"] = config.max_body_bytes
     if isinstance(app.json, DefaultJSONProvider):
         app.json.sort_keys = False  # Judge0's field order, not the alphabet
     app.url_map.strict_slashes = False  # Judge0 clients add trailing slashes
@@ -51,6 +54,7 @@ def create_app(test_config: Config | Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(metrics.bp)
     app.register_blueprint(playground.bp)
     limits.install(app)
+    cors.install(app)
 
     def refuse_large_bodies() -> tuple[Response, int] | None:
         # Answer 413 only after reading what the client sent (up to a bound): a server that

@@ -13,6 +13,9 @@ from worker.jobs.store import Record
 
 # A digest names a token in Redis (a record's owner, a budget's key) without holding it.
 _TAG = b"stockade-token:"
+# Judge0's default AUTHN_HEADER and AUTHZ_HEADER; it takes each as a query parameter too.
+TOKEN_HEADER = "X-Auth-Token"
+USER_HEADER = "X-Auth-User"
 
 
 def digest(token: str) -> str:
@@ -51,12 +54,18 @@ class Client:
 
 
 def presented_token() -> str | None:
-    """X-Auth-Token (Judge0's header), or an `Authorization: Bearer` token."""
-    token = request.headers.get("X-Auth-Token")
+    """X-Auth-Token (Judge0's header, or its query parameter of the same name, as Judge0
+    reads it), or an `Authorization: Bearer` token."""
+    token = request.headers.get(TOKEN_HEADER) or request.args.get(TOKEN_HEADER)
     if token:
         return token
     auth = request.headers.get("Authorization", "")
     return auth.removeprefix("Bearer ").strip() or None if auth.startswith("Bearer ") else None
+
+
+def presented_user() -> str | None:
+    """X-Auth-User (Judge0's AUTHZ header), or its query parameter of the same name."""
+    return request.headers.get(USER_HEADER) or request.args.get(USER_HEADER) or None
 
 
 def address() -> str:

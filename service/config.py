@@ -109,7 +109,35 @@ MAX_PROBLEMS_PER_CLIENT = setting(
     minimum=1,
 )
 WAIT_TIMEOUT_S = setting(
-    "STOCKADE_WAIT_TIMEOUT_S", 30.0, "wait=true answers with the token after this", minimum=0
+    "STOCKADE_WAIT_TIMEOUT_S",
+    60.0,
+    "seconds wait=true (and Piston's execute) waits for a result before answering without it",
+    minimum=0,
+)
+ENABLE_WAIT_RESULT = setting(
+    "STOCKADE_ENABLE_WAIT_RESULT",
+    True,
+    "Judge0's wait=true is served (Judge0's ENABLE_WAIT_RESULT); off: 400 wait not allowed",
+)
+ALLOW_ORIGIN = setting(
+    "STOCKADE_ALLOW_ORIGIN",
+    (),
+    "origins a browser may call the API from (CORS; Judge0's ALLOW_ORIGIN); empty: every one",
+)
+DISALLOW_ORIGIN = setting(
+    "STOCKADE_DISALLOW_ORIGIN",
+    (),
+    "origins refused CORS headers, matched as parts of the Origin (Judge0's DISALLOW_ORIGIN)",
+)
+# The workers' callback settings (worker.callbacks), declared again to show in /config_info.
+CALLBACK_MAX_TRIES = setting(
+    "STOCKADE_CALLBACK_MAX_TRIES", 3, "tries of each callback (Judge0's 3)", minimum=1
+)
+CALLBACK_TIMEOUT_S = setting(
+    "STOCKADE_CALLBACK_TIMEOUT_S",
+    5.0,
+    "wall-clock seconds of each callback try, however slowly the receiver answers (Judge0's 5)",
+    minimum=0,
 )
 # Operator maximums of the Judge0 limit fields, in Judge0's units (seconds, KB).
 MAX_LIMITS = {
@@ -146,6 +174,11 @@ class Config:
     callback_allow_private: bool = CALLBACK_ALLOW_PRIVATE.as_bool({})
     callback_secret: str = CALLBACK_SECRET.as_str({})
     wait_timeout_s: float = WAIT_TIMEOUT_S.as_float({})
+    enable_wait_result: bool = ENABLE_WAIT_RESULT.as_bool({})
+    allow_origin: tuple[str, ...] = ALLOW_ORIGIN.as_words({})
+    disallow_origin: tuple[str, ...] = DISALLOW_ORIGIN.as_words({})
+    callback_max_tries: int = CALLBACK_MAX_TRIES.as_int({})
+    callback_timeout_s: float = CALLBACK_TIMEOUT_S.as_float({})
     max_attempts: int = MAX_ATTEMPTS.as_int({})
     min_tier: str = MIN_TIER.as_str({})
     max_package_bytes: int = MAX_PACKAGE_BYTES.as_int({})
@@ -205,6 +238,11 @@ SETTINGS = {
     "callback_allow_private": CALLBACK_ALLOW_PRIVATE,
     "callback_secret": CALLBACK_SECRET,
     "wait_timeout_s": WAIT_TIMEOUT_S,
+    "enable_wait_result": ENABLE_WAIT_RESULT,
+    "allow_origin": ALLOW_ORIGIN,
+    "disallow_origin": DISALLOW_ORIGIN,
+    "callback_max_tries": CALLBACK_MAX_TRIES,
+    "callback_timeout_s": CALLBACK_TIMEOUT_S,
     "max_attempts": MAX_ATTEMPTS,
     "min_tier": MIN_TIER,
     "max_package_bytes": MAX_PACKAGE_BYTES,

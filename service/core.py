@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from worker.jobs.store import NewSubmission, Record, Refused, Store
 
 _DISABLED_CACHE_S = 5.0
 _WORKERS_CACHE_S = 2.0
+CREATED_KEPT_S = 32 * 86400  # the per-day counts of /statistics' 30 days, and today
 BUDGET_RETRY_S = 5  # Retry-After of a client over its budget: a guess, jobs take seconds
 
 
@@ -111,7 +113,7 @@ class Core:
         config, client = self.config, auth.current()
         queue, cap = config.queue, config.client_queue_cap()
         try:
-            return self.store.create_many(
+            tokens = self.store.create_many(
                 items,
                 enqueue=lambda token: (queue, task_message(TASK, [token], queue)),
                 owner=client.owner,
@@ -130,6 +132,22 @@ class Core:
             err = ApiError.message(429, rule)
             err.headers["Retry-After"] = str(BUDGET_RETRY_S)
             raise err from None
+        self._count_created(len(tokens))
+        return tokens
+
+    def _count_created(self, n: int) -> None:
+        """Submissions made per UTC day, kept a month: Judge0's statistics count them from
+        its database, which keeps every submission; the store keeps results a day."""
+        key = f"{self.config.redis_prefix}stats:created:{_utc_day(time.time())}"
+        pipe = self.store.redis.pipeline(transaction=False)
+        pipe.incrby(key, n)
+        pipe.expire(key, CREATED_KEPT_S)
+        pipe.execute()
+
+    def created_per_day(self, days: list[str]) -> list[int]:
+        """Submissions made on each UTC day (YYYY-MM-DD) of `days`, 0 for one not counted."""
+        keys = [f"{self.config.redis_prefix}stats:created:{d}" for d in days]
+        return [int(v or 0) for v in self.store.redis.mget(keys)] if keys else []
 
     def check_deletable(self) -> None:
         """Judge0's ENABLE_SUBMISSION_DELETE, off by default: 400 naming the setting."""
@@ -158,6 +176,10 @@ class Core:
                 return record or self.store.get(token)
         # The shared listener is not subscribed (Redis restarting): a subscription of our own.
         return self.store.wait(token, limit) or self.store.get(token)
+
+
+def _utc_day(t: float) -> str:
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).date().isoformat()
 
 
 def core() -> Core:

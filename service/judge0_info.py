@@ -3,8 +3,11 @@ statistics, workers."""
 
 from __future__ import annotations
 
+import datetime
+import functools
 import os
 import platform
+import subprocess
 import time
 
 from flask import Blueprint, Response, jsonify
@@ -12,6 +15,7 @@ from flask import Blueprint, Response, jsonify
 from service.core import Core, core
 from service.judge0_view import iso
 from worker.jobs import heartbeat
+from worker.jobs.archives import ArchiveLimits
 from worker.jobs.model import DEFAULTS, JUDGE0_STATUSES
 
 bp = Blueprint("judge0_info", __name__)
@@ -25,20 +29,22 @@ def statuses() -> Response:
 
 @bp.get("/config_info")
 def config_info() -> Response:
+    """Judge0's keys with this server's values: its settings, the model's defaults, the
+    archive cap the workers extract additional_files with."""
     cfg = core().config
     m = cfg.max_limits
     compiled = [lang.name for lang in core().languages.values() if lang.compile_cmd]
     return jsonify(
         {
             "maintenance_mode": False,
-            "enable_wait_result": True,
+            "enable_wait_result": cfg.enable_wait_result,
             "enable_compiler_options": True,
             "allowed_languages_for_compile_options": compiled,
             "enable_command_line_arguments": True,
-            "enable_submission_delete": True,
+            "enable_submission_delete": cfg.enable_submission_delete,
             "enable_callbacks": True,
-            "callbacks_max_tries": 3,
-            "callbacks_timeout": 5.0,
+            "callbacks_max_tries": cfg.callback_max_tries,
+            "callbacks_timeout": cfg.callback_timeout_s,
             "enable_additional_files": True,
             "max_queue_size": cfg.max_queue_depth,
             "cpu_time_limit": DEFAULTS["cpu_time_limit"],
@@ -62,10 +68,10 @@ def config_info() -> Response:
             "number_of_runs": int(DEFAULTS["number_of_runs"]),
             "max_number_of_runs": int(m["number_of_runs"]),
             "redirect_stderr_to_stdout": False,
-            "max_extract_size": 10240,
+            "max_extract_size": ArchiveLimits().max_total_bytes // 1024,  # KB, as Judge0's
             "enable_batched_submissions": True,
             "max_submission_batch_size": cfg.max_batch_size,
-            "submission_cache_duration": 1.0,
+            "submission_cache_duration": 0.0,  # no cache: a GET reads the store
             "use_docs_as_homepage": False,
             "allow_enable_network": cfg.allow_network,
             "enable_network": False,
@@ -75,16 +81,51 @@ def config_info() -> Response:
 
 @bp.get("/system_info")
 def system_info() -> Response:
-    pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
-    return jsonify(
-        {
-            "Architecture": platform.machine(),
-            "CPU(s)": str(os.cpu_count() or 1),
-            "Model name": platform.processor() or platform.machine(),
-            "Kernel": platform.release(),
-            "Mem": f"{pages * page_size // (1024 * 1024)}M",
-        }
-    )
+    """Judge0's answer: `lscpu`'s lines and `free -h`'s totals, of the API's host."""
+    return jsonify({**_cpu_info(), **_mem_info()})
+
+
+@functools.cache
+def _cpu_info() -> dict[str, str]:
+    try:
+        out = subprocess.run(
+            ["lscpu"], capture_output=True, text=True, timeout=5, check=True, env={"LC_ALL": "C"}
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    info = dict(_pair(line) for line in out.splitlines() if ":" in line)
+    info.setdefault("Architecture", platform.machine())
+    info.setdefault("CPU(s)", str(os.cpu_count() or 1))
+    info.setdefault("Model name", platform.processor() or platform.machine())
+    return info
+
+
+def _pair(line: str) -> tuple[str, str]:
+    key, _, value = line.partition(":")
+    return key.strip(), value.strip()
+
+
+def _mem_info() -> dict[str, str]:
+    """Mem and Swap totals as `free -h` writes them (7.7Gi)."""
+    try:
+        with open("/proc/meminfo") as f:
+            kb = {k: int(v.split()[0]) for k, v in map(_pair, f) if v}
+    except (OSError, ValueError, IndexError):
+        kb = {}
+    return {
+        "Mem": _human(kb.get("MemTotal", 0) * 1024),
+        "Swap": _human(kb.get("SwapTotal", 0) * 1024),
+    }
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "Ki", "Mi", "Gi", "Ti"):
+        if n < 1024 or unit == "Ti":
+            break
+        n /= 1024
+    if unit == "B":
+        return f"{int(n)}B"
+    return f"{n:.1f}{unit}" if n < 10 else f"{round(n)}{unit}"
 
 
 @bp.get("/about")
@@ -116,23 +157,42 @@ def isolate() -> Response:
 
 @bp.get("/statistics")
 def statistics() -> Response:
-    c = core()
+    """Judge0's keys, computed at each request (Judge0 caches them for 10 minutes): the
+    submissions by status and language, most first, per day for 30 days, and the store's
+    size (Redis's memory where Judge0 has its database's)."""
+    c, now = core(), time.time()
     counts = c.store.counts()
     counts[1], counts[2] = c.store.queue_depth(), c.store.running()
     by_language = c.store.language_counts()
+    today = datetime.datetime.fromtimestamp(now, datetime.UTC).date()
+    days = [today - datetime.timedelta(days=n) for n in range(31)]
+    per_day = c.created_per_day([d.isoformat() for d in days])
+    memory = c.store.redis.info("memory")
     return jsonify(
         {
-            "now": iso(time.time()),
-            "statuses": [
-                {"status": {"id": i, "name": d}, "count": counts.get(i, 0)}
-                for i, d in JUDGE0_STATUSES.items()
-            ],
-            "submissions": {"total": sum(counts.values())},
-            # Finished submissions per language, most used first, as Judge0 lists them.
+            "created_at": iso(now),
+            "cached_until": iso(now),
+            "submissions": {
+                "total": sum(counts.values()),
+                "today": per_day[0],
+                # The 30 days before today, the latest first, as Judge0 lists them.
+                "last_30_days": {
+                    d.isoformat(): n for d, n in zip(days[1:], per_day[1:], strict=True)
+                },
+            },
             "languages": [
                 {"language": {"id": i, "name": _language_name(c, i)}, "count": n}
                 for i, n in sorted(by_language.items(), key=lambda kv: (-kv[1], kv[0]))
             ],
+            "statuses": [
+                {"status": {"id": i, "name": JUDGE0_STATUSES[i]}, "count": n}
+                for i, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                if n > 0 and i in JUDGE0_STATUSES
+            ],
+            "database": {
+                "size_pretty": str(memory.get("used_memory_human", "")),
+                "size_in_bytes": int(memory.get("used_memory", 0)),
+            },
         }
     )
 

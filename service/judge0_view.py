@@ -24,6 +24,7 @@ ALL_FIELDS = (
     "command_line_arguments", "redirect_stderr_to_stdout", "callback_url", "additional_files",
     "enable_network", "post_execution_filesystem", "status", "language",
 )  # fmt: skip
+COMPILATION_ERROR = 6
 BASE64_FIELDS = ("source_code", "stdin", "expected_output", "stdout", "stderr",
                  "compile_output", "message")  # fmt: skip
 # Judge0's answers (submissions_controller.rb) when a field is not UTF-8 and the client did
@@ -54,7 +55,7 @@ def parse_fields(text: str | None) -> tuple[str, ...]:
         return ALL_FIELDS
     unknown = [n for n in names if n not in ALL_FIELDS]
     if unknown:
-        raise ApiError.field(400, "fields", f"unknown field(s): {', '.join(unknown)}")
+        raise ApiError.message(400, f"invalid fields: [{', '.join(unknown)}]")
     return names
 
 
@@ -76,11 +77,25 @@ def main_case(result: dict[str, Any]) -> dict[str, Any]:
     return deciding or (cases[0] if cases else {})
 
 
+def _message(rec: Record, res: dict[str, Any], case: dict[str, Any]) -> str | None:
+    """Judge0's message is isolate's about the run (a time-out, a signal, an exit status).
+    The deciding case's, then: the result's own names the case ("1: WA ...") for the native
+    API, where several cases are judged, and is the record's message too."""
+    if case:
+        return case.get("message") or None
+    if rec.status_id == COMPILATION_ERROR:
+        return None
+    return rec.message or res.get("message") or None
+
+
 def render(
     rec: Record, fields: tuple[str, ...], b64: bool, languages: dict[int, LanguageInfo]
 ) -> dict[str, Any]:
     sub, res, meta = rec.submission, rec.result or {}, rec.meta
     case = main_case(res) if rec.final else {}
+    if rec.status_id == COMPILATION_ERROR:
+        # Judge0 clears what would describe a run that never happened (time, memory, ...).
+        res, case = {"compile_output": res.get("compile_output")}, {}
     lang = languages.get(sub.language_id)
     memory = res.get("memory")
     full: dict[str, Any] = {
@@ -107,9 +122,10 @@ def render(
         "enable_per_process_and_thread_memory_limit": meta.get("per_process_memory", False),
         "max_file_size": sub.max_file_size,
         "compile_output": res.get("compile_output") or None,
-        "exit_code": case.get("exit_code"),
+        # isolate writes no exit code for a signalled program and Judge0 then reports 0.
+        "exit_code": (case.get("exit_code") or 0) if case else None,
         "exit_signal": case.get("signal"),
-        "message": rec.message or res.get("message") or None,
+        "message": _message(rec, res, case),
         "wall_time": seconds(res.get("wall_time")),
         "compiler_options": sub.compiler_options or None,
         "command_line_arguments": sub.command_line_arguments or None,

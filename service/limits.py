@@ -35,7 +35,7 @@ def check_request() -> None:
     if path in EXEMPT or request.path.startswith(EXEMPT_PREFIXES):
         return
     config, address = c.config, auth.address()
-    token, user = auth.presented_token(), request.headers.get("X-Auth-User")
+    token, user = auth.presented_token(), auth.presented_user()
     failures = _Window(c, f"authfail:{address}", config.auth_failures_per_minute)
     # Only a credential the server has some of can be a guess (a Judge0 client that sends
     # X-Auth-User to a server without AUTHZ tokens guesses nothing). From a locked-out

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from sandbox.launcher import Launcher
 from sandbox.result import BoxResult, Status
-from sandbox.spec import BoxSpec, FileIn, Limits, strongest
+from sandbox.spec import MIB, BoxSpec, FileIn, Limits, strongest
 from worker import checkers
 from worker.interaction import run_joined
 from worker.jobs.archives import ArchiveError, decode_base64, extract_zip
@@ -42,6 +42,9 @@ from worker.jobs.settings import (
 from worker.trim import as_text, kept_bytes
 
 KB = 1024
+# sandbox.spec.validate's floors; a Judge0 request may ask for less (see _limited).
+BOX_MIN_MEMORY = 4 * MIB
+BOX_MIN_STACK = 64 * KB
 ARTIFACT_CAP = 64 << 20  # bytes of compiled artifacts carried from the compile box
 NETWORK_REFUSED = "enable_network: not allowed on this worker (STOCKADE_ALLOW_NETWORK is off)"
 
@@ -348,12 +351,17 @@ class Judge:
         enable_network reaches these run boxes only, as Judge0's --share-net reaches isolate's
         run and never its compile; a checker's or interactor's boxes (the problem's own code,
         from _helper) never get it either."""
+        # Judge0's zero CPU or stack limit is isolate's "none": the wall time bounds the CPU
+        # and the memory cgroup the stack. Below the box's floors the box gets the floor and
+        # _verdict holds the program to what was asked.
+        cpu = sub.cpu_time_limit or sub.wall_time_limit
+        stack = max(sub.stack_limit * KB, BOX_MIN_STACK) if sub.stack_limit else None
         lim = replace(
             program.limits,
-            cpu_time_s=sub.cpu_time_limit + sub.cpu_extra_time,
+            cpu_time_s=cpu + sub.cpu_extra_time,
             wall_time_s=sub.wall_time_limit,
-            memory_bytes=sub.memory_limit * KB,
-            stack_bytes=sub.stack_limit * KB,
+            memory_bytes=max(sub.memory_limit * KB, BOX_MIN_MEMORY),
+            stack_bytes=stack,
             pids=max(sub.max_processes_and_or_threads, program.limits.pids),
             fsize_bytes=sub.max_file_size * KB,
             output_bytes=sub.max_file_size * KB,
@@ -378,13 +386,14 @@ class Judge:
         checker: Compiled | None,
     ) -> CaseResult:
         stdin = case.input.encode()
-        times = []
+        times, memories = [], []
         for _ in range(max(1, sub.number_of_runs)):
             r = self.launcher.run(program.box_spec((), (), stdin))
             times.append(r.time)
+            memories.append(r.memory)
             if r.status.value != "OK":
                 break
-        verdict, message = _verdict(r, sub.cpu_time_limit)
+        verdict, message = _verdict(r, sub.cpu_time_limit, sub.memory_limit * KB)
         if verdict is Verdict.AC and case.expected_output is not None:
             answer = case.expected_output.encode()
             if checker is not None:
@@ -397,7 +406,9 @@ class Judge:
                 out = checkers.compare(sub.checker, r.stdout, answer)
             verdict = Verdict.IE if out.failed else Verdict.AC if out.accepted else Verdict.WA
             message = out.message
-        return _case(name, verdict, r, message, sum(times) / len(times))
+        # Judge0 reports the mean time and memory of the runs it made.
+        mean_memory = sum(memories) // len(memories)
+        return _case(name, verdict, r, message, sum(times) / len(times), mean_memory)
 
     def _interact(
         self, program: Compiled, interactor: Compiled, prog: Program, case: TestCase, name: str
@@ -434,22 +445,32 @@ class Judge:
 # --- Pure helpers ---------------------------------------------------------------------------
 
 
-def _verdict(r: BoxResult, cpu_time_limit: float) -> tuple[Verdict, str]:
+def _verdict(
+    r: BoxResult, cpu_time_limit: float, memory_limit_bytes: int | None = None
+) -> tuple[Verdict, str]:
     """A run box's result as a verdict before checking. A box failure (XX) is never the
-    program's fault: IE."""
+    program's fault: IE. A zero cpu_time_limit is none (isolate's reading); a memory limit
+    below the box's floor is checked here against the peak."""
     status = r.status.value
     table = {"XX": Verdict.IE, "TO": Verdict.TLE, "MLE": Verdict.MLE, "OLE": Verdict.OLE}
     if status in table:
         return table[status], r.message
     if status in ("SG", "RE"):
         return Verdict.RE, r.message
-    if r.time > cpu_time_limit:
+    if cpu_time_limit and r.time > cpu_time_limit:
         return Verdict.TLE, f"Time limit exceeded ({r.time:.3f} s of CPU)"
+    if memory_limit_bytes is not None and r.memory > memory_limit_bytes:
+        return Verdict.MLE, f"Memory limit exceeded ({r.memory // KB} KB at peak)"
     return Verdict.AC, ""
 
 
 def _case(
-    name: str, verdict: Verdict, r: BoxResult | None, message: str, cpu: float | None = None
+    name: str,
+    verdict: Verdict,
+    r: BoxResult | None,
+    message: str,
+    cpu: float | None = None,
+    memory: int | None = None,
 ) -> CaseResult:
     if r is None:
         return CaseResult(name, verdict, 0.0, 0, message=message)
@@ -457,7 +478,7 @@ def _case(
         name=name,
         verdict=verdict,
         time=round(r.time if cpu is None else cpu, 4),
-        memory=r.memory,
+        memory=r.memory if memory is None else memory,
         message=message,
         exit_code=r.exit_code,
         signal=r.signal,

@@ -64,8 +64,11 @@ def test_expected_output_cpp_and_compile_error(api: httpx.Client) -> None:
     wrong = {"source_code": src, "language_id": CPP, "stdin": "2 3", "expected_output": "6"}
     assert api.post("/submissions?wait=true", json=wrong).json()["status"]["id"] == 4
     broken = {"source_code": "int main( {", "language_id": CPP}
-    body = api.post("/submissions?wait=true", json=broken).json()
+    body = api.post("/submissions?wait=true&fields=*", json=broken).json()
     assert body["status"]["id"] == 6 and body["compile_output"]
+    # Judge0 clears what would describe a run that never happened.
+    for name in ("time", "memory", "message", "wall_time", "exit_code", "exit_signal"):
+        assert body[name] is None, (name, body[name])
 
 
 def test_list_paged_and_delete(api: httpx.Client, stack: Stack) -> None:
@@ -154,3 +157,55 @@ def test_bad_input_is_4xx_naming_the_field(api: httpx.Client) -> None:
     assert r.status_code in (400, 422) and "source_code" in r.text
     r = api.post("/submissions", content=b"{not json", headers={"Content-Type": "application/json"})
     assert 400 <= r.status_code < 500
+
+
+def test_signals_exit_codes_and_messages_as_judge0(api: httpx.Client) -> None:
+    """isolate writes no exit code for a signalled program and Judge0 reports 0 with the
+    signal; the message is the run's, never the native API's case summary ("1: RE ...")."""
+    segv = "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n"
+    r = api.post("/submissions?wait=true&fields=*", json={"source_code": segv, "language_id": 71})
+    body = r.json()
+    assert body["status"]["id"] == 7, body
+    assert (body["exit_code"], body["exit_signal"]) == (0, 11)
+    assert body["time"] is not None and isinstance(body["memory"], int)
+    exit3 = "import sys\nsys.exit(3)\n"
+    body = api.post(
+        "/submissions?wait=true&fields=*", json={"source_code": exit3, "language_id": 71}
+    ).json()
+    assert body["status"]["id"] == 11 and body["exit_code"] == 3 and body["exit_signal"] is None
+    assert body["message"] and not body["message"].startswith("1:"), body["message"]
+
+
+def test_text_numbers_and_judge0s_minima_on_a_real_worker(api: httpx.Client) -> None:
+    """Numbers and booleans as text, cast as Rails casts them; a zero CPU or stack limit (none,
+    as isolate reads it) and a 2048 KB memory limit (below the box's floor) reach a real box."""
+    body = {
+        "source_code": "import sys\nprint('out', flush=True)\nprint('err', file=sys.stderr)\n",
+        "language_id": "71", "cpu_time_limit": "0", "stack_limit": "0", "wall_time_limit": "5",
+        "memory_limit": "65536", "redirect_stderr_to_stdout": "true", "number_of_runs": "2",
+    }  # fmt: skip
+    r = api.post("/submissions?wait=true&fields=*", json=body)
+    out = r.json()
+    assert r.status_code == 201 and out["status"]["id"] == 3, out
+    assert out["stdout"] == "out\nerr\n" and out["stderr"] is None
+    assert (out["cpu_time_limit"], out["stack_limit"], out["number_of_runs"]) == ("0.000", 0, 2)
+    tiny = {"source_code": "print('x' * 10**7)\n", "language_id": 71, "memory_limit": 2048}
+    out = api.post("/submissions?wait=true", json=tiny).json()
+    assert out["status"]["id"] not in (3, 13), out  # Python needs more than 2 MB: no Accepted
+
+
+def test_form_bodies_query_tokens_and_cors(stack: Stack) -> None:
+    """With auth on (a page cannot send a token it lacks): a Judge0 form body, the token as a
+    query parameter, and Judge0's CORS (every origin, preflight answered without a token)."""
+    url = stack.start_api("api-forms", STOCKADE_AUTH_TOKENS="tok")
+    with httpx.Client(base_url=url, timeout=60) as api:
+        form = {"source_code": "print(input())", "language_id": "71", "stdin": "via form",
+                "wait": "true"}  # fmt: skip
+        r = api.post("/submissions?X-Auth-Token=tok", data=form, headers={"Origin": "https://x.io"})
+        assert r.status_code == 201, r.text
+        assert r.json()["stdout"] == "via form\n"
+        assert r.headers["Access-Control-Allow-Origin"] == "*"
+        pre = api.options("/submissions", headers={
+            "Origin": "https://x.io", "Access-Control-Request-Method": "POST"})  # fmt: skip
+        assert pre.status_code == 200 and pre.headers["Access-Control-Allow-Origin"] == "*"
+        assert api.post("/submissions", data=form).status_code == 401

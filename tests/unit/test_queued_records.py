@@ -64,7 +64,7 @@ def with_(**changes: object) -> str:
         ("{not json", "submission: not valid JSON"),
         ('["print(1)", 71]', "submission: must be a JSON object"),
         ("[" * 100_000, "submission: not valid JSON"),
-        (with_(cpu_time_limit=999), "cpu_time_limit: must be between 0.01 and 15"),
+        (with_(cpu_time_limit=999), "cpu_time_limit: must be between 0 and 15"),
         (with_(memory_limit="lots"), "memory_limit: must be a number"),
         (with_(test_cases="abc"), "test_cases: must be a list of objects"),
         (with_(test_cases=[{"input": 1}]), "test_cases[0].input: wrong type int"),

@@ -33,12 +33,15 @@ MAXIMA: dict[str, float] = {
     "max_file_size": 4096,
     "number_of_runs": 20,
 }
+# Judge0 CE 1.13.1's own lower bounds (app/models/submission.rb), except wall_time_limit:
+# Judge0 asks for 1 s there, its API refuses less (service/judge0_params.py), the native API
+# takes less. Isolate reads a zero CPU or stack limit as none; so does the judge.
 MINIMA: dict[str, float] = {
-    "cpu_time_limit": 0.01,
+    "cpu_time_limit": 0.0,
     "cpu_extra_time": 0.0,
     "wall_time_limit": 0.01,
-    "memory_limit": 4096,
-    "stack_limit": 64,
+    "memory_limit": 2048,
+    "stack_limit": 0,
     "max_processes_and_or_threads": 1,
     "max_file_size": 0,
     "number_of_runs": 1,

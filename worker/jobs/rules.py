@@ -54,6 +54,14 @@ def decode(text: str | bytes) -> Submission:
 
 _STRINGS = ("source_code", "stdin", "command_line_arguments", "compiler_options", "source_name")
 COMPILE_LIMITS = ("compile_cpu_time_limit", "compile_wall_time_limit", "compile_memory_limit")
+# The least a compile box may be asked for: 10 ms of each clock (no compiler starts in less)
+# and the box's 4 MiB of memory (the judge's BOX_MIN_MEMORY). A compile box, unlike a run box,
+# is never given the floor and held to the asked limit after the run.
+COMPILE_FLOORS = {
+    "compile_cpu_time_limit": 0.01,
+    "compile_wall_time_limit": 0.01,
+    "compile_memory_limit": 4096,
+}
 # A program's own path in /box: words the languages' argvs (some of them `sh -c` lines) can
 # hold without quoting, in directories, never outside /box nor starting like an option.
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.+-]*)*$")
@@ -169,7 +177,7 @@ def validate(sub: Submission) -> list[str]:
         errors.append(f"command_line_arguments: at most {MAX_ARGS_CHARS} characters")
     for name in COMPILE_LIMITS:
         value = getattr(sub, name)
-        low = MINIMA[name.removeprefix("compile_")]  # the least a run box may have
+        low = COMPILE_FLOORS[name]
         if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
             errors.append(f"{name}: must be a number >= 0 (0: the language's own), got {value!r}")
         elif 0 < value < low:
