@@ -11,6 +11,7 @@ from typing import Any
 
 from sandbox.sizes import parse_size
 from sandbox.spec import MIB, Limits
+from worker.grading.tree import TreeError, read_tree
 
 FILE_NAME = "assignment.toml"
 KINDS = ("io", "pytest", "unittest", "junit", "go", "command")
@@ -60,6 +61,9 @@ class Test:
     checker: str = "judge0"
     abs_tolerance: float = 1e-6
     rel_tolerance: float = 1e-6
+    # The instructor's files that hold this test (its test module, its cases' files): kept
+    # out of visible tests' boxes while this test is not visible.
+    own_files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -197,7 +201,21 @@ def _test(t: Any, where: str, number: str, base: Limits, files: dict[str, bytes]
     target = _str(t, "id", "", where)
     if not target or "\0" in target or target.startswith("-"):
         raise _FieldError(f"{where}.id", f"a {kind} test needs the id of the test it runs")
-    return replace(test, target=target)
+    own = target_file(kind, target, files)
+    return replace(test, target=target, own_files=(own,) if own else ())
+
+
+def target_file(kind: str, target: str, files: dict[str, bytes]) -> str:
+    """The instructor's file that holds a pytest or unittest test ("" if none is known)."""
+    if kind == "pytest":
+        path = target.split("::", 1)[0]
+        return path if path in files else ""
+    parts = target.split(".")
+    for i in range(len(parts), 0, -1):
+        path = "/".join(parts[:i]) + ".py"
+        if path in files:
+            return path
+    return ""
 
 
 def _io(t: dict[str, Any], where: str, test: Test, files: dict[str, bytes]) -> Test:
@@ -207,7 +225,7 @@ def _io(t: dict[str, Any], where: str, test: Test, files: dict[str, bytes]) -> T
     raw = t.get("cases")
     if not isinstance(raw, list) or not raw:
         raise _FieldError(f"{where}.cases", "an io test needs at least one [[tests.cases]]")
-    cases = []
+    cases, own = [], []
     for i, c in enumerate(raw):
         at = f"{where}.cases[{i}]"
         if not isinstance(c, dict):
@@ -216,6 +234,7 @@ def _io(t: dict[str, Any], where: str, test: Test, files: dict[str, bytes]) -> T
         weight = c.get("weight", 1.0)
         if not _number(weight) or weight <= 0:
             raise _FieldError(f"{at}.weight", f"must be a number > 0, got {weight!r}")
+        own += [c[k] for k in ("stdin_file", "expected_file") if isinstance(c.get(k), str)]
         cases.append(
             Case(_text(c, "stdin", at, files), _text(c, "expected", at, files), float(weight))
         )
@@ -229,6 +248,7 @@ def _io(t: dict[str, Any], where: str, test: Test, files: dict[str, bytes]) -> T
         checker=checker,
         abs_tolerance=float(tol["abs_tolerance"]),
         rel_tolerance=float(tol["rel_tolerance"]),
+        own_files=tuple(sorted(set(own))),
     )
 
 
@@ -317,3 +337,12 @@ def _number(value: object) -> bool:
         and not isinstance(value, bool)
         and math.isfinite(float(value))
     )
+
+
+def load_directory(directory: Path) -> Assignment:
+    """An assignment directory (or zip) read safely: every regular file, then parsed."""
+    try:
+        files = read_tree(directory)
+    except TreeError as e:
+        raise AssignmentError(str(e)) from None
+    return load_assignment(directory, files)

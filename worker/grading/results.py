@@ -41,7 +41,7 @@ _TOP_FIELDS = {
 
 
 @dataclass(frozen=True)
-class TestResult:
+class ScoredTest:
     """One test's score as the host decided it."""
 
     number: str
@@ -71,7 +71,7 @@ class TestResult:
 class Results:
     """A submission's results.json. `error` set means it could not be graded (the reason)."""
 
-    tests: tuple[TestResult, ...] = ()
+    tests: tuple[ScoredTest, ...] = ()
     output: str = ""
     visibility: str = "visible"
     execution_time: float = 0.0

@@ -11,7 +11,7 @@ from sandbox.spec import BoxSpec, FileIn
 from worker import checkers
 from worker.grading import harness
 from worker.grading.assignment import Assignment, Test
-from worker.grading.results import Results, TestResult
+from worker.grading.results import Results, ScoredTest
 from worker.jobs.languages import Language, load_languages, rootfs_for
 from worker.jobs.model import CheckerSpec, Verdict
 from worker.judge import BuildError, Compiled, Judge
@@ -107,11 +107,7 @@ class _Run:
         # The files of tests students may not see yet never reach a visible test's box,
         # where the student's code could print them into feedback the student reads.
         self.private = {
-            f
-            for t in assignment.tests
-            if t.visibility != "visible"
-            for f in [target_file(t, assignment.files)]
-            if f
+            f for t in assignment.tests if t.visibility != "visible" for f in t.own_files
         }
 
     def notes(self) -> str:
@@ -122,12 +118,12 @@ class _Run:
             lines.append(f"replaced by the instructor's copy: {', '.join(self.shadowed)}")
         return "\n".join(lines)
 
-    def test(self, test: Test) -> TestResult:
+    def test(self, test: Test) -> ScoredTest:
         if test.kind == "io":
             score, output = self._io(test)
         else:
             score, output = self._single(test)
-        return TestResult(test.number, test.name, score, test.points, test.visibility, output)
+        return ScoredTest(test.number, test.name, score, test.points, test.visibility, output)
 
     # --- Building -------------------------------------------------------------------------
 
@@ -221,11 +217,8 @@ class _Run:
             built = self._build()
             if isinstance(built, Compiled):
                 files.update({f.path: f.content for f in built.files})
-        own = target_file(test, self.assignment.files)
-        private = self.private if test.visibility == "visible" else set()
-        files.update(
-            (p, c) for p, c in self.assignment.files.items() if p not in private or p == own
-        )
+        private = self.private - set(test.own_files) if test.visibility == "visible" else set()
+        files.update((p, c) for p, c in self.assignment.files.items() if p not in private)
         return [FileIn(p, c, 0o755) for p, c in sorted(files.items())]
 
     def _run(self, spec: BoxSpec) -> BoxResult:
@@ -246,17 +239,3 @@ def _output(r: BoxResult) -> str:
 
 def _join(*parts: str) -> str:
     return "\n".join(p.strip("\n") for p in parts if p.strip())
-
-
-def target_file(test: Test, files: dict[str, bytes]) -> str:
-    """The instructor's file that holds a pytest or unittest test ("" if none is known)."""
-    if test.kind == "pytest":
-        path = test.target.split("::", 1)[0]
-        return path if path in files else ""
-    if test.kind == "unittest":
-        parts = test.target.split(".")
-        for i in range(len(parts), 0, -1):
-            path = "/".join(parts[:i]) + ".py"
-            if path in files:
-                return path
-    return ""

@@ -1,0 +1,105 @@
+"""The native grader on real boxes: tests/assignments' submissions get their known scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sandbox.launcher import Launcher
+from worker.grading.assignment import load_directory
+from worker.grading.results import Results, validate
+from worker.grading.runner import Grader
+from worker.grading.tree import read_tree
+
+pytestmark = pytest.mark.privileged
+ROOT = Path(__file__).parent.parent / "assignments"
+
+
+def grade(launcher: Launcher, assignment: str, submission: str) -> Results:
+    a = load_directory(ROOT / assignment / "assignment")
+    grader = Grader(launcher)
+    grader.check(a)
+    results = grader.grade(a, read_tree(ROOT / assignment / "submissions" / submission))
+    assert validate(results.to_dict()) == []
+    assert not results.error, results.error
+    return results
+
+
+def scores(results: Results) -> dict[str, float]:
+    return {t.name: t.score for t in results.tests}
+
+
+PYCALC = {
+    "full": {"add": 2, "multiply": 3, "divide": 4, "prints a sum": 1},
+    "partial": {"add": 2, "multiply": 0, "divide": 4, "prints a sum": 1},
+    "crash": {"add": 2, "multiply": 3, "divide": 0, "prints a sum": 1},
+    "loop": {"add": 2, "multiply": 0, "divide": 4, "prints a sum": 1},
+    "forge": {"add": 0, "multiply": 0, "divide": 0, "prints a sum": 0},
+    "peek": {"add": 2, "multiply": 0, "divide": 4, "prints a sum": 1},
+    "conftest": {"add": 0, "multiply": 0, "divide": 0, "prints a sum": 0},
+}
+
+
+@pytest.mark.parametrize("submission", sorted(PYCALC))
+def test_pycalc_scores(launcher: Launcher, submission: str) -> None:
+    results = grade(launcher, "pycalc", submission)
+    assert scores(results) == PYCALC[submission]
+    assert results.score == sum(PYCALC[submission].values())
+    assert results.max_score == 10
+
+
+def test_pycalc_why(launcher: Launcher) -> None:
+    """Each failure says what the host saw."""
+    by = {t.name: t for t in grade(launcher, "pycalc", "crash").tests}
+    assert "SIGSEGV" in by["divide"].output or "signal" in by["divide"].output
+    by = {t.name: t for t in grade(launcher, "pycalc", "loop").tests}
+    assert "time limit" in by["multiply"].output.lower()
+
+
+def test_forged_reports_and_early_exit_score_nothing(launcher: Launcher) -> None:
+    """forge/calc.py writes results.json files, prints report lines with guessed keys on
+    every descriptor and leaves with os._exit(0) before any test runs."""
+    by = {t.name: t for t in grade(launcher, "pycalc", "forge").tests}
+    assert "did the program exit early" in by["add"].output
+    assert by["add"].visibility == "visible" and by["divide"].visibility == "hidden"
+
+
+def test_hidden_test_files_stay_out_of_visible_boxes(launcher: Launcher) -> None:
+    """peek/calc.py prints every file of its box in a failing visible test."""
+    by = {t.name: t for t in grade(launcher, "pycalc", "peek").tests}
+    shown = by["multiply"].output
+    assert "== check_calc.py" in shown  # the listing really ran
+    assert "check_hidden" not in shown and "SECRET-HIDDEN-TEST-MARKER" not in shown
+
+
+def test_a_students_conftest_is_never_loaded(launcher: Launcher) -> None:
+    results = grade(launcher, "pycalc", "conftest")
+    assert "conftest.py" in results.output
+
+
+CSUM = {
+    "full": {"small sums": 4, "large sums": 4, "negative numbers": 2},
+    "partial": {"small sums": 4, "large sums": 1, "negative numbers": 2},
+    "crash": {"small sums": 4, "large sums": 4, "negative numbers": 0},
+    "loop": {"small sums": 1, "large sums": 4, "negative numbers": 2},
+    "compile_error": {"small sums": 0, "large sums": 0, "negative numbers": 0},
+    "forge": {"small sums": 0, "large sums": 0, "negative numbers": 0},
+}
+
+
+@pytest.mark.parametrize("submission", sorted(CSUM))
+def test_csum_scores(launcher: Launcher, submission: str) -> None:
+    results = grade(launcher, "csum", submission)
+    assert scores(results) == CSUM[submission]
+    assert results.max_score == 10
+
+
+def test_csum_feedback(launcher: Launcher) -> None:
+    by = {t.name: t for t in grade(launcher, "csum", "compile_error").tests}
+    assert "undeclared" in by["small sums"].output
+    by = {t.name: t for t in grade(launcher, "csum", "partial").tests}
+    assert by["large sums"].output.splitlines() == [
+        "case 1: passed",
+        "case 2: wrong answer: line 1: expected '4000000000', got '-294967296'",
+    ]
