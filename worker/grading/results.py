@@ -169,6 +169,10 @@ def dumps(results: Results, submission: str | None = None) -> str:
     problems = validate(data)
     if problems:  # our own results must always be valid: a bug here is loud
         raise AssertionError(f"invalid results.json built: {problems}")
+    return dumps_dict(data, submission)
+
+
+def dumps_dict(data: dict[str, Any], submission: str | None = None) -> str:
     if submission is not None:
-        data["submission"] = submission
+        data = {**data, "submission": submission}
     return json.dumps(data)

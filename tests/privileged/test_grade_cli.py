@@ -1,0 +1,82 @@
+"""`stockade grade` end to end: a class of C submissions, the gradebook, reports, the cache."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from worker.grading.results import validate
+
+pytestmark = pytest.mark.privileged
+CSUM = Path(__file__).parent.parent / "assignments" / "csum"
+SUBMISSIONS = ["full", "partial", "crash", "compile_error"]
+
+
+def grade(*argv: str | Path) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "service.cli", "grade", *map(str, argv)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_a_class_graded_then_cached(tmp_path: Path) -> None:
+    subs = [CSUM / "submissions" / s for s in SUBMISSIONS]
+    book, out, cache = tmp_path / "book.csv", tmp_path / "out", tmp_path / "cache"
+    first = grade(CSUM / "assignment", *subs, "--csv", book, "--out", out, "--cache", cache)
+    assert first.returncode == 0, first.stderr
+    assert [line.split("\t")[1] for line in first.stdout.splitlines()] == [
+        "10/10",
+        "7/10",
+        "8/10",
+        "0/10",
+    ]
+    rows = list(csv.reader(book.open()))
+    assert rows[0] == ["submission", "small sums", "large sums", "negative numbers", "total"]
+    assert [r[1:] for r in rows[1:]] == [
+        ["4", "4", "2", "10"],
+        ["4", "1", "2", "7"],
+        ["4", "4", "0", "8"],
+        ["0", "0", "0", "0"],
+    ]
+    for name in SUBMISSIONS:
+        results = json.loads((out / name / "results.json").read_text())
+        assert validate(results) == []
+        assert (out / name / "report.txt").read_text().startswith("Sum of integers: ")
+    assert "(cached)" not in first.stderr
+    # The same files again: nothing is graded twice, and the answers are the same.
+    again = grade(CSUM / "assignment", *subs, "--json", "--cache", cache)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("(cached)") == len(SUBMISSIONS)
+    lines = [json.loads(line) for line in again.stdout.splitlines()]
+    assert [d["submission"] for d in lines] == list(map(str, subs))
+    assert [d["score"] for d in lines] == [10, 7, 8, 0]
+
+
+def test_a_changed_submission_is_graded_again(tmp_path: Path) -> None:
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    source = (CSUM / "submissions" / "full" / "main.c").read_text()
+    (sub / "main.c").write_text(source)
+    cache = tmp_path / "cache"
+    assert "10/10" in grade(CSUM / "assignment", sub, "--cache", cache).stdout
+    (sub / "main.c").write_text(source.replace("sum += x", "sum -= x"))
+    changed = grade(CSUM / "assignment", sub, "--cache", cache)
+    assert "(cached)" not in changed.stderr and "\t0/10" in changed.stdout
+
+
+def test_exit_1_when_a_submission_cannot_be_graded(tmp_path: Path) -> None:
+    bad_zip = tmp_path / "bad.zip"
+    bad_zip.write_bytes(b"not a zip")
+    p = grade(CSUM / "assignment", CSUM / "submissions" / "full", bad_zip, "--no-cache")
+    assert p.returncode == 1
+    assert "NOT GRADED" in p.stdout and "not a zip file" in p.stderr
+
+
+def test_exit_2_when_the_assignment_is_broken(tmp_path: Path) -> None:
+    (tmp_path / "assignment.toml").write_text('language = "c"\n[[tests]]\nkind = "nope"\n')
+    p = grade(tmp_path, CSUM / "submissions" / "full")
+    assert p.returncode == 2
+    assert "tests[0].kind: must be one of" in p.stderr
