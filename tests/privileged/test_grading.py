@@ -103,3 +103,31 @@ def test_csum_feedback(launcher: Launcher) -> None:
         "case 1: passed",
         "case 2: wrong answer: line 1: expected '4000000000', got '-294967296'",
     ]
+
+
+JSTACK = {
+    "full": {"push then pop": 3, "size": 2, "empty stack": 5},
+    "partial": {"push then pop": 3, "size": 0, "empty stack": 0},
+    "crash": {"push then pop": 3, "size": 2, "empty stack": 0},
+    "loop": {"push then pop": 3, "size": 0, "empty stack": 5},
+    "forge": {"push then pop": 0, "size": 0, "empty stack": 0},
+    "shadow": {"push then pop": 0, "size": 0, "empty stack": 0},
+    "peek": {"push then pop": 3, "size": 0, "empty stack": 0},
+}
+
+
+@pytest.mark.parametrize("submission", sorted(JSTACK))
+def test_jstack_scores(launcher: Launcher, submission: str) -> None:
+    results = grade(launcher, "jstack", submission)
+    assert scores(results) == JSTACK[submission]
+    assert results.max_score == 10
+
+
+def test_jstack_hidden_classes_stay_out_of_visible_boxes(launcher: Launcher) -> None:
+    by = {t.name: t for t in grade(launcher, "jstack", "peek").tests}
+    # JUnit's progress dot may precede the line.
+    listing = [
+        ln.split("classes: ", 1)[1] for ln in by["size"].output.splitlines() if "classes: " in ln
+    ]
+    assert listing and "StackTest.class" in listing[0].split()
+    assert "Hidden" not in listing[0]

@@ -133,5 +133,8 @@ def test_report_pass_needs_key_exit_and_the_test() -> None:
     assert not judge(_report("k", mixed), 0, "k", "t.py::test_a").passed
     assert judge(_report("k", ok), 0, "k", "t.py::test_a").output == "some output"
     dotted = [["m.C.test_x", "call", "passed"]]
-    assert judge(_report("k", dotted), 0, "k", "m.C", unittest=True).passed
-    assert not judge(_report("k", dotted), 0, "k", "m.Cx", unittest=True).passed
+    assert judge(_report("k", dotted), 0, "k", "m.C", "unittest").passed
+    assert not judge(_report("k", dotted), 0, "k", "m.Cx", "unittest").passed
+    hashed = [["pkg.T#testA", "call", "passed"]]
+    assert judge(_report("k", hashed), 0, "k", "pkg.T", "junit").passed
+    assert not judge(_report("k", hashed), 0, "k", "pkg.T#testB", "junit").passed

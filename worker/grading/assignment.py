@@ -206,15 +206,20 @@ def _test(t: Any, where: str, number: str, base: Limits, files: dict[str, bytes]
 
 
 def target_file(kind: str, target: str, files: dict[str, bytes]) -> str:
-    """The instructor's file that holds a pytest or unittest test ("" if none is known)."""
+    """The instructor's file that holds a pytest, unittest or JUnit test ("" if unknown)."""
     if kind == "pytest":
         path = target.split("::", 1)[0]
         return path if path in files else ""
-    parts = target.split(".")
+    suffix = ".java" if kind == "junit" else ".py"
+    parts = target.split("#", 1)[0].split(".")
     for i in range(len(parts), 0, -1):
-        path = "/".join(parts[:i]) + ".py"
+        path = "/".join(parts[:i]) + suffix
         if path in files:
             return path
+    if kind == "junit":  # a class in the default package may sit in any directory
+        name = f"{parts[-1]}.java"
+        found = [p for p in files if p == name or p.endswith(f"/{name}")]
+        return found[0] if len(found) == 1 else ""
     return ""
 
 

@@ -162,7 +162,7 @@ class Verdict:
 
 
 def judge_report(
-    stdout: bytes, exit_code: int | None, key: str, target: str, unittest: bool = False
+    stdout: bytes, exit_code: int | None, key: str, target: str, kind: str = "pytest"
 ) -> Verdict:
     """Pass only with exit status 0 and one keyed report in which a test named by `target`
     passed and no outcome failed."""
@@ -188,20 +188,20 @@ def judge_report(
     ran = [o[0] for o in outcomes if o[1] == "call" and o[2] == "passed"]
     if bad:
         return Verdict(False, f"{bad[0][0] or target}: {bad[0][2]} ({bad[0][1]})", output)
-    if not any(_names(target, nodeid, unittest) for nodeid in ran):
+    if not any(_names(target, nodeid, kind) for nodeid in ran):
         return Verdict(False, f"no test named {target!r} ran", output)
     if exit_code != 0 or report.get("exit") != 0:
         return Verdict(False, f"the test runner exited with status {exit_code}", output)
     return Verdict(True, "", output)
 
 
-def _names(target: str, ran: str, unittest: bool) -> bool:
+_SEPARATORS = {"pytest": ("::", "["), "unittest": (".",), "junit": ("#",)}
+
+
+def _names(target: str, ran: str, kind: str) -> bool:
     """Whether the test `ran` is (or is inside) `target`: a pytest node id (file, class,
-    function, parameter) or a dotted unittest name."""
-    if ran == target:
-        return True
-    sep = "." if unittest else "::"
-    return ran.startswith(target + sep) or (not unittest and ran.startswith(target + "["))
+    function, parameter), a dotted unittest name or a JUnit Class#method."""
+    return ran == target or any(ran.startswith(target + sep) for sep in _SEPARATORS[kind])
 
 
 def _load(text: str) -> dict[str, object] | None:

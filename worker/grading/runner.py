@@ -9,7 +9,7 @@ from sandbox.launcher import Launcher
 from sandbox.result import BoxResult, Status
 from sandbox.spec import BoxSpec, FileIn
 from worker import checkers
-from worker.grading import harness
+from worker.grading import harness, junit
 from worker.grading.assignment import Assignment, Test
 from worker.grading.results import Results, ScoredTest
 from worker.jobs.languages import Language, load_languages, rootfs_for
@@ -63,10 +63,11 @@ class Grader:
                 "setup: building an image from [setup] is not supported yet; "
                 "name a prepared image in `image` instead"
             )
-        needs_lang = [t.name for t in assignment.tests if t.kind == "io"]
+        needs_lang = [t for t in assignment.tests if t.kind in ("io", "junit")]
         if needs_lang and lang is None:
-            raise GradingError(f"language: io test {needs_lang[0]!r} needs a language")
-        unsupported = [t for t in assignment.tests if t.kind in ("junit", "go")]
+            t = needs_lang[0]
+            raise GradingError(f"language: {t.kind} test {t.name!r} needs a language")
+        unsupported = [t for t in assignment.tests if t.kind == "go"]
         if unsupported:
             t = unsupported[0]
             raise GradingError(f"tests: kind {t.kind!r} ({t.name}) is not supported yet")
@@ -104,6 +105,7 @@ class _Run:
         self.shadowed = sorted(p for p in files if p in assignment.files)
         self.student = {p: c for p, c in files.items() if p not in self.refused}
         self._built: Compiled | BuildError | None = None
+        self._classes: dict[str, bytes] | str | None = None
         # The files of tests students may not see yet never reach a visible test's box,
         # where the student's code could print them into feedback the student reads.
         self.private = {
@@ -167,46 +169,67 @@ class _Run:
             lines.append(f"case {i}: {'passed' if ok else why}")
         return test.points * earned / total, "\n".join(lines)
 
-    # --- Runner tests (pytest, unittest, command) -------------------------------------------
+    # --- Runner tests (pytest, unittest, junit, command) -------------------------------------
 
     def _single(self, test: Test) -> tuple[float, str]:
         extra: tuple[FileIn, ...] = ()
-        key = ""
+        key, limits = "", test.limits
         if test.kind == "command":
             argv = test.command
-        elif test.kind == "pytest":
-            h = harness.pytest_harness(test.target)
-            argv, extra, key = h.argv, h.files, h.key
+        elif test.kind == "junit":
+            assert self.lang is not None
+            classes = self._junit_classes(test)
+            if isinstance(classes, str):
+                return 0.0, f"not built: {classes}"
+            # The JVM's own threads count against pids: never fewer than the language's.
+            limits = replace(limits, pids=max(limits.pids, self.lang.limits.pids))
+            h = junit.run_harness(self.lang, test.target, limits)
+            argv, extra, key = h.argv, (*classes, *h.files), h.key
         else:
-            h = harness.unittest_harness(test.target)
+            make = harness.pytest_harness if test.kind == "pytest" else harness.unittest_harness
+            h = make(test.target)
             argv, extra, key = h.argv, h.files, h.key
-        files = (*self._box_files(test), *extra)
         env = (*(self.lang.env if self.lang else ()), *_PY_ENV)
         spec = BoxSpec(
             argv=argv,
-            files=files,
+            files=(*self._box_files(test), *extra),
             env=env,
-            limits=test.limits,
+            limits=limits,
             rootfs=self.rootfs,
             profile=self.lang.run_profile if self.lang else "run",
         )
         r = self._run(spec)
-        text = _output(r)
         if test.kind == "command":
             passed = r.status is Status.OK
-            why = "" if passed else _status_text(r)
-        else:
-            if r.status not in (Status.OK, Status.RE):
-                return 0.0, _join(_status_text(r), text)
-            v = harness.judge_report(
-                r.stdout, r.exit_code, key, test.target, test.kind == "unittest"
+            return (test.points if passed else 0.0), _join(
+                "" if passed else _status_text(r), _output(r)
             )
-            passed, why, text = (
-                v.passed,
-                v.reason,
-                _join(v.output, r.stderr.decode("utf-8", "replace")),
-            )
-        return (test.points if passed else 0.0), _join(why, text)
+        if r.status not in (Status.OK, Status.RE):
+            return 0.0, _join(_status_text(r), _output(r))
+        v = harness.judge_report(r.stdout, r.exit_code, key, test.target, test.kind)
+        text = _join(v.reason, v.output, r.stderr.decode("utf-8", "replace"))
+        return (test.points if v.passed else 0.0), text
+
+    def _junit_classes(self, test: Test) -> tuple[FileIn, ...] | str:
+        """The compiled classes this test's box may hold, or the compiler's complaint."""
+        if self._classes is None:
+            sources = {**self.student, **self.assignment.files}
+            r = self._run(junit.compile_spec(self.lang_or_fail(), sources, self.rootfs))
+            if r.status is not Status.OK:
+                self._classes = _output(r) or _status_text(r)
+            else:
+                self._classes = {p.removeprefix("/box/"): c for p, c in r.files.items()}
+        if isinstance(self._classes, str):
+            return self._classes
+        hidden: set[str] = set()
+        if test.visibility == "visible":
+            private = {f for f in self.private - set(test.own_files) if f.endswith(".java")}
+            hidden = junit.private_classes(private, self._classes)
+        return tuple(FileIn(p, c) for p, c in sorted(self._classes.items()) if p not in hidden)
+
+    def lang_or_fail(self) -> Language:
+        assert self.lang is not None  # check() refuses a junit test without a language
+        return self.lang
 
     def _box_files(self, test: Test) -> list[FileIn]:
         """The student's files, then the instructor's over them (the instructor's copy wins a
