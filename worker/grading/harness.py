@@ -24,6 +24,8 @@ MARK = "STOCKADE-GRADER-REPORT "
 # Files the student may not place: each would run before, or instead of, the instructor's
 # code in the runner's process (pytest loads conftest.py by itself; site loads the others).
 REFUSED_NAMES = ("conftest.py", "sitecustomize.py", "usercustomize.py")
+# Directories the student may not fill: the JUnit harness's compiled classes go there.
+REFUSED_DIRS = ("classes/",)
 
 _COMMON = f"""
 import json, os
@@ -103,7 +105,13 @@ sys.exit(0 if result.wasSuccessful() else 1)
 """
 )
 
-PYTEST_INI = "[pytest]\n"
+# /box on sys.path for the tests' imports of the student's modules, added by pytest after
+# the harness has run (the ini's directory is the harness's, so the path is absolute).
+PYTEST_INI = "[pytest]\npythonpath = /box\n"
+# -P: no working directory at the head of sys.path, so a student's pytest.py, json.py or
+# stockade_grader.py is never imported in place of the real one before the key is gone.
+# -s: no user site directory, whose .pth files would run at start-up (HOME is /box).
+PYTHON = ("python3", "-P", "-s")
 
 
 @dataclass(frozen=True)
@@ -120,7 +128,7 @@ def pytest_harness(target: str) -> Harness:
     # -c: the harness's own ini, so no pytest.ini, tox.ini or pyproject.toml of the
     # submission's configures the run; no cache directory is written or read.
     argv = (
-        "python3",
+        *PYTHON,
         "-m",
         "pytest",
         "-c",
@@ -144,7 +152,7 @@ def pytest_harness(target: str) -> Harness:
 
 def unittest_harness(target: str) -> Harness:
     key = secrets.token_hex(16)
-    argv = ("python3", f"{DIR}/stockade_unittest.py", target)
+    argv = (*PYTHON, f"{DIR}/stockade_unittest.py", target)
     files = (
         FileIn(f"{DIR}/stockade_unittest.py", UNITTEST_MAIN.encode()),
         FileIn(KEY_FILE, key.encode(), 0o600),

@@ -16,7 +16,11 @@ from worker.jobs.languages import Language, load_languages, rootfs_for
 from worker.jobs.model import CheckerSpec, Verdict
 from worker.judge import BuildError, Compiled, Judge
 
-_PY_ENV = (("PYTHONDONTWRITEBYTECODE", "1"), ("PYTHONPATH", harness.DIR))
+_PY_ENV = (
+    ("PYTHONDONTWRITEBYTECODE", "1"),
+    ("PYTHONPATH", harness.DIR),
+    ("PYTHONNOUSERSITE", "1"),
+)
 _STATUS_WORDS = {
     Status.TO: "time limit exceeded",
     Status.MLE: "memory limit exceeded",
@@ -101,7 +105,11 @@ class _Run:
         else:
             self.rootfs = grader.rootfs
         self.judge = Judge(grader.launcher, grader.languages, self.rootfs)
-        self.refused = sorted(p for p in files if p.rsplit("/", 1)[-1] in harness.REFUSED_NAMES)
+        self.refused = sorted(
+            p
+            for p in files
+            if p.rsplit("/", 1)[-1] in harness.REFUSED_NAMES or p.startswith(harness.REFUSED_DIRS)
+        )
         self.shadowed = sorted(p for p in files if p in assignment.files)
         self.student = {p: c for p, c in files.items() if p not in self.refused}
         self._built: Compiled | BuildError | None = None
