@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from sandbox.launcher import Launcher
-from worker.grading.assignment import load_directory
+from worker.grading.assignment import Setup, load_directory
 from worker.grading.results import Results, validate
 from worker.grading.runner import Grader
+from worker.grading.setup import image_name
 from worker.grading.tree import read_tree
 
 pytestmark = pytest.mark.privileged
@@ -133,3 +135,25 @@ def test_jstack_hidden_classes_stay_out_of_visible_boxes(launcher: Launcher) -> 
     ]
     assert listing and "StackTest.class" in listing[0].split()
     assert "Hidden" not in listing[0]
+
+
+def test_setup_apt_builds_an_image_once_and_the_tests_run_on_it(launcher: Launcher) -> None:
+    """pycalc over the python3 image, which has no pytest: [setup] apt brings it, as a layer
+    built once; the second prepare finds it by content."""
+    plain = load_directory(ROOT / "pycalc" / "assignment")
+    wanted = replace(plain, setup=Setup(apt=("python3-pytest",)))
+    grader = Grader(launcher, rootfs="image")
+    lines: list[str] = []
+    ready = grader.prepare(wanted, lines.append)
+    assert ready.image == image_name("python3", ("python3-pytest",)) and ready.setup.empty
+    again: list[str] = []
+    assert grader.prepare(wanted, again.append) == ready
+    assert any("cached layer" in line for line in again) and not any(
+        "building" in line for line in again
+    )
+    for submission in ("full", "partial"):
+        results = grader.grade(ready, read_tree(ROOT / "pycalc" / "submissions" / submission))
+        assert scores(results) == PYCALC[submission]
+    # Without the setup, the language's image has no pytest: the runner tests fail.
+    bare = grader.grade(plain, read_tree(ROOT / "pycalc" / "submissions" / "full"))
+    assert scores(bare)["add"] == 0 and "No module named pytest" in bare.tests[0].output

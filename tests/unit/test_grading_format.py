@@ -57,6 +57,10 @@ def test_the_example_assignments_load() -> None:
         ('language = "c"\n[limits]\nmemory = "lots"\n[[tests]]', "limits.memory"),
         ('language = "c"\ncolour = 1\n[[tests]]', "colour: unknown field"),
         (
+            'language = "c"\n[setup]\napt = ["gcc; rm -rf /"]\n[[tests]]',
+            "setup.apt: 'gcc; rm -rf /' is not a Debian package name",
+        ),
+        (
             'language = "c"\n[[tests]]\nname = "a"\nkind = "command"\ncommand = ["x"]\n'
             '[[tests]]\nname = "a"\nkind = "command"\ncommand = ["y"]',
             "test names must be unique",

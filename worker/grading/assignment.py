@@ -21,6 +21,7 @@ CHECKERS = ("exact", "judge0", "token", "float")
 # What a test box gets unless the assignment or the test says otherwise.
 DEFAULT_LIMITS = Limits(cpu_time_s=10.0, wall_time_s=20.0, memory_bytes=512 * MIB, pids=64)
 MAX_TESTS = 500
+_DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")  # Debian Policy 5.6.1
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 _LIMIT_FIELDS = {
     "cpu_time_s": float,
@@ -148,6 +149,7 @@ def parse(data: dict[str, Any], files: dict[str, bytes]) -> Assignment:
     if image and not _NAME.match(image):
         raise _FieldError("image", f"must be an image name, got {image!r}")
     base = _limits(data.get("limits", {}), "limits", DEFAULT_LIMITS)
+    setup = _setup(data.get("setup", {}))
     raw_tests = data.get("tests")
     if not isinstance(raw_tests, list) or not raw_tests:
         raise _FieldError("tests", "needs at least one [[tests]] table")
@@ -162,7 +164,7 @@ def parse(data: dict[str, Any], files: dict[str, bytes]) -> Assignment:
         name=_str(data, "name", "assignment"),
         language=language,
         image=image,
-        setup=_setup(data.get("setup", {})),
+        setup=setup,
         tests=tests,
         files=files,
         visibility=_visibility(data, "visibility"),
@@ -285,6 +287,9 @@ def _setup(raw: Any) -> Setup:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise _FieldError(f"setup.{key}", "must be a list of non-empty strings")
         lists[key] = tuple(value)
+    for name in lists["apt"]:
+        if not _DEBIAN_PACKAGE.match(name):
+            raise _FieldError("setup.apt", f"{name!r} is not a Debian package name")
     script = raw.get("script", "")
     if not isinstance(script, str):
         raise _FieldError("setup.script", "must be a string (a file beside assignment.toml)")

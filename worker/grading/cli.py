@@ -75,7 +75,7 @@ def run_grade(args: argparse.Namespace) -> int:
     try:
         with Launcher() as launcher:
             grader = Grader(launcher, languages, args.rootfs)
-            grader.check(assignment)
+            assignment = grader.prepare(assignment, _setup_progress)
             graded = grade_all(
                 grader, assignment, digest(files), args.submissions, jobs, store, _progress()
             )
@@ -104,6 +104,10 @@ def _progress() -> Any:
         sys.stderr.flush()
 
     return show
+
+
+def _setup_progress(line: str) -> None:
+    print(f"stockade grade: setup: {line.strip()}", file=sys.stderr)
 
 
 def _score(results: dict[str, Any]) -> str:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 
+from sandbox.images.build import Progress, stderr_progress
+from sandbox.images.store import LayerStore
 from sandbox.launcher import Launcher
 from sandbox.result import BoxResult, Status
 from sandbox.spec import BoxSpec, FileIn
 from worker import checkers
 from worker.grading import harness, junit
-from worker.grading.assignment import Assignment, Test
+from worker.grading.assignment import Assignment, Setup, Test
 from worker.grading.results import Results, ScoredTest
+from worker.grading.setup import SetupError, build_setup
 from worker.jobs.languages import Language, load_languages, rootfs_for
 from worker.jobs.model import CheckerSpec, Verdict
 from worker.judge import BuildError, Compiled, Judge
@@ -62,11 +65,6 @@ class Grader:
     def check(self, assignment: Assignment) -> None:
         """Refuse, before any submission, what this grader cannot run."""
         lang = self.language(assignment)
-        if not assignment.setup.empty:
-            raise GradingError(
-                "setup: building an image from [setup] is not supported yet; "
-                "name a prepared image in `image` instead"
-            )
         needs_lang = [t for t in assignment.tests if t.kind in ("io", "junit")]
         if needs_lang and lang is None:
             t = needs_lang[0]
@@ -76,7 +74,22 @@ class Grader:
             t = unsupported[0]
             raise GradingError(f"tests: kind {t.kind!r} ({t.name}) is not supported yet")
 
+    def prepare(self, assignment: Assignment, progress: Progress = stderr_progress) -> Assignment:
+        """check(), then the image of its [setup] built (once: the store finds it again by
+        its content); the assignment returned runs on that image."""
+        self.check(assignment)
+        store = LayerStore(self.launcher.config.state_dir)
+        try:
+            image = build_setup(store, assignment, self.language(assignment), progress)
+        except SetupError as e:
+            raise GradingError(str(e)) from None
+        if image is None:
+            return assignment
+        return replace(assignment, image=image, setup=Setup())
+
     def grade(self, assignment: Assignment, submission: dict[str, bytes]) -> Results:
+        if not assignment.setup.empty:  # never graded without what its tests need
+            raise GradingError("setup: not built yet (Grader.prepare builds it)")
         started = time.monotonic()
         try:
             run = _Run(self, assignment, submission)
