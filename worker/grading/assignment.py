@@ -2,35 +2,31 @@
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sandbox.sizes import parse_size
 from sandbox.spec import MIB, Limits
+from worker.grading.fields import (
+    FieldError,
+    is_number,
+    limits_of,
+    only_known,
+    string_field,
+    visibility_of,
+)
 from worker.grading.tree import TreeError, read_tree
 
 FILE_NAME = "assignment.toml"
 KINDS = ("io", "pytest", "unittest", "junit", "go", "command")
-# Gradescope's four visibilities (results.json "visibility").
-VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 CHECKERS = ("exact", "judge0", "token", "float")
 # What a test box gets unless the assignment or the test says otherwise.
 DEFAULT_LIMITS = Limits(cpu_time_s=10.0, wall_time_s=20.0, memory_bytes=512 * MIB, pids=64)
 MAX_TESTS = 500
 _DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")  # Debian Policy 5.6.1
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
-_LIMIT_FIELDS = {
-    "cpu_time_s": float,
-    "wall_time_s": float,
-    "memory": int,
-    "pids": int,
-    "output": int,
-    "scratch": int,
-}
 
 
 class AssignmentError(ValueError):
@@ -111,15 +107,8 @@ def load_assignment(directory: Path, files: dict[str, bytes]) -> Assignment:
     own = {p: c for p, c in files.items() if p != FILE_NAME}
     try:
         return parse(data, own)
-    except _FieldError as e:
+    except FieldError as e:
         raise AssignmentError(f"{directory / FILE_NAME}: {e.field}: {e.rule}") from None
-
-
-class _FieldError(Exception):
-    def __init__(self, field: str, rule: str) -> None:
-        super().__init__(f"{field}: {rule}")
-        self.field = field
-        self.rule = rule
 
 
 _TOP = {"name", "language", "image", "setup", "limits", "tests", "visibility"}
@@ -141,53 +130,53 @@ _CASE = {"stdin", "expected", "stdin_file", "expected_file", "weight"}
 
 
 def parse(data: dict[str, Any], files: dict[str, bytes]) -> Assignment:
-    _known("", data, _TOP)
-    language = _str(data, "language", "")
-    image = _str(data, "image", "")
+    only_known("", data, _TOP)
+    language = string_field(data, "language", "")
+    image = string_field(data, "image", "")
     if not language and not image:
-        raise _FieldError("language", "is required (a language key) unless image is given")
+        raise FieldError("language", "is required (a language key) unless image is given")
     if image and not _NAME.match(image):
-        raise _FieldError("image", f"must be an image name, got {image!r}")
-    base = _limits(data.get("limits", {}), "limits", DEFAULT_LIMITS)
+        raise FieldError("image", f"must be an image name, got {image!r}")
+    base = limits_of(data.get("limits", {}), "limits", DEFAULT_LIMITS)
     setup = _setup(data.get("setup", {}))
     raw_tests = data.get("tests")
     if not isinstance(raw_tests, list) or not raw_tests:
-        raise _FieldError("tests", "needs at least one [[tests]] table")
+        raise FieldError("tests", "needs at least one [[tests]] table")
     if len(raw_tests) > MAX_TESTS:
-        raise _FieldError("tests", f"at most {MAX_TESTS} tests, got {len(raw_tests)}")
+        raise FieldError("tests", f"at most {MAX_TESTS} tests, got {len(raw_tests)}")
     tests = tuple(_test(t, f"tests[{i}]", str(i + 1), base, files) for i, t in enumerate(raw_tests))
     names = [t.name for t in tests]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise _FieldError("tests", f"test names must be unique, {dup[0]!r} repeats")
+        raise FieldError("tests", f"test names must be unique, {dup[0]!r} repeats")
     return Assignment(
-        name=_str(data, "name", "assignment"),
+        name=string_field(data, "name", "assignment"),
         language=language,
         image=image,
         setup=setup,
         tests=tests,
         files=files,
-        visibility=_visibility(data, "visibility"),
+        visibility=visibility_of(data, "visibility"),
     )
 
 
 def _test(t: Any, where: str, number: str, base: Limits, files: dict[str, bytes]) -> Test:
     if not isinstance(t, dict):
-        raise _FieldError(where, "must be a table")
-    _known(where, t, _TEST)
+        raise FieldError(where, "must be a table")
+    only_known(where, t, _TEST)
     kind = t.get("kind")
     if kind not in KINDS:
-        raise _FieldError(f"{where}.kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
+        raise FieldError(f"{where}.kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
     points = t.get("points", 1.0)
-    if not _number(points) or points < 0:
-        raise _FieldError(f"{where}.points", f"must be a number >= 0, got {points!r}")
+    if not is_number(points) or points < 0:
+        raise FieldError(f"{where}.points", f"must be a number >= 0, got {points!r}")
     test = Test(
-        number=_str(t, "number", number, where),
-        name=_str(t, "name", "", where) or f"test {number}",
+        number=string_field(t, "number", number, where),
+        name=string_field(t, "name", "", where) or f"test {number}",
         kind=kind,
         points=float(points),
-        visibility=_visibility(t, "visibility", where),
-        limits=_limits(t.get("limits", {}), f"{where}.limits", base),
+        visibility=visibility_of(t, "visibility", where),
+        limits=limits_of(t.get("limits", {}), f"{where}.limits", base),
     )
     if kind == "io":
         return _io(t, where, test, files)
@@ -198,11 +187,11 @@ def _test(t: Any, where: str, number: str, base: Limits, files: dict[str, bytes]
             or not command
             or not all(isinstance(a, str) and a and "\0" not in a for a in command)
         ):
-            raise _FieldError(f"{where}.command", "must be a non-empty list of strings (an argv)")
+            raise FieldError(f"{where}.command", "must be a non-empty list of strings (an argv)")
         return replace(test, command=tuple(command))
-    target = _str(t, "id", "", where)
+    target = string_field(t, "id", "", where)
     if not target or "\0" in target or target.startswith("-"):
-        raise _FieldError(f"{where}.id", f"a {kind} test needs the id of the test it runs")
+        raise FieldError(f"{where}.id", f"a {kind} test needs the id of the test it runs")
     own = target_file(kind, target, files)
     return replace(test, target=target, own_files=(own,) if own else ())
 
@@ -228,27 +217,27 @@ def target_file(kind: str, target: str, files: dict[str, bytes]) -> str:
 def _io(t: dict[str, Any], where: str, test: Test, files: dict[str, bytes]) -> Test:
     checker = t.get("checker", "judge0")
     if checker not in CHECKERS:
-        raise _FieldError(f"{where}.checker", f"must be one of {', '.join(CHECKERS)}")
+        raise FieldError(f"{where}.checker", f"must be one of {', '.join(CHECKERS)}")
     raw = t.get("cases")
     if not isinstance(raw, list) or not raw:
-        raise _FieldError(f"{where}.cases", "an io test needs at least one [[tests.cases]]")
+        raise FieldError(f"{where}.cases", "an io test needs at least one [[tests.cases]]")
     cases, own = [], []
     for i, c in enumerate(raw):
         at = f"{where}.cases[{i}]"
         if not isinstance(c, dict):
-            raise _FieldError(at, "must be a table")
-        _known(at, c, _CASE)
+            raise FieldError(at, "must be a table")
+        only_known(at, c, _CASE)
         weight = c.get("weight", 1.0)
-        if not _number(weight) or weight <= 0:
-            raise _FieldError(f"{at}.weight", f"must be a number > 0, got {weight!r}")
+        if not is_number(weight) or weight <= 0:
+            raise FieldError(f"{at}.weight", f"must be a number > 0, got {weight!r}")
         own += [c[k] for k in ("stdin_file", "expected_file") if isinstance(c.get(k), str)]
         cases.append(
             Case(_text(c, "stdin", at, files), _text(c, "expected", at, files), float(weight))
         )
     tol = {k: t.get(k, 1e-6) for k in ("abs_tolerance", "rel_tolerance")}
     for k, v in tol.items():
-        if not _number(v) or v < 0:
-            raise _FieldError(f"{where}.{k}", f"must be a number >= 0, got {v!r}")
+        if not is_number(v) or v < 0:
+            raise FieldError(f"{where}.{k}", f"must be a number >= 0, got {v!r}")
     return replace(
         test,
         cases=tuple(cases),
@@ -263,90 +252,37 @@ def _text(c: dict[str, Any], key: str, at: str, files: dict[str, bytes]) -> byte
     """A case's stdin or expected output, inline or from one of the instructor's files."""
     inline, path = c.get(key), c.get(f"{key}_file")
     if inline is not None and path is not None:
-        raise _FieldError(f"{at}.{key}", f"give {key} or {key}_file, not both")
+        raise FieldError(f"{at}.{key}", f"give {key} or {key}_file, not both")
     if path is not None:
         if not isinstance(path, str) or path not in files:
-            raise _FieldError(f"{at}.{key}_file", f"no file {path!r} beside {FILE_NAME}")
+            raise FieldError(f"{at}.{key}_file", f"no file {path!r} beside {FILE_NAME}")
         return files[path]
     if inline is None:
         if key == "stdin":
             return b""
-        raise _FieldError(f"{at}.{key}", f"is required ({key} or {key}_file)")
+        raise FieldError(f"{at}.{key}", f"is required ({key} or {key}_file)")
     if not isinstance(inline, str):
-        raise _FieldError(f"{at}.{key}", f"must be a string, got {inline!r}")
+        raise FieldError(f"{at}.{key}", f"must be a string, got {inline!r}")
     return inline.encode()
 
 
 def _setup(raw: Any) -> Setup:
     if not isinstance(raw, dict):
-        raise _FieldError("setup", "must be a table")
-    _known("setup", raw, {"apt", "pip", "script"})
+        raise FieldError("setup", "must be a table")
+    only_known("setup", raw, {"apt", "pip", "script"})
     lists = {}
     for key in ("apt", "pip"):
         value = raw.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise _FieldError(f"setup.{key}", "must be a list of non-empty strings")
+            raise FieldError(f"setup.{key}", "must be a list of non-empty strings")
         lists[key] = tuple(value)
     for name in lists["apt"]:
         if not _DEBIAN_PACKAGE.match(name):
-            raise _FieldError("setup.apt", f"{name!r} is not a Debian package name")
+            raise FieldError("setup.apt", f"{name!r} is not a Debian package name")
     script = raw.get("script", "")
     if not isinstance(script, str):
-        raise _FieldError("setup.script", "must be a string (a file beside assignment.toml)")
+        raise FieldError("setup.script", "must be a string (a file beside assignment.toml)")
     return Setup(lists["apt"], lists["pip"], script)
-
-
-def _limits(raw: Any, where: str, base: Limits) -> Limits:
-    if not isinstance(raw, dict):
-        raise _FieldError(where, "must be a table")
-    _known(where, raw, set(_LIMIT_FIELDS))
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in ("memory", "output", "scratch"):
-            try:
-                size = parse_size(value) if isinstance(value, str) else value
-            except ValueError as e:
-                raise _FieldError(f"{where}.{key}", str(e)) from None
-            if not _number(size) or size < MIB:
-                raise _FieldError(f"{where}.{key}", f"must be a size of at least 1M, got {value!r}")
-            values[f"{key}_bytes"] = int(size)
-        elif not _number(value) or value <= 0:
-            raise _FieldError(f"{where}.{key}", f"must be a number > 0, got {value!r}")
-        else:
-            values[key] = _LIMIT_FIELDS[key](value)
-    if "wall_time_s" not in values and "cpu_time_s" in values:
-        values["wall_time_s"] = max(base.wall_time_s, 2 * values["cpu_time_s"])
-    return replace(base, **values)
-
-
-def _visibility(data: dict[str, Any], key: str, where: str = "") -> str:
-    value = data.get(key, "visible")
-    if value not in VISIBILITIES:
-        at = f"{where}.{key}" if where else key
-        raise _FieldError(at, f"must be one of {', '.join(VISIBILITIES)}, got {value!r}")
-    return str(value)
-
-
-def _str(data: dict[str, Any], key: str, default: str, where: str = "") -> str:
-    value = data.get(key, default)
-    if not isinstance(value, str):
-        at = f"{where}.{key}" if where else key
-        raise _FieldError(at, f"must be a string, got {value!r}")
-    return value
-
-
-def _known(where: str, data: dict[str, Any], known: set[str]) -> None:
-    for key in data:
-        if key not in known:
-            raise _FieldError(f"{where}.{key}" if where else key, "unknown field")
-
-
-def _number(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
 
 
 def load_directory(directory: Path) -> Assignment:

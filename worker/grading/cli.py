@@ -14,7 +14,7 @@ from sandbox.errors import SandboxError
 from sandbox.launcher import Launcher
 from worker.grading import gradebook
 from worker.grading.assignment import FILE_NAME, AssignmentError, load_assignment
-from worker.grading.batch import Graded, grade_all
+from worker.grading.batch import Graded, Progress, grade_all
 from worker.grading.cache import ResultCache
 from worker.grading.results import dumps_dict
 from worker.grading.runner import Grader, GradingError
@@ -93,7 +93,7 @@ def run_grade(args: argparse.Namespace) -> int:
     return GRADE_SOME_NOT_GRADED if any(g.error for g in graded) else GRADE_ALL_GRADED
 
 
-def _progress() -> Any:
+def _progress() -> Progress:
     live = sys.stderr.isatty()
 
     def show(done: int, total: int, g: Graded) -> None:

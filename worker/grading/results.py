@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.grading.assignment import VISIBILITIES
+from worker.grading.fields import VISIBILITIES
 
 STATUSES = ("passed", "failed")
 OUTPUT_BYTES = 8192  # per test: feedback, not a log
@@ -163,16 +163,8 @@ def _finite(x: object) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def dumps(results: Results, submission: str | None = None) -> str:
-    """One JSON line; with `submission` (the --json form) its path is added."""
-    data = results.to_dict()
-    problems = validate(data)
-    if problems:  # our own results must always be valid: a bug here is loud
-        raise AssertionError(f"invalid results.json built: {problems}")
-    return dumps_dict(data, submission)
-
-
 def dumps_dict(data: dict[str, Any], submission: str | None = None) -> str:
+    """One JSON line; with `submission` (the --json form) its path is added."""
     if submission is not None:
         data = {**data, "submission": submission}
     return json.dumps(data)

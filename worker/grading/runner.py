@@ -235,7 +235,7 @@ class _Run:
         """The compiled classes this test's box may hold, or the compiler's complaint."""
         if self._classes is None:
             sources = {**self.student, **self.assignment.files}
-            r = self._run(junit.compile_spec(self.lang_or_fail(), sources, self.rootfs))
+            r = self._run(junit.compile_spec(self._lang(), sources, self.rootfs))
             if r.status is not Status.OK:
                 self._classes = _output(r) or _status_text(r)
             else:
@@ -248,7 +248,7 @@ class _Run:
             hidden = junit.private_classes(private, self._classes)
         return tuple(FileIn(p, c) for p, c in sorted(self._classes.items()) if p not in hidden)
 
-    def lang_or_fail(self) -> Language:
+    def _lang(self) -> Language:
         assert self.lang is not None  # check() refuses a junit test without a language
         return self.lang
 
