@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.launcher import Launcher
-from worker.grading.assignment import Setup, load_directory
+from worker.grading.assignment import Setup, load_assignment, load_directory
 from worker.grading.results import Results, validate
 from worker.grading.runner import Grader
 from worker.grading.setup import image_name
@@ -157,3 +157,28 @@ def test_setup_apt_builds_an_image_once_and_the_tests_run_on_it(launcher: Launch
     # Without the setup, the language's image has no pytest: the runner tests fail.
     bare = grader.grade(plain, read_tree(ROOT / "pycalc" / "submissions" / "full"))
     assert scores(bare)["add"] == 0 and "No module named pytest" in bare.tests[0].output
+
+
+def test_io_tests_run_the_named_program(launcher: Launcher) -> None:
+    """`program` names the submission's file io tests run; its other files come along."""
+    text = """
+language = "python3"
+program = "sol.py"
+[[tests]]
+name = "sum"
+kind = "io"
+points = 3
+cases = [{ stdin = "2 3\\n", expected = "5\\n" }, { stdin = "-1 1\\n", expected = "0\\n" }]
+"""
+    a = load_assignment(Path("inline"), {"assignment.toml": text.encode()})
+    grader = Grader(launcher)
+    grader.check(a)
+    sub = {
+        "sol.py": b"from helper import add\nprint(add(*map(int, input().split())))\n",
+        "helper.py": b"def add(a, b):\n    return a + b if a > 0 else 1\n",
+    }
+    results = grader.grade(a, sub)
+    assert scores(results) == {"sum": 1.5}
+    assert results.tests[0].output.splitlines()[0] == "case 1: passed"
+    missing = grader.grade(a, {"other.py": b""})
+    assert scores(missing) == {"sum": 0} and "has no sol.py" in missing.tests[0].output

@@ -88,6 +88,8 @@ class Assignment:
     tests: tuple[Test, ...]
     files: dict[str, bytes]
     visibility: str = "visible"
+    # The submission's file that io tests build and run ("": the language's source file).
+    program: str = ""
 
     @property
     def max_score(self) -> float:
@@ -111,7 +113,7 @@ def load_assignment(directory: Path, files: dict[str, bytes]) -> Assignment:
         raise AssignmentError(f"{directory / FILE_NAME}: {e.field}: {e.rule}") from None
 
 
-_TOP = {"name", "language", "image", "setup", "limits", "tests", "visibility"}
+_TOP = {"name", "language", "image", "program", "setup", "limits", "tests", "visibility"}
 _TEST = {
     "name",
     "kind",
@@ -132,6 +134,9 @@ _CASE = {"stdin", "expected", "stdin_file", "expected_file", "weight"}
 def parse(data: dict[str, Any], files: dict[str, bytes]) -> Assignment:
     only_known("", data, _TOP)
     language = string_field(data, "language", "")
+    program = string_field(data, "program", "")
+    if program and (program.startswith("/") or ".." in program.split("/") or "\0" in program):
+        raise FieldError("program", f"must be a relative path in the submission, got {program!r}")
     image = string_field(data, "image", "")
     if not language and not image:
         raise FieldError("language", "is required (a language key) unless image is given")
@@ -152,6 +157,7 @@ def parse(data: dict[str, Any], files: dict[str, bytes]) -> Assignment:
     return Assignment(
         name=string_field(data, "name", "assignment"),
         language=language,
+        program=program,
         image=image,
         setup=setup,
         tests=tests,

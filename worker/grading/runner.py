@@ -155,10 +155,13 @@ class _Run:
         if self._built is None:
             lang = self.lang
             assert lang is not None
-            source = self.student.get(lang.source_file)
+            name = self.assignment.program or lang.source_file
+            source = self.student.get(name)
             if source is None:
-                return BuildError(Verdict.CE, f"the submission has no {lang.source_file}")
-            extra = {p: c for p, c in self.student.items() if p != lang.source_file}
+                return BuildError(Verdict.CE, f"the submission has no {name}")
+            # Built as the language's source file (script.py, main.c): its compile and run
+            # commands name that file.
+            extra = {p: c for p, c in self.student.items() if p not in (name, lang.source_file)}
             built: Compiled | BuildError
             try:
                 built = self.judge.build(lang.id, source.decode("utf-8", "replace"), extra)
