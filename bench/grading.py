@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sandbox.launcher import Launcher
 from worker.grading.assignment import load_directory
-from worker.grading.batch import grade_all
+from worker.grading.batch import NativeGrader, grade_all
 from worker.grading.runner import Grader
 
 TESTS = 10
@@ -85,11 +85,11 @@ def main() -> int:
         subs = write_submissions(root / "subs", args.submissions)
         assignment = load_directory(root / "assignment")
         with Launcher() as launcher:
-            grader = Grader(launcher)
-            assignment = grader.prepare(assignment)
-            grade_all(grader, assignment, "warm-up", subs[:1], 1)  # templates, page cache
+            native = Grader(launcher)
+            grader = NativeGrader(native, native.prepare(assignment))
+            grade_all(grader, "warm-up", subs[:1], 1)  # templates, page cache
             start = time.monotonic()
-            graded = grade_all(grader, assignment, "bench", subs, args.jobs)
+            graded = grade_all(grader, "bench", subs, args.jobs)
             boxed_s = time.monotonic() - start
         full = sum(g.results["score"] == TESTS for g in graded)
         (root / "bare").mkdir()

@@ -80,3 +80,31 @@ def test_exit_2_when_the_assignment_is_broken(tmp_path: Path) -> None:
     p = grade(tmp_path, CSUM / "submissions" / "full")
     assert p.returncode == 2
     assert "tests[0].kind: must be one of" in p.stderr
+
+
+BUNDLE = Path(__file__).parent.parent / "assignments" / "gsbundle"
+
+
+def test_a_gradescope_bundle(tmp_path: Path) -> None:
+    """run_autograder in a box per submission with Gradescope's layout; a submission that
+    kills the grader before it writes results.json is not graded (exit 1), and says why."""
+    names = ["full", "partial", "forge", "crash"]
+    subs = [BUNDLE / "submissions" / s for s in names]
+    p = grade(BUNDLE / "bundle", *subs, "--json", "--no-cache", "--csv", tmp_path / "b.csv")
+    assert p.returncode == 1, p.stderr
+    lines = [json.loads(line) for line in p.stdout.splitlines()]
+    assert [d["score"] for d in lines] == [5, 2, 0, 0]
+    assert [[t["score"] for t in d["tests"]] for d in lines[:3]] == [[2, 3], [2, 0], [0, 0]]
+    assert "left no /autograder/results/results.json" in lines[3]["extra_data"]["error"]
+    rows = list(csv.reader((tmp_path / "b.csv").open()))
+    assert rows[0] == ["submission", "mean of 1 2 3", "mean of nothing", "total"]
+    assert rows[4][1:] == ["", "", ""]
+
+
+def test_a_bundle_whose_setup_installs_needs_an_image(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "setup.sh").write_text("#!/bin/bash\napt-get install -y python3-numpy\n")
+    (bundle / "run_autograder").write_text("#!/bin/bash\necho '{\"score\": 1}' > x\n")
+    p = grade(bundle, BUNDLE / "submissions" / "full", "--no-cache")
+    assert p.returncode == 2 and "setup.sh: running it is not supported yet" in p.stderr

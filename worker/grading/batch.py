@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sandbox.errors import SandboxError, SpecError
 from worker.grading import cache
@@ -17,6 +17,31 @@ from worker.grading.runner import Grader
 from worker.grading.tree import TreeError, digest, read_tree
 
 Progress = Callable[[int, int, "Graded"], None]
+
+
+class SubmissionGrader(Protocol):
+    """Grades one submission's files: (results.json, "") or (an error result, the reason)."""
+
+    @property
+    def rootfs(self) -> str: ...
+
+    def grade_files(self, files: dict[str, bytes], name: str) -> tuple[dict[str, Any], str]: ...
+
+
+@dataclass
+class NativeGrader:
+    """An assignment.toml's grader in SubmissionGrader's shape."""
+
+    grader: Grader
+    assignment: Assignment
+
+    @property
+    def rootfs(self) -> str:
+        return self.grader.rootfs
+
+    def grade_files(self, files: dict[str, bytes], name: str) -> tuple[dict[str, Any], str]:
+        results = self.grader.grade(self.assignment, files)
+        return results.to_dict(), results.error
 
 
 @dataclass(frozen=True)
@@ -30,8 +55,7 @@ class Graded:
 
 
 def grade_all(
-    grader: Grader,
-    assignment: Assignment,
+    grader: SubmissionGrader,
     assignment_digest: str,
     submissions: Sequence[Path],
     jobs: int,
@@ -44,7 +68,7 @@ def grade_all(
 
     def one(path: Path) -> Graded:
         nonlocal done
-        graded = _grade_one(grader, assignment, assignment_digest, path, store)
+        graded = _grade_one(grader, assignment_digest, path, store)
         with lock:
             done += 1
             if progress is not None:
@@ -56,8 +80,7 @@ def grade_all(
 
 
 def _grade_one(
-    grader: Grader,
-    assignment: Assignment,
+    grader: SubmissionGrader,
     assignment_digest: str,
     path: Path,
     store: cache.ResultCache | None,
@@ -72,12 +95,11 @@ def _grade_one(
     if hit is not None:
         return Graded(name, hit, cached=True)
     try:
-        results = grader.grade(assignment, files)
+        data, error = grader.grade_files(files, name)
     except (SandboxError, SpecError) as e:  # the assignment's image unknown here, say
         return _failed(name, f"a box could not start: {e}")
-    data = results.to_dict()
-    if results.error:
-        return Graded(name, data, results.error)
+    if error:
+        return Graded(name, data, error)
     if store is not None:
         store.put(k, data)
     return Graded(name, data)

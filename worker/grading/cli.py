@@ -11,11 +11,19 @@ from typing import Any
 
 from sandbox.config import HostConfig
 from sandbox.errors import SandboxError
+from sandbox.images.store import LayerError, LayerStore
 from sandbox.launcher import Launcher
 from worker.grading import gradebook
 from worker.grading.assignment import FILE_NAME, AssignmentError, load_assignment
-from worker.grading.batch import Graded, Progress, grade_all
+from worker.grading.batch import Graded, NativeGrader, Progress, SubmissionGrader, grade_all
 from worker.grading.cache import ResultCache
+from worker.grading.gradescope import (
+    BundleError,
+    BundleGrader,
+    is_bundle,
+    layout_image,
+    setup_does_something,
+)
 from worker.grading.results import dumps_dict
 from worker.grading.runner import Grader, GradingError
 from worker.grading.tree import TreeError, digest, read_tree
@@ -25,15 +33,17 @@ GRADE_ALL_GRADED = 0
 GRADE_SOME_NOT_GRADED = 1
 GRADE_BROKEN = 2  # the assignment (or the host) could not be used: nothing was graded
 DEFAULT_CACHE = Path("~/.cache/stockade/grades")
+DEFAULT_BUNDLE_IMAGE = "python3"
 
 
 def add_grade_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     p = subparsers.add_parser(
         "grade",
-        help="grade student submissions against an assignment (assignment.toml)",
+        help="grade student submissions against an assignment.toml or a Gradescope bundle",
         description="Grade each SUBMISSION (a directory or a zip) against ASSIGNMENT (a "
-        f"directory or zip with {FILE_NAME}): every test in fresh boxes, scored from what "
-        "the host observed, submissions in parallel. Prints one line per submission, or "
+        f"directory or zip with {FILE_NAME}: every test in fresh boxes, scored from what "
+        "the host observed; or a Gradescope bundle with run_autograder: one box per "
+        "submission), submissions in parallel. Prints one line per submission, or "
         "with --json one results.json per line. Exit status: 0 every submission was graded "
         "(whatever its score), 1 some could not be, 2 the assignment could not be used.",
         allow_abbrev=False,
@@ -55,17 +65,18 @@ def add_grade_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="results of earlier runs, by content (~/.cache/stockade/grades)",
     )
     p.add_argument("--no-cache", action="store_true", help="grade every submission again")
+    p.add_argument(
+        "--image",
+        default="",
+        help="a Gradescope bundle's image (python3); it must hold what setup.sh installs",
+    )
 
 
 def run_grade(args: argparse.Namespace) -> int:
     try:
         files = read_tree(args.assignment)
-        if FILE_NAME not in files and {"setup.sh", "run_autograder"} <= set(files):
-            raise AssignmentError(
-                f"{args.assignment}: a Gradescope bundle (setup.sh, run_autograder); "
-                f"those are not supported yet, only {FILE_NAME}"
-            )
-        assignment = load_assignment(args.assignment, files)
+        bundle = FILE_NAME not in files and is_bundle(files)
+        assignment = None if bundle else load_assignment(args.assignment, files)
         languages = load_languages()
     except (TreeError, AssignmentError, LanguageError) as e:
         print(f"stockade grade: {e}", file=sys.stderr)
@@ -74,23 +85,57 @@ def run_grade(args: argparse.Namespace) -> int:
     jobs = args.jobs or min(os.cpu_count() or 1, HostConfig.from_env().slots)
     try:
         with Launcher() as launcher:
-            grader = Grader(launcher, languages, args.rootfs)
-            assignment = grader.prepare(assignment, _setup_progress)
-            graded = grade_all(
-                grader, assignment, digest(files), args.submissions, jobs, store, _progress()
-            )
-    except (GradingError, SandboxError, OSError) as e:
+            grader: SubmissionGrader
+            if assignment is None:
+                grader = _bundle_grader(launcher, args, files)
+            else:
+                native = Grader(launcher, languages, args.rootfs)
+                assignment = native.prepare(assignment, _setup_progress)
+                grader = NativeGrader(native, assignment)
+            graded = grade_all(grader, digest(files), args.submissions, jobs, store, _progress())
+    except (GradingError, BundleError, LayerError, SandboxError, OSError) as e:
         print(f"\nstockade grade: {e}", file=sys.stderr)
         return GRADE_BROKEN
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    names = [t.name for t in assignment.tests]
+    if assignment is not None:
+        title, names = assignment.name, [t.name for t in assignment.tests]
+    else:
+        title, names = args.assignment.name, _test_names(graded)
     try:
-        _write(args, assignment.name, names, graded)
+        _write(args, title, names, graded)
     except OSError as e:
         print(f"stockade grade: {e}", file=sys.stderr)
         return GRADE_BROKEN
     return GRADE_SOME_NOT_GRADED if any(g.error for g in graded) else GRADE_ALL_GRADED
+
+
+def _bundle_grader(
+    launcher: Launcher, args: argparse.Namespace, files: dict[str, bytes]
+) -> BundleGrader:
+    """A Gradescope bundle on --image (python3 by default) with the /autograder layout."""
+    if setup_does_something(files) and not args.image:
+        raise BundleError(
+            "setup.sh: running it is not supported yet; prepare an image with what it installs "
+            "(stockade layers) and name it with --image"
+        )
+    parent = args.image or DEFAULT_BUNDLE_IMAGE
+    store = LayerStore(launcher.config.state_dir)
+    if parent not in store.images():
+        raise BundleError(f"--image: no image {parent!r} (stockade layers ls)")
+    if setup_does_something(files):
+        print(f"stockade grade: setup.sh not run; {parent!r} must hold what it installs",
+              file=sys.stderr)  # fmt: skip
+    return BundleGrader(launcher, files, layout_image(store, parent), args.assignment.name)
+
+
+def _test_names(graded: list[Graded]) -> list[str]:
+    """A bundle's tests, in the order its results first name them (for the gradebook)."""
+    names: dict[str, None] = {}
+    for g in graded:
+        for t in g.results.get("tests", []):
+            names.setdefault(str(t.get("name", t.get("number", ""))), None)
+    return list(names)
 
 
 def _progress() -> Progress:
@@ -111,7 +156,7 @@ def _setup_progress(line: str) -> None:
 
 
 def _score(results: dict[str, Any]) -> str:
-    return f"{results['score']:g}/{results['max_score']:g}"
+    return f"{results.get('score', 0):g}/{results.get('max_score', 0):g}"
 
 
 def _write(args: argparse.Namespace, title: str, names: list[str], graded: list[Graded]) -> None:

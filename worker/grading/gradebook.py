@@ -32,17 +32,20 @@ def _num(x: object) -> str:
 
 def report_text(title: str, submission: str, results: dict[str, Any]) -> str:
     """What a member of staff reads: the total, then each test with its score and output."""
-    lines = [f"{title}: {_num(results['score'])}/{_num(results.get('max_score', 0))}"]
+    lines = [f"{title}: {_num(results.get('score', 0))}/{_num(results.get('max_score', 0))}"]
     lines.append(f"submission: {submission}")
     error = results.get("extra_data", {}).get("error")
     if error:
         lines.append(f"NOT GRADED: {error}")
     if results.get("output"):
         lines.append(results["output"])
-    for t in results.get("tests", []):
-        score = f"{_num(t.get('score', 0))}/{_num(t.get('max_score', 0))}"
+    for i, t in enumerate(results.get("tests", []), 1):
+        got, worth = t.get("score", 0), t.get("max_score", 0)
+        # A bundle's results.json may leave status out: Gradescope derives it from the score.
+        status = t.get("status") or ("passed" if got >= worth else "failed")
         seen = "" if t.get("visibility", "visible") == "visible" else f" [{t['visibility']}]"
-        lines.append(f"\n{t.get('number', '')} {t.get('name', '')}: {score} {t['status']}{seen}")
+        label = f"{t.get('number', '')} {t.get('name', '')}".strip() or f"test {i}"
+        lines.append(f"\n{label}: {_num(got)}/{_num(worth)} {status}{seen}")
         output = t.get("output", "").splitlines()
         lines += [f"    {line}" for line in output[:REPORT_LINES]]
         if len(output) > REPORT_LINES:
