@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from worker.grading.fields import VISIBILITIES
@@ -76,7 +76,6 @@ class Results:
     visibility: str = "visible"
     execution_time: float = 0.0
     error: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def score(self) -> float:

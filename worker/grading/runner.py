@@ -221,6 +221,8 @@ class _Run:
             limits=limits,
             rootfs=self.rootfs,
             profile=self.lang.run_profile if self.lang else "run",
+            # The language's own minimum tier holds for its tests as for its judged programs.
+            tier=self.lang.tier if self.lang else "container",
         )
         r = self._run(spec)
         if test.kind == "command":
