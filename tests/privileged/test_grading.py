@@ -109,14 +109,15 @@ def test_csum_feedback(launcher: Launcher) -> None:
     ]
 
 
+J5 = ("pops in reverse (JUnit 5)", "pop gives back (parameterized)")
 JSTACK = {
-    "full": {"push then pop": 3, "size": 2, "empty stack": 5},
-    "partial": {"push then pop": 3, "size": 0, "empty stack": 0},
-    "crash": {"push then pop": 3, "size": 2, "empty stack": 0},
-    "loop": {"push then pop": 3, "size": 0, "empty stack": 5},
-    "forge": {"push then pop": 0, "size": 0, "empty stack": 0},
-    "shadow": {"push then pop": 0, "size": 0, "empty stack": 0},
-    "peek": {"push then pop": 3, "size": 0, "empty stack": 0},
+    "full": {"push then pop": 3, "size": 2, "empty stack": 5, J5[0]: 1, J5[1]: 1},
+    "partial": {"push then pop": 3, "size": 0, "empty stack": 0, J5[0]: 1, J5[1]: 1},
+    "crash": {"push then pop": 3, "size": 2, "empty stack": 0, J5[0]: 1, J5[1]: 1},
+    "loop": {"push then pop": 3, "size": 0, "empty stack": 5, J5[0]: 1, J5[1]: 1},
+    "forge": {"push then pop": 0, "size": 0, "empty stack": 0, J5[0]: 0, J5[1]: 0},
+    "shadow": {"push then pop": 0, "size": 0, "empty stack": 0, J5[0]: 0, J5[1]: 0},
+    "peek": {"push then pop": 3, "size": 0, "empty stack": 0, J5[0]: 1, J5[1]: 1},
 }
 
 
@@ -124,7 +125,7 @@ JSTACK = {
 def test_jstack_scores(launcher: Launcher, submission: str) -> None:
     results = grade(launcher, "jstack", submission)
     assert scores(results) == JSTACK[submission]
-    assert results.max_score == 10
+    assert results.max_score == 12
 
 
 def test_jstack_hidden_classes_stay_out_of_visible_boxes(launcher: Launcher) -> None:

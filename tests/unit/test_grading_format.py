@@ -143,3 +143,4 @@ def test_report_pass_needs_key_exit_and_the_test() -> None:
     hashed = [["pkg.T#testA", "call", "passed"]]
     assert judge(_report("k", hashed), 0, "k", "pkg.T", "junit").passed
     assert not judge(_report("k", hashed), 0, "k", "pkg.T#testB", "junit").passed
+    assert judge(_report("k", hashed), 0, "k", "pkg.T#testA(int)", "junit").passed

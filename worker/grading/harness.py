@@ -209,6 +209,8 @@ _SEPARATORS = {"pytest": ("::", "["), "unittest": (".",), "junit": ("#",)}
 def _names(target: str, ran: str, kind: str) -> bool:
     """Whether the test `ran` is (or is inside) `target`: a pytest node id (file, class,
     function, parameter), a dotted unittest name or a JUnit Class#method."""
+    if kind == "junit":  # Class#method(int): its invocations report as Class#method
+        target = target.split("(", 1)[0]
     return ran == target or any(ran.startswith(target + sep) for sep in _SEPARATORS[kind])
 
 

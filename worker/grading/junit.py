@@ -1,4 +1,5 @@
-"""JUnit 4 tests: the sources compiled once per submission, one test per box, a keyed report.
+"""JUnit tests (5 and 4): the sources compiled once per submission, one test per box, a keyed
+report.
 
 The harness is the Java twin of harness.py's: it reads the host's key from a file and deletes
 it before the test class (and so the student's classes) is loaded, and reports each outcome
@@ -16,26 +17,38 @@ from worker.jobs.languages import Language, expand
 
 CLASSES = "classes"
 MAIN = "StockadeGraderMain"
-# Debian's junit4 and its hamcrest (deploy/languages-packages.txt), on the host's /usr.
-CLASSPATH_JARS = ("/usr/share/java/junit4.jar", "/usr/share/java/hamcrest.jar")
+# Debian's junit5 (the JUnit Platform with the Jupiter and Vintage engines, so JUnit 5 and
+# JUnit 4 tests alike) and junit4 with its hamcrest (deploy/languages-packages.txt), read from
+# the host's /usr.
+CLASSPATH_JARS = (
+    "/usr/share/java/junit-platform-console-standalone.jar",
+    "/usr/share/java/junit4.jar",
+    "/usr/share/java/hamcrest.jar",
+)
 
-HARNESS = f"""// Stockade: one JUnit 4 test run, each outcome reported with the host's key.
+HARNESS = f"""// Stockade: one test run on the JUnit Platform, each outcome reported with the key.
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
 import java.io.PrintStream;
+import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.util.ArrayList;
 import java.util.List;
-import org.junit.internal.TextListener;
-import org.junit.runner.Description;
-import org.junit.runner.JUnitCore;
-import org.junit.runner.Request;
-import org.junit.runner.Result;
-import org.junit.runner.notification.Failure;
-import org.junit.runner.notification.RunListener;
+import org.junit.platform.engine.DiscoverySelector;
+import org.junit.platform.engine.TestExecutionResult;
+import org.junit.platform.engine.TestSource;
+import org.junit.platform.engine.discovery.DiscoverySelectors;
+import org.junit.platform.engine.support.descriptor.MethodSource;
+import org.junit.platform.launcher.Launcher;
+import org.junit.platform.launcher.LauncherDiscoveryRequest;
+import org.junit.platform.launcher.TestExecutionListener;
+import org.junit.platform.launcher.TestIdentifier;
+import org.junit.platform.launcher.core.LauncherDiscoveryRequestBuilder;
+import org.junit.platform.launcher.core.LauncherFactory;
+import org.junit.platform.launcher.listeners.SummaryGeneratingListener;
 
 public final class {MAIN} {{
     private static String quote(String s) {{
@@ -48,8 +61,17 @@ public final class {MAIN} {{
         return b.append('"').toString();
     }}
 
-    private static String id(Description d) {{
-        return d.getClassName() + "#" + d.getMethodName();
+    private static String id(TestIdentifier t) {{
+        TestSource source = t.getSource().orElse(null);
+        if (source instanceof MethodSource) {{
+            MethodSource m = (MethodSource) source;
+            return m.getClassName() + "#" + m.getMethodName();
+        }}
+        return t.getUniqueId();
+    }}
+
+    private static String outcome(String id, String what) {{
+        return "[" + quote(id) + ", \\"call\\", \\"" + what + "\\"]";
     }}
 
     public static void main(String[] args) throws Exception {{
@@ -58,35 +80,42 @@ public final class {MAIN} {{
         Files.delete(keyPath);
         PrintStream report = new PrintStream(new FileOutputStream(FileDescriptor.out), true);
         List<String> outcomes = new ArrayList<>();
-        List<String> failed = new ArrayList<>();
         String target = args[0];
         int hash = target.indexOf('#');
-        Class<?> cls = Class.forName(hash < 0 ? target : target.substring(0, hash));
-        Request request = hash < 0
-            ? Request.aClass(cls)
-            : Request.method(cls, target.substring(hash + 1));
-        JUnitCore core = new JUnitCore();
-        core.addListener(new TextListener(System.out));
-        core.addListener(new RunListener() {{
-            @Override public void testFailure(Failure f) {{
-                failed.add(id(f.getDescription()));
-                outcomes.add("[" + quote(id(f.getDescription())) + ", \\"call\\", \\"failed\\"]");
+        // Class, Class#method, or Class#method(int) for a method with parameters.
+        DiscoverySelector selector = hash < 0
+            ? DiscoverySelectors.selectClass(target)
+            : DiscoverySelectors.selectMethod(target);
+        LauncherDiscoveryRequest request =
+            LauncherDiscoveryRequestBuilder.request().selectors(selector).build();
+        SummaryGeneratingListener summary = new SummaryGeneratingListener();
+        TestExecutionListener each = new TestExecutionListener() {{
+            @Override
+            public void executionSkipped(TestIdentifier t, String reason) {{
+                outcomes.add(outcome(id(t), "skipped"));
             }}
-            @Override public void testAssumptionFailure(Failure f) {{
-                failed.add(id(f.getDescription()));
-                outcomes.add("[" + quote(id(f.getDescription())) + ", \\"call\\", \\"skipped\\"]");
-            }}
-            @Override public void testIgnored(Description d) {{
-                outcomes.add("[" + quote(id(d)) + ", \\"call\\", \\"skipped\\"]");
-            }}
-            @Override public void testFinished(Description d) {{
-                if (!failed.contains(id(d))) {{
-                    outcomes.add("[" + quote(id(d)) + ", \\"call\\", \\"passed\\"]");
+
+            @Override
+            public void executionFinished(TestIdentifier t, TestExecutionResult r) {{
+                if (r.getStatus() != TestExecutionResult.Status.SUCCESSFUL) {{
+                    // A class or an engine that failed (an import, a static block) counts too.
+                    String what = r.getStatus() == TestExecutionResult.Status.ABORTED
+                        ? "skipped" : "failed";
+                    outcomes.add(outcome(id(t), what));
+                }} else if (t.isTest()) {{
+                    outcomes.add(outcome(id(t), "passed"));
                 }}
             }}
-        }});
-        Result result = core.run(request);
-        int status = result.wasSuccessful() ? 0 : 1;
+        }};
+        Launcher launcher = LauncherFactory.create();
+        launcher.execute(request, summary, each);
+        PrintWriter out = new PrintWriter(System.out, true);
+        summary.getSummary().printTo(out);
+        summary.getSummary().printFailuresTo(out, 20);
+        out.flush();
+        boolean ok = summary.getSummary().getTotalFailureCount() == 0
+            && summary.getSummary().getTestsSucceededCount() > 0;
+        int status = ok ? 0 : 1;
         report.print("\\n{harness.MARK}{{\\"key\\": " + quote(key) + ", \\"exit\\": " + status
             + ", \\"outcomes\\": [" + String.join(", ", outcomes) + "]}}\\n");
         report.flush();

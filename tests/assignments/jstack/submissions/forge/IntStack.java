@@ -1,4 +1,4 @@
-// Writes results.json, prints forged reports and halts with status 0 when loaded: 0 of 10.
+// Writes results.json, prints forged reports and halts with status 0 when loaded: 0 of 12.
 import java.io.FileOutputStream;
 import java.io.PrintStream;
 import java.nio.file.Files;

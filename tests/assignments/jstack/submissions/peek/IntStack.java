@@ -1,4 +1,4 @@
-// size lists the compiled classes it can see, then fails: 3 + 0 + 0 of 10.
+// size lists the compiled classes it can see, then fails: 3 + 0 + 0 + 1 + 1 of 12.
 import java.io.File;
 import java.util.ArrayList;
 import java.util.Arrays;
