@@ -72,7 +72,11 @@ class Grader:
         unsupported = [t for t in assignment.tests if t.kind == "go"]
         if unsupported:
             t = unsupported[0]
-            raise GradingError(f"tests: kind {t.kind!r} ({t.name}) is not supported yet")
+            raise GradingError(
+                f"tests: kind {t.kind!r} ({t.name}) is not supported yet: a Go package's init "
+                "functions run before any code of the grader's, so a test binary's exit status "
+                "and output can be forged (use io or command tests; see docs/grading.md)"
+            )
 
     def prepare(self, assignment: Assignment, progress: Progress = stderr_progress) -> Assignment:
         """check(), then the image of its [setup] built (once: the store finds it again by
