@@ -195,3 +195,31 @@ cases = [{ stdin = "2 3\\n", expected = "5\\n" }, { stdin = "-1 1\\n", expected 
     assert results.tests[0].output.splitlines()[0] == "case 1: passed"
     missing = grader.grade(a, {"other.py": b""})
     assert scores(missing) == {"sum": 0} and "has no sol.py" in missing.tests[0].output
+
+
+GOWC = {
+    "full": {"counts words": 3, "tabs and newlines": 1, "empty text": 2},
+    "partial": {"counts words": 3, "tabs and newlines": 0, "empty text": 0},
+    "crash": {"counts words": 3, "tabs and newlines": 1, "empty text": 0},
+    "loop": {"counts words": 3, "tabs and newlines": 0, "empty text": 2},
+    # PASS lines and a guessed report printed from init, then os.Exit(0) before any test.
+    "forge": {"counts words": 0, "tabs and newlines": 0, "empty text": 0},
+    "compile_error": {"counts words": 0, "tabs and newlines": 0, "empty text": 0},
+}
+
+
+@pytest.mark.parametrize("submission", sorted(GOWC))
+def test_gowc_scores(launcher: Launcher, submission: str) -> None:
+    results = grade(launcher, "gowc", submission)
+    assert scores(results) == GOWC[submission]
+    assert results.max_score == 6
+
+
+def test_gowc_feedback(launcher: Launcher) -> None:
+    by = {t.name: t for t in grade(launcher, "gowc", "forge").tests}
+    assert "did not run to the end" in by["counts words"].output
+    by = {t.name: t for t in grade(launcher, "gowc", "full").tests}
+    assert "--- PASS: TestTable/tabs" in by["tabs and newlines"].output
+    assert "TestZZStockade" not in by["tabs and newlines"].output
+    by = {t.name: t for t in grade(launcher, "gowc", "compile_error").tests}
+    assert "undefined: missing" in by["counts words"].output

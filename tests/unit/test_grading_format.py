@@ -56,6 +56,7 @@ def test_the_example_assignments_load() -> None:
         ),
         ('language = "c"\n[limits]\nmemory = "lots"\n[[tests]]', "limits.memory"),
         ('language = "c"\ncolour = 1\n[[tests]]', "colour: unknown field"),
+        ('language = "go"\n[[tests]]\nkind = "go"\nid = "Count"', "must be a go test's name"),
         ('language = "c"\nprogram = "../x.c"\n[[tests]]', "program: must be a relative path"),
         (
             'language = "c"\n[setup]\napt = ["gcc; rm -rf /"]\n[[tests]]',

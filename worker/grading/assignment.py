@@ -25,6 +25,7 @@ CHECKERS = ("exact", "judge0", "token", "float")
 # What a test box gets unless the assignment or the test says otherwise.
 DEFAULT_LIMITS = Limits(cpu_time_s=10.0, wall_time_s=20.0, memory_bytes=512 * MIB, pids=64)
 MAX_TESTS = 500
+GO_TEST_NAME = re.compile(r"^Test[A-Za-z0-9_]*(/[A-Za-z0-9_.-]+)*$")
 _DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")  # Debian Policy 5.6.1
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
@@ -198,6 +199,10 @@ def _test(t: Any, where: str, number: str, base: Limits, files: dict[str, bytes]
     target = string_field(t, "id", "", where)
     if not target or "\0" in target or target.startswith("-"):
         raise FieldError(f"{where}.id", f"a {kind} test needs the id of the test it runs")
+    if kind == "go" and not GO_TEST_NAME.match(target):
+        raise FieldError(
+            f"{where}.id", f"must be a go test's name (TestX or TestX/sub), got {target!r}"
+        )
     own = target_file(kind, target, files)
     return replace(test, target=target, own_files=(own,) if own else ())
 

@@ -11,7 +11,7 @@ from sandbox.launcher import Launcher
 from sandbox.result import BoxResult, Status
 from sandbox.spec import BoxSpec, FileIn
 from worker import checkers
-from worker.grading import harness, junit
+from worker.grading import gotest, harness, junit
 from worker.grading.assignment import Assignment, Setup, Test
 from worker.grading.results import Results, ScoredTest
 from worker.grading.setup import SetupError, build_setup
@@ -65,18 +65,10 @@ class Grader:
     def check(self, assignment: Assignment) -> None:
         """Refuse, before any submission, what this grader cannot run."""
         lang = self.language(assignment)
-        needs_lang = [t for t in assignment.tests if t.kind in ("io", "junit")]
+        needs_lang = [t for t in assignment.tests if t.kind in ("io", "junit", "go")]
         if needs_lang and lang is None:
             t = needs_lang[0]
             raise GradingError(f"language: {t.kind} test {t.name!r} needs a language")
-        unsupported = [t for t in assignment.tests if t.kind == "go"]
-        if unsupported:
-            t = unsupported[0]
-            raise GradingError(
-                f"tests: kind {t.kind!r} ({t.name}) is not supported yet: a Go package's init "
-                "functions run before any code of the grader's, so a test binary's exit status "
-                "and output can be forged (use io or command tests; see docs/grading.md)"
-            )
 
     def prepare(self, assignment: Assignment, progress: Progress = stderr_progress) -> Assignment:
         """check(), then the image of its [setup] built (once: the store finds it again by
@@ -131,6 +123,7 @@ class _Run:
         self.student = {p: c for p, c in files.items() if p not in self.refused}
         self._built: Compiled | BuildError | None = None
         self._classes: dict[str, bytes] | str | None = None
+        self._gobin: tuple[FileIn, gotest.Reporter] | str | None = None
         # The files of tests students may not see yet never reach a visible test's box,
         # where the student's code could print them into feedback the student reads.
         self.private = {
@@ -201,7 +194,7 @@ class _Run:
 
     def _single(self, test: Test) -> tuple[float, str]:
         extra: tuple[FileIn, ...] = ()
-        key, limits = "", test.limits
+        key, limits, stdin = "", test.limits, ""
         if test.kind == "command":
             argv = test.command
         elif test.kind == "junit":
@@ -213,6 +206,14 @@ class _Run:
             limits = replace(limits, pids=max(limits.pids, self.lang.limits.pids))
             h = junit.run_harness(self.lang, test.target, limits)
             argv, extra, key = h.argv, (*classes, *h.files), h.key
+        elif test.kind == "go":
+            built = self._go_binary()
+            if isinstance(built, str):
+                return 0.0, f"not built: {built}"
+            binary, rep = built
+            limits = gotest.limits_for(self._lang(), limits)
+            sent = gotest.challenge()
+            argv, extra, stdin = gotest.run_argv(test.target, rep.name), (binary,), sent
         else:
             make = harness.pytest_harness if test.kind == "pytest" else harness.unittest_harness
             h = make(test.target)
@@ -221,6 +222,7 @@ class _Run:
         spec = BoxSpec(
             argv=argv,
             files=(*self._box_files(test), *extra),
+            stdin=f"{stdin}\n".encode() if stdin else b"",
             env=env,
             limits=limits,
             rootfs=self.rootfs,
@@ -229,6 +231,11 @@ class _Run:
             tier=self.lang.tier if self.lang else "container",
         )
         r = self._run(spec)
+        if test.kind == "go":
+            ok, why, text = gotest.judge(r, test.target, rep, sent)
+            return (test.points if ok else 0.0), _join(
+                why, text, r.stderr.decode("utf-8", "replace")
+            )
         if test.kind == "command":
             passed = r.status is Status.OK
             return (test.points if passed else 0.0), _join(
@@ -239,6 +246,22 @@ class _Run:
         v = harness.judge_report(r.stdout, r.exit_code, key, test.target, test.kind)
         text = _join(v.reason, v.output, r.stderr.decode("utf-8", "replace"))
         return (test.points if v.passed else 0.0), text
+
+    def _go_binary(self) -> tuple[FileIn, gotest.Reporter] | str:
+        """The package's test binary with the grader's reporter, or why there is none."""
+        if self._gobin is None:
+            sources = {**self.student, **self.assignment.files}
+            rep = gotest.reporter(sources)
+            if isinstance(rep, str):
+                self._gobin = rep
+                return rep
+            r = self._run(gotest.compile_spec(self._lang(), sources, rep.file, self.rootfs))
+            binary = r.files.get(f"/box/{gotest.BINARY}")
+            if r.status is not Status.OK or binary is None:
+                self._gobin = _output(r) or _status_text(r)
+            else:
+                self._gobin = (FileIn(gotest.BINARY, binary, 0o755), rep)
+        return self._gobin
 
     def _junit_classes(self, test: Test) -> tuple[FileIn, ...] | str:
         """The compiled classes this test's box may hold, or the compiler's complaint."""
@@ -272,6 +295,8 @@ class _Run:
                 files.update({f.path: f.content for f in built.files})
         private = self.private - set(test.own_files) if test.visibility == "visible" else set()
         files.update((p, c) for p, c in self.assignment.files.items() if p not in private)
+        if test.kind == "go":  # compiled into the binary: the sources (hidden tests') stay out
+            files = {p: c for p, c in files.items() if not p.endswith((".go", "go.mod", "go.sum"))}
         return [FileIn(p, c, 0o755) for p, c in sorted(files.items())]
 
     def _run(self, spec: BoxSpec) -> BoxResult:
