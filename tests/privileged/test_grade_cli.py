@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,22 @@ def test_a_bundle_whose_setup_installs_needs_an_image(tmp_path: Path) -> None:
     (bundle / "run_autograder").write_text("#!/bin/bash\necho '{\"score\": 1}' > x\n")
     p = grade(bundle, BUNDLE / "submissions" / "full", "--no-cache")
     assert p.returncode == 2 and "setup.sh: running it is not supported yet" in p.stderr
+
+
+def _zip(src: Path, dest: Path) -> Path:
+    with zipfile.ZipFile(dest, "w") as z:
+        for f in sorted(src.rglob("*")):
+            if f.is_file():
+                z.write(f, f.relative_to(src).as_posix())
+    return dest
+
+
+def test_zips_of_an_assignment_and_a_submission(tmp_path: Path) -> None:
+    assignment = _zip(CSUM / "assignment", tmp_path / "csum.zip")
+    sub = _zip(CSUM / "submissions" / "partial", tmp_path / "alice.zip")
+    p = grade(assignment, sub, "--no-cache", "--out", tmp_path / "out")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split("\t")[1].strip() == "7/10"
+    assert (
+        (tmp_path / "out" / "alice" / "report.txt").read_text().startswith("Sum of integers: 7/10")
+    )
