@@ -23,3 +23,8 @@ def launcher() -> Iterator[object]:
 
     with Launcher() as lau:
         yield lau
+
+
+# Assignments' own test files and students' submissions are graded in boxes by
+# tests/privileged/test_grading.py, never collected by this suite.
+collect_ignore = ["assignments"]

@@ -1,5 +1,6 @@
 """The worker's commands: `stockade judge` grades a submission against an ICPC/Kattis problem
-package, `stockade languages` self-tests every language file and says which are served."""
+package, `stockade languages` self-tests every language file and says which are served,
+`stockade grade` (worker/grading/cli.py) grades a class's submissions to an assignment."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from sandbox.cli.main import Commands
 from sandbox.errors import SandboxError
 from sandbox.launcher import Launcher
+from worker.grading.cli import add_grade_parser, run_grade
 from worker.jobs.languages import Language, LanguageError, load_languages
 from worker.jobs.settings import PACKAGE_MAX_MEMORY_MIB
 from worker.problems import ProblemError, load_package
@@ -285,4 +287,5 @@ WORKER_COMMANDS = (
     Commands(add_judge_parser, run_judge),
     Commands(add_languages_parser, run_languages),
     Commands(add_problem_parser, run_problem),
+    Commands(add_grade_parser, run_grade),
 )

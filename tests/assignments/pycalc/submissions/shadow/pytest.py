@@ -1,0 +1,3 @@
+"""Stands in for pytest when run as python3 -m pytest from /box."""
+
+import forge_all  # noqa: F401

@@ -1,0 +1,3 @@
+"""Stands in for the harness plugin if imported from /box."""
+
+import forge_all  # noqa: F401

@@ -1,0 +1,1 @@
+"""Grading student work: the native assignment format, autograder bundles, gradebooks."""
