@@ -44,11 +44,21 @@ def create_app(test_config: Config | Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     app.extensions["stockade"] = Core.build(config, languages.load())
 
-    from service import judge0, judge0_info, metrics, native, openapi, piston, playground
+    from service import (
+        assignments,
+        judge0,
+        judge0_info,
+        metrics,
+        native,
+        openapi,
+        piston,
+        playground,
+    )
 
     app.register_blueprint(judge0.bp)
     app.register_blueprint(judge0_info.bp)
     app.register_blueprint(native.bp)
+    app.register_blueprint(assignments.bp)
     app.register_blueprint(piston.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(metrics.bp)

@@ -156,14 +156,20 @@ class Core:
                 400, "delete not allowed: STOCKADE_ENABLE_SUBMISSION_DELETE is off on this server"
             )
 
-    def read(self, token: str) -> Record | None:
+    def read(self, token: str, *, graded: bool = False) -> Record | None:
         """The record, if this client may read it (see auth.Client.may_read)."""
-        return self.read_many([token])[0]
+        return self.read_many([token], graded=graded)[0]
 
-    def read_many(self, tokens: list[str]) -> list[Record | None]:
+    def read_many(self, tokens: list[str], *, graded: bool = False) -> list[Record | None]:
+        """Graded submissions (of an assignment) only with `graded`, and only they: their
+        results are shown through the assignment's visibility rules, never as a judge's."""
         client, owner_only = auth.current(), self.config.owner_only_reads
         return [
-            r if r is not None and client.may_read(r, owner_only) else None
+            r
+            if r is not None
+            and bool(r.submission.assignment) == graded
+            and client.may_read(r, owner_only)
+            else None
             for r in self.store.get_many(tokens)
         ]
 

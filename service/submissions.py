@@ -33,6 +33,9 @@ def parse(
     disabled: set[int],
 ) -> Submission:
     """Type checks, builds, then checks every rule; any failure is a 4xx naming the field."""
+    if "assignment" in data:
+        rule = "a submission is graded through POST /api/v1/assignments/<id>/submissions"
+        raise ApiError.field(422, "assignment", rule)
     errors = _type_errors(data)
     if errors:
         raise ApiError.fields(422, errors)

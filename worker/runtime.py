@@ -14,6 +14,8 @@ from celery import current_app
 
 from sandbox.launcher import Launcher
 from worker.callbacks import CallbackSettings
+from worker.grading.uploaded import GradeOutcome, UploadedAssignments
+from worker.jobs.assignments import AssignmentStore
 from worker.jobs.heartbeat import Heartbeat
 from worker.jobs.languages import load_languages
 from worker.jobs.model import JudgeResult, Submission
@@ -37,6 +39,7 @@ _enabled: set[int] | None = None  # set by the self-tests in the parent, inherit
 _launcher: Launcher | None = None
 _judge: TimedJudge | None = None
 _uploaded: UploadedProblems | None = None
+_assignments: UploadedAssignments | None = None
 _store: Store | None = None
 _callbacks: CallbackSettings | None = None
 _heartbeat: Heartbeat | None = None
@@ -95,8 +98,29 @@ def uploaded_problems() -> UploadedProblems:
         return _uploaded
 
 
-def judge_any(sub: Submission) -> tuple[JudgeResult, dict[str, float]]:
-    """A submission against an uploaded package, or one with its own cases."""
+def uploaded_assignments() -> UploadedAssignments:
+    """This process's grader of submissions against uploaded assignments (sharing its
+    Judge's launcher and languages)."""
+    global _assignments
+    judge, client = current_judge(), store().redis  # each takes the lock itself
+    with _state_lock:
+        if _assignments is None or _assignments.launcher is not judge.launcher:
+            s = settings()
+            _assignments = UploadedAssignments(
+                judge.launcher,
+                judge.languages,
+                AssignmentStore(client, s.prefix, PROBLEM_TTL_S.as_int()),
+                MAX_PACKAGE_BYTES.as_int(),
+                s.max_result_bytes,
+                rootfs=s.rootfs,
+            )
+        return _assignments
+
+
+def judge_any(sub: Submission) -> tuple[JudgeResult | GradeOutcome, dict[str, float]]:
+    """A graded submission, one against an uploaded package, or one with its own cases."""
+    if sub.assignment:
+        return uploaded_assignments().grade_timed(sub)
     if sub.problem:
         return uploaded_problems().judge_timed(sub)
     return current_judge().judge_timed(sub)
@@ -121,13 +145,14 @@ def callback_settings() -> CallbackSettings:
 
 
 def close_judge() -> None:
-    global _launcher, _judge, _uploaded
+    global _launcher, _judge, _uploaded, _assignments
     with _state_lock:
         if _launcher is not None:
             _launcher.close()
         _launcher = None
         _judge = None
         _uploaded = None
+        _assignments = None
 
 
 def run_self_tests(s: WorkerSettings) -> dict[int, str]:

@@ -18,7 +18,7 @@ from worker.jobs.store import INTERNAL_ERROR, Record
 from worker.trim import fit_result
 
 if TYPE_CHECKING:
-    from worker.jobs.model import JudgeResult, Submission
+    from worker.jobs.model import Submission
 
 log = logging.getLogger("stockade.worker")
 _T = TypeVar("_T")
@@ -35,7 +35,18 @@ class JobStore(Protocol):
     ) -> None: ...
 
 
-JudgeFn = Callable[["Submission"], "tuple[JudgeResult, dict[str, float]]"]
+class Outcome(Protocol):
+    """A job's outcome as the record keeps it: a JudgeResult, or a graded submission's."""
+
+    @property
+    def message(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def judge0_status(self) -> int: ...
+
+
+JudgeFn = Callable[["Submission"], "tuple[Outcome, dict[str, float]]"]
 NotifyFn = Callable[[str], None]  # queues the callback of a final submission, by token
 
 

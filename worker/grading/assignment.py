@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 import tomllib
 from dataclasses import dataclass, replace
@@ -91,6 +92,8 @@ class Assignment:
     visibility: str = "visible"
     # The submission's file that io tests build and run ("": the language's source file).
     program: str = ""
+    # When after_due_date tests become visible: ISO 8601 with its offset ("": no due date).
+    due_date: str = ""
 
     @property
     def max_score(self) -> float:
@@ -114,7 +117,17 @@ def load_assignment(directory: Path, files: dict[str, bytes]) -> Assignment:
         raise AssignmentError(f"{directory / FILE_NAME}: {e.field}: {e.rule}") from None
 
 
-_TOP = {"name", "language", "image", "program", "setup", "limits", "tests", "visibility"}
+_TOP = {
+    "name",
+    "language",
+    "image",
+    "program",
+    "setup",
+    "limits",
+    "tests",
+    "visibility",
+    "due_date",
+}
 _TEST = {
     "name",
     "kind",
@@ -164,7 +177,26 @@ def parse(data: dict[str, Any], files: dict[str, bytes]) -> Assignment:
         tests=tests,
         files=files,
         visibility=visibility_of(data, "visibility"),
+        due_date=due_date_of(data.get("due_date"), "due_date"),
     )
+
+
+def due_date_of(value: Any, where: str) -> str:
+    """A due date as ISO 8601 in UTC ("" for none): a TOML offset date-time or such a string.
+    Without an offset the moment would depend on the grader's clock zone, so it is refused."""
+    if value is None or value == "":
+        return ""
+    when = value
+    if isinstance(value, str):
+        try:
+            when = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            when = None
+    if not isinstance(when, datetime.datetime) or when.utcoffset() is None:
+        raise FieldError(
+            where, f"must be a date and time with its offset (2027-01-31T23:59:00Z), got {value!r}"
+        )
+    return when.astimezone(datetime.UTC).isoformat()
 
 
 def _test(t: Any, where: str, number: str, base: Limits, files: dict[str, bytes]) -> Test:

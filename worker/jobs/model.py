@@ -114,6 +114,9 @@ class Submission:
     # An uploaded problem package's id (POST /api/v1/problems): judged against its cases,
     # validator and limits instead of this submission's own.
     problem: str = ""
+    # An uploaded assignment's id (POST /api/v1/assignments): the submission's files (the zip
+    # in additional_files) are graded against its tests instead of judged.
+    assignment: str = ""
     # The program's path in /box (Piston writes each file under its own name): "" is the
     # language's own source_file. The language's argvs follow it (see languages.renamed).
     source_name: str = ""

@@ -192,7 +192,7 @@ def validate(sub: Submission) -> list[str]:
         errors.append(f"tier: must be one of {', '.join(TIERS)}, got {sub.tier!r}")
     if len(sub.test_cases) > MAX_CASES:
         errors.append(f"test_cases: at most {MAX_CASES} cases, got {len(sub.test_cases)}")
-    errors += _problem_errors(sub) + _source_errors(sub)
+    errors += _problem_errors(sub) + _assignment_errors(sub) + _source_errors(sub)
     for i, case in enumerate(sub.test_cases):
         if not math.isfinite(case.points) or case.points < 0:
             errors.append(f"test_cases[{i}].points: must be a finite number >= 0")
@@ -245,6 +245,30 @@ def _source_errors(sub: Submission) -> list[str]:
             sub.source_bytes()
         except ValueError as e:
             errors.append(str(e))
+    return errors
+
+
+def _assignment_errors(sub: Submission) -> list[str]:
+    """A graded submission is its files only: the assignment has the tests and the limits."""
+    if not sub.assignment:
+        return []
+    if not isinstance(sub.assignment, str) or not _DIGEST.match(sub.assignment):
+        return ["assignment: must be an assignment id (64 hex digits, POST /api/v1/assignments)"]
+    own = {
+        "problem": bool(sub.problem),
+        "source_code": bool(sub.source_code),
+        "test_cases": bool(sub.test_cases),
+        "stdin": bool(sub.stdin),
+        "expected_output": sub.expected_output is not None,
+        "checker": sub.checker != CheckerSpec(),
+        "interactor": sub.interactor is not None,
+        "enable_network": sub.enable_network,
+        **{name: getattr(sub, name) != DEFAULTS[name] for name in DEFAULTS},
+    }
+    rule = "not allowed with assignment (the assignment sets it)"
+    errors = [f"{k}: {rule}" for k, v in own.items() if v]
+    if not sub.additional_files:
+        errors.append("additional_files: a graded submission needs its files (a zip)")
     return errors
 
 
