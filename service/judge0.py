@@ -32,8 +32,9 @@ _IGNORED = (
     "enable_per_process_and_thread_time_limit",
     "enable_per_process_and_thread_memory_limit",
 )
-# `problem` is the native API's alone (it checks the package and its owner); Judge0 ignores it.
-_KNOWN = set(Submission.__dataclass_fields__) - {"problem", "source_base64"} | {
+# `problem` is the native API's alone (it checks the package and its owner), and `assignment`
+# the grading API's; Judge0 ignores both.
+_KNOWN = set(Submission.__dataclass_fields__) - {"problem", "assignment", "source_base64"} | {
     "callback_url",
     *_IGNORED,
 }

@@ -24,6 +24,7 @@ from worker.jobs.archives import ArchiveError, ArchiveLimits, extract_zip
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
 NATIVE, GRADESCOPE = "native", "gradescope"
 _TAG = b"stockade-assignment:"
+_FIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_.\[\]]*): (.*)$", re.DOTALL)
 # KEYS: the assignment, its owners, the client's uploads (assignment -> when its upload
 # expires). ARGV: zip, summary, now, ttl, owner, assignment, cap.
 _PUT = """
@@ -131,8 +132,12 @@ def check(files: dict[str, bytes], due_date: Any, languages: set[str]) -> dict[s
     try:
         a = load_assignment(Path(""), files)
     except AssignmentError as e:
-        field, _, rule = str(e).partition(": ")
-        raise UploadError(field, rule) from None
+        # "assignment.toml: FIELD: RULE" names a field; a TOML syntax error names none.
+        rest = str(e).removeprefix(f"{FILE_NAME}: ")
+        named = _FIELD.match(rest)
+        if named is None:
+            raise UploadError(FILE_NAME, rest) from None
+        raise UploadError(f"{FILE_NAME}: {named[1]}", named[2]) from None
     if a.setup.pip or a.setup.script:
         what = "setup.pip" if a.setup.pip else "setup.script"
         raise UploadError(f"{FILE_NAME}: {what}", "not supported yet (only setup.apt)")
