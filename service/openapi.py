@@ -29,6 +29,7 @@ def _op(summary: str, body: str | None = None, params: list[dict[str, Any]] | No
 
 
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_TOKEN = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
 _WAIT = {"name": "wait", "in": "query", "schema": {"type": "boolean", "default": False}}
 _PROGRAM = {
     "type": "object",
@@ -135,6 +136,31 @@ DOCUMENT: dict[str, Any] = {
         "/api/v1/problems/{id}": {
             "get": _op("A problem package's name, limits, cases and groups", params=[_ID])
         },
+        "/api/v1/assignments": {
+            "post": _op(
+                "Upload an assignment.toml assignment or a Gradescope bundle (201 new, 200 known)",
+                "Assignment",
+                ok="201",
+            )
+        },
+        "/api/v1/assignments/{id}": {
+            "get": _op(
+                "An assignment's tests (names, points, visibility) as the caller may see them",
+                params=[_ID],
+            )
+        },
+        "/api/v1/assignments/{id}/publish": {
+            "post": _op("Publish grades: after_published tests become visible", params=[_ID])
+        },
+        "/api/v1/assignments/{id}/submissions": {
+            "post": _op("Grade a submission's files", "GradedSubmission", [_ID, _WAIT], ok="201")
+        },
+        "/api/v1/assignments/{id}/submissions/{token}": {
+            "get": _op(
+                "A graded submission: status and its results.json as the caller may see it",
+                params=[_ID, _TOKEN, _WAIT],
+            )
+        },
         "/api/v1/languages": {"get": _op("Languages and whether each is enabled")},
         "/api/v1/health": {"get": _op("Redis reachable, queue depth, live workers, tiers")},
     },
@@ -149,6 +175,44 @@ DOCUMENT: dict[str, Any] = {
                         "type": "string",
                         "description": "base64 of a zip of an ICPC/Kattis problem package",
                     }
+                },
+            },
+            "Assignment": {
+                "type": "object",
+                "required": ["assignment"],
+                "properties": {
+                    "assignment": {
+                        "type": "string",
+                        "description": "base64 of a zip with assignment.toml (native) or "
+                        "run_autograder (a Gradescope bundle), at its top or in one folder",
+                    },
+                    "due_date": {
+                        "type": "string",
+                        "description": "ISO 8601 with an offset; overrides assignment.toml's "
+                        "(after_due_date tests show to students from then on)",
+                    },
+                },
+            },
+            "GradedSubmission": {
+                "type": "object",
+                "properties": {
+                    "files": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["name", "content"],
+                            "properties": {
+                                "name": {"type": "string", "description": "a relative path"},
+                                "content": {"type": "string"},
+                                "encoding": {"type": "string", "enum": ["utf-8", "base64"]},
+                            },
+                        },
+                    },
+                    "zip": {"type": "string", "description": "or base64 of a zip of the files"},
+                    "callback_url": {
+                        "type": "string",
+                        "description": "PUT with the token and status when graded",
+                    },
                 },
             },
             "Batch": {
