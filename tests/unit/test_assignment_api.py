@@ -145,6 +145,11 @@ def test_the_due_date_of_the_upload_overrides_and_changes_the_id(redis_url: str)
     dated = upload(client, pycalc(), due_date="2027-01-31T23:59:00+01:00").get_json()
     assert plain["due_date"] == "" and dated["due_date"] == "2027-01-31T22:59:00+00:00"
     assert plain["id"] != dated["id"]
+    toml = pycalc()["assignment.toml"].replace(
+        b'language = "python3"\n', b'language = "python3"\ndue_date = 2027-01-31T08:00:00-05:00\n'
+    )
+    own = upload(client, pycalc(**{"assignment.toml": toml})).get_json()
+    assert own["due_date"] == "2027-01-31T13:00:00+00:00"
     r = upload(client, pycalc(), due_date="2027-01-31")
     assert r.status_code == 422 and "offset" in r.get_json()["due_date"][0]
 
