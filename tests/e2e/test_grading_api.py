@@ -89,3 +89,35 @@ def test_pycalc_graded_through_the_api(stack: Stack) -> None:
             "prints a sum": 1,
         }
         assert (whole["score"], whole["max_score"]) == (7, 10)
+
+
+GSBUNDLE = PYCALC.parent / "gsbundle"
+
+
+def test_a_gradescope_bundle_graded_through_the_api(stack: Stack) -> None:
+    url = stack.start_api("api-bundle", STOCKADE_AUTH_TOKENS=f"{OWNER},{STUDENT}")
+    staff = httpx.Client(base_url=url, timeout=120, headers={"X-Auth-Token": OWNER})
+    student = httpx.Client(base_url=url, timeout=120, headers={"X-Auth-Token": STUDENT})
+    with staff, student:
+        r = staff.post("/api/v1/assignments", json={"assignment": zipped(GSBUNDLE / "bundle")})
+        assert r.status_code in (200, 201), r.text
+        assert r.json()["format"] == "gradescope"
+        subs = f"/api/v1/assignments/{r.json()['id']}/submissions"
+        got = {}
+        for name in ("full", "partial", "crash"):
+            code = (GSBUNDLE / "submissions" / name / "stats.py").read_text()
+            files = [{"name": "stats.py", "content": code}]
+            done = student.post(subs, params={"wait": "true"}, json={"files": files})
+            assert done.status_code == 201, done.text
+            got[name] = done.json()
+        # The bundle's own results.json: "mean of nothing" (3 points) is hidden from students.
+        assert scores(got["full"]) == {"mean of 1 2 3": 2}
+        assert scores(got["partial"]) == {"mean of 1 2 3": 2}
+        whole = {n: staff.get(f"{subs}/{got[n]['id']}").json()["results"] for n in got}
+        assert [whole[n]["score"] for n in ("full", "partial")] == [5, 2]
+        assert scores({"results": whole["partial"]}) == {"mean of 1 2 3": 2, "mean of nothing": 0}
+        # A submission that kills the grader before it writes results.json is not graded.
+        crash = got["crash"]
+        assert crash["status"] == "not graded", crash
+        assert "left no /autograder/results/results.json" in crash["message"]
+        assert crash["results"]["tests"] == []
