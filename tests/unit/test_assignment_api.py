@@ -324,3 +324,29 @@ def test_students_read_only_their_own_when_reads_are_owner_only(redis_url: str) 
     # The owner of the assignment is staff: it reads every submission to it.
     assert client.get(url, headers=OWN).status_code == 200
     assert client.get(url, headers={"X-Auth-Token": ANOTHER}).status_code == 404
+
+
+def test_a_callback_url_is_kept_as_for_judging(redis_url: str) -> None:
+    client, store = make(redis_url)
+    assignment = upload(client, pycalc()).get_json()["id"]
+    subs = f"/api/v1/assignments/{assignment}/submissions"
+    files = [{"name": "calc.py", "content": "x = 1\n"}]
+    body = {"files": files, "callback_url": "https://grades.example.org/hook"}
+    token = client.post(subs, json=body, headers=S).get_json()["id"]
+    rec = store.get(token)
+    assert rec is not None and rec.callback_url == "https://grades.example.org/hook"
+    # The workers' guard, as for judging: no internal address literal.
+    refused = client.post(
+        subs, json={"files": files, "callback_url": "http://127.0.0.1/x"}, headers=S
+    )
+    assert refused.status_code == 422 and "callback_url" in refused.get_json()
+
+
+def test_the_openapi_document_lists_the_assignment_endpoints(redis_url: str) -> None:
+    client, _ = make(redis_url)
+    paths = client.get("/openapi.json").get_json()["paths"]
+    assert set(paths["/api/v1/assignments"]) == {"post"}
+    assert set(paths["/api/v1/assignments/{id}"]) == {"get"}
+    assert set(paths["/api/v1/assignments/{id}/publish"]) == {"post"}
+    assert set(paths["/api/v1/assignments/{id}/submissions"]) == {"post"}
+    assert set(paths["/api/v1/assignments/{id}/submissions/{token}"]) == {"get"}
