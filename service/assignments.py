@@ -188,6 +188,12 @@ def grade(assignment: str) -> tuple[Response, int]:
     """Queued to the workers as every job is; with wait=true, answered when graded."""
     c = core()
     info = _summary(c, assignment)
+    if c.config.min_tier not in ("", "container"):
+        rule = (
+            "grading runs in the container tier, below this server's STOCKADE_MIN_TIER "
+            f"({c.config.min_tier})"
+        )
+        raise ApiError.field(422, "assignment", rule)
     body = read_object()
     unknown = sorted(set(body) - {"files", "zip", "callback_url"})
     if unknown:
@@ -229,7 +235,8 @@ def view(rec: Record, who: Audience) -> dict[str, Any]:
     """The record and, once graded, its results.json as `who` may see it."""
     status = {IN_QUEUE: "queued", PROCESSING: "grading", GRADED: "graded"}
     results = None
-    if rec.final and rec.result:
+    # A job that failed outside the grader (run_job's internal error) has no results.json.
+    if rec.final and rec.result and "score" in rec.result:
         raw = {k: v for k, v in rec.result.items() if k not in ("timings", "attempts")}
         results = shown_results(raw, who)
     return {

@@ -113,6 +113,7 @@ def uploaded_assignments() -> UploadedAssignments:
                 MAX_PACKAGE_BYTES.as_int(),
                 s.max_result_bytes,
                 rootfs=s.rootfs,
+                min_tier=s.min_tier,
             )
         return _assignments
 

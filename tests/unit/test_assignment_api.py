@@ -350,3 +350,12 @@ def test_the_openapi_document_lists_the_assignment_endpoints(redis_url: str) -> 
     assert set(paths["/api/v1/assignments/{id}/publish"]) == {"post"}
     assert set(paths["/api/v1/assignments/{id}/submissions"]) == {"post"}
     assert set(paths["/api/v1/assignments/{id}/submissions/{token}"]) == {"get"}
+
+
+def test_no_grading_under_a_minimum_tier_above_container(redis_url: str) -> None:
+    client, store = make(redis_url, min_tier="gvisor")
+    assignment = upload(client, pycalc()).get_json()["id"]
+    body = {"files": [{"name": "calc.py", "content": "x = 1\n"}]}
+    r = client.post(f"/api/v1/assignments/{assignment}/submissions", json=body, headers=S)
+    assert r.status_code == 422 and "STOCKADE_MIN_TIER" in r.get_json()["assignment"][0]
+    assert queued_tokens(store) == []

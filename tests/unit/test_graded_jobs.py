@@ -11,7 +11,7 @@ import zipfile
 
 from tests.unit.test_tasks import FakeStore
 from worker.grading.results import Results, ScoredTest
-from worker.grading.uploaded import GradeOutcome, fit
+from worker.grading.uploaded import GradeOutcome, UploadedAssignments, fit
 from worker.jobs.model import Submission
 from worker.jobs.rules import InvalidSubmission, decode
 from worker.jobs.store import Record
@@ -87,3 +87,9 @@ def test_fit_cuts_outputs_never_scores() -> None:
     assert all(t["output"].startswith("x") and "bytes cut" in t["output"] for t in cut["tests"])
     small = Results(tests=tests[:2]).to_dict()
     assert fit(small, 64 * 1024) == small
+
+
+def test_a_worker_under_a_minimum_tier_grades_nothing() -> None:
+    graders = UploadedAssignments(None, {}, None, 1, 1, min_tier="microvm")  # type: ignore[arg-type]
+    outcome = graders.grade(graded_record().submission)
+    assert outcome.judge0_status() == 13 and "STOCKADE_MIN_TIER is microvm" in outcome.message

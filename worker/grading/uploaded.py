@@ -17,6 +17,7 @@ from typing import Any
 from sandbox.errors import SandboxError, SpecError
 from sandbox.images.store import LayerError, LayerStore
 from sandbox.launcher import Launcher
+from sandbox.spec import strongest
 from worker.grading.assignment import FILE_NAME, AssignmentError, load_assignment
 from worker.grading.batch import NativeGrader, SubmissionGrader
 from worker.grading.cli import DEFAULT_BUNDLE_IMAGE
@@ -61,6 +62,7 @@ class UploadedAssignments:
     max_bytes: int
     max_result_bytes: int
     rootfs: str = "host"
+    min_tier: str = ""
     _graders: OrderedDict[str, SubmissionGrader] = field(default_factory=OrderedDict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
@@ -70,10 +72,19 @@ class UploadedAssignments:
         return outcome, {"run_s": time.monotonic() - start}
 
     def grade(self, sub: Submission) -> GradeOutcome:
+        if strongest(self.min_tier) not in ("", "container"):
+            # The grader's boxes run in the container tier (or a language's own): never
+            # below a minimum the operator set, so not at all under one.
+            return GradeOutcome.failed(
+                f"grading runs in the container tier; this worker's STOCKADE_MIN_TIER is "
+                f"{self.min_tier}"
+            )
         try:
             grader = self._grader(sub.assignment)
         except (AssignmentError, BundleError, GradingError, LayerError, UploadError) as e:
             return GradeOutcome.failed(f"assignment: {e}")
+        except (SandboxError, SpecError, OSError) as e:
+            return GradeOutcome.failed(f"the assignment could not be prepared: {e}")
         try:
             files = submission_files(base64.b64decode(sub.additional_files, validate=True))
         except (binascii.Error, ValueError) as e:
