@@ -102,6 +102,12 @@ def test_upload_describes_it_and_hides_hidden_tests_from_students(redis_url: str
             "offset",
         ),
         (b"language = = 1\n", "", "line 1"),
+        (
+            b'language = "python3"\n[setup]\npip = ["numpy"]\n[[tests]]\nkind = "command"\n'
+            b'command = ["true"]\n',
+            "setup.pip",
+            "not supported",
+        ),
     ],
 )
 def test_a_broken_assignment_toml_is_a_422_naming_the_field(
