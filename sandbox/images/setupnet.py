@@ -36,6 +36,7 @@ table inet {table} {{
   }}
   chain input {{
     type filter hook input priority filter - 10; policy accept;
+    iifname "{ifname}" meta l4proto tcp counter reject with tcp reset
     iifname "{ifname}" counter reject with icmpx admin-prohibited
   }}
 }}"""
