@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sandbox import syscalls as sc
+from sandbox.cgroups import join_in_child
 from sandbox.images.build import overlay_options
 from sandbox.images.idmap import idmapped_bind
 
@@ -54,6 +55,8 @@ class SetupJob:
     allowed: tuple[tuple[str, int], ...] = ()  # (IPv4 address, TCP port) the box may reach
     local_dirs: tuple[str, ...] = ()  # host files or dirs bound read-only at MIRROR_DIR/<i>
     wall_time_s: float = 1800.0
+    memory_bytes: int = 4 << 30  # swap included
+    pids: int = 1024
 
 
 def box_env(job: SetupJob) -> dict[str, str]:
@@ -77,10 +80,13 @@ def run_setup_box(
     job: SetupJob,
     log_path: str,
     attach: Callable[[int], Callable[[], None]],
+    cgroup_fds: list[int],
 ) -> tuple[int, str]:
     """Run job over lowers (top-most first) with tmp/upper as the overlay's upper dir.
     attach(pid) is called with G's pid once its network namespace exists and returns the
-    function that detaches it. -> (exit code, the end of the log)."""
+    function that detaches it; cgroup_fds are the box cgroup's (join_in_child), joined by C
+    before anything else, so every process of the box is in it. -> (exit code, the end of
+    the log)."""
     upper, work, merged = (os.path.join(tmp, n) for n in ("upper", "work", "merged"))
     for d in (upper, work, merged):
         os.mkdir(d, 0o755)
@@ -99,6 +105,7 @@ def run_setup_box(
             os.close(go_w)
             os.dup2(log_fd, 1)
             os.dup2(log_fd, 2)
+            join_in_child(cgroup_fds)
             os.setsid()
             code = _c_main(lowers, tmp, job, info_w, go_r)
         except BaseException as e:  # anything here must end the child
@@ -214,8 +221,10 @@ def _mount_root(lowers: list[str], tmp: str, job: SetupJob, userns: int) -> None
     for src, name in (("/proc/self/fd", "fd"), ("fd/0", "stdin"), ("fd/1", "stdout")):
         os.symlink(src, f"{merged}/dev/{name}")
     os.symlink("fd/2", f"{merged}/dev/stderr")
-    os.mkdir(f"{merged}/dev/shm")
-    os.chown(f"{merged}/dev/shm", SUBUID_BASE, SUBUID_BASE)
+    for sub in ("shm", "pts"):
+        os.mkdir(f"{merged}/dev/{sub}")
+        os.chown(f"{merged}/dev/{sub}", SUBUID_BASE, SUBUID_BASE)
+    os.symlink("pts/ptmx", f"{merged}/dev/ptmx")
     _mountpoint(merged, "proc", True)
     for sub in _SCRATCH:
         _mountpoint(merged, sub, True)
@@ -306,6 +315,9 @@ def _h_main(job: SetupJob) -> None:
     then pivot_root(".", ".") and a lazy unmount of the old root, which needs no put_old."""
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
     sc.mount("proc", "proc", "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+    # A devpts instance of its own (devpts(5) newinstance) for apt's and dpkg's ptys.
+    opts = "newinstance,ptmxmode=0666,mode=0620,gid=5"
+    sc.mount("devpts", "dev/pts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC, opts)
     # C's mounts are locked in this namespace (mount_namespaces(7)), and pivot_root refuses a
     # locked new root: a bind of it made here is not locked. It goes over /tmp, in this
     # namespace only, because that path is one the box's root may walk.

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from sandbox import cgroups
 from sandbox.config import HostConfig
 from sandbox.images.build import Progress, clean_tree, human, strip_overlay_xattrs
 from sandbox.images.mirrors import (
@@ -183,8 +184,21 @@ def _run(config: HostConfig, lowers: list[str], tmp: str, job: SetupJob) -> tupl
 
         return detach
 
+    manager = cgroups.probe()
     try:
-        return run_setup_box(lowers, tmp, job, os.path.join(tmp, "setup.log"), attach)
+        # Named <pid>-<n> like a launcher's boxes, so a sweep removes it if this process dies.
+        limits = cgroups.CgroupLimits(job.memory_bytes, job.pids)
+        cg = manager.create(f"{os.getpid()}-{time.time_ns()}", limits)
+        try:
+            log = os.path.join(tmp, "setup.log")
+            code, tail = run_setup_box(lowers, tmp, job, log, attach, cg.join_fds())
+            if cg.oom_killed():
+                tail += f"\nthe setup box ran out of memory ({human(job.memory_bytes)})"
+            return code, tail
+        finally:
+            cg.kill_all()
+            cg.destroy()
     finally:
+        manager.close()
         pool.release(slot)
         pool.close()

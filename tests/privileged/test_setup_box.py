@@ -20,9 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from sandbox import cgroups
 from sandbox.config import HostConfig
 from sandbox.images.mirrors import host_apt_uris
-from sandbox.images.setupbox import SUBUID_BASE
+from sandbox.images.setupbox import SUBUID_BASE, SetupJob
+from sandbox.images.setuplayer import build_setup_image
 from sandbox.images.store import LayerError, LayerStore
 from sandbox.network import NetConfig, ensure_firewall, remove_firewall
 from worker.grading.gradescope import setup_image
@@ -272,3 +274,25 @@ def test_native_setup_pip_and_script(store: LayerStore, made: list[str], tmp_pat
     assert p.returncode == 0, p.stderr
     results = json.loads(p.stdout)
     assert [t["score"] for t in results["tests"]] == [1, 1], results
+
+
+def test_setup_box_has_memory_and_pids_limits(store: LayerStore, tmp_path: Path) -> None:
+    """Its own cgroup: a script past the memory limit is killed and the build says why; the
+    cgroup is gone afterwards."""
+    job = SetupJob("python3 -c 'x = bytearray(256 << 20)'", memory_bytes=64 << 20, pids=32)
+    lines: list[str] = []
+    recipe: dict[str, object] = {"test": secrets.token_hex(8)}
+    with pytest.raises(LayerError, match="status"):
+        build_setup_image(
+            store, HostConfig.from_env(), PARENT, "test-setup-oom", recipe, job, lines.append
+        )
+    assert any("ran out of memory" in line for line in lines), lines
+    assert "test-setup-oom" not in store.images()
+    leftovers = [
+        name
+        for parent in cgroups.probe().parents()
+        for name in os.listdir(parent)
+        # A setup box's cgroup: <pid>-<time_ns()> (a launcher's boxes count from 0).
+        if name.startswith(f"{os.getpid()}-") and len(name.partition("-")[2]) >= 18
+    ]
+    assert leftovers == []
