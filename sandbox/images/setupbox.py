@@ -11,35 +11,24 @@ Three processes, because the mounts need host root and the script must never hav
   H  pid 1 of that pid namespace: mounts /proc, pivot_root(2)s into the overlay, detaches the
      old root and execs the script. It holds every capability, in its own namespaces only.
 Files the script writes land in the upper dir owned by the mapped host uids (SUBUID_BASE + n);
-`shift_owners` gives them back their in-box owners before the layer is committed.
+setuproot.shift_owners gives them back their in-box owners before the layer is committed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
-import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sandbox import syscalls as sc
 from sandbox.cgroups import join_in_child
-from sandbox.images.build import overlay_options
-from sandbox.images.idmap import idmapped_bind
+from sandbox.images.setuproot import SOURCE_DIR, SUBUID_BASE, SUBUID_COUNT, mount_root
 
-# Host uids base .. base+65535 are the box's 0 .. 65535: far above any account's or box
-# slot's uid, so a file the box leaves behind never belongs to anyone on the host.
-SUBUID_BASE = 1 << 20
-SUBUID_COUNT = 65536
-_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
-# Scratch the layer must not keep (apt's lists and downloads, /tmp, /run): tmpfs, owned by
-# the box's root. /run also holds the read-only binds of local package indexes.
-_SCRATCH = ("tmp", "var/tmp", "var/lib/apt/lists", "var/cache/apt", "run")
-MIRROR_DIR = "/run/stockade-mirrors"
-SOURCE_DIR = "/autograder/source"
 _ANCHOR = "/tmp"
 
 
@@ -103,6 +92,8 @@ def run_setup_box(
         try:
             os.close(info_r)
             os.close(go_w)
+            null = os.open("/dev/null", os.O_RDONLY)
+            os.dup2(null, 0)  # never the caller's terminal or pipe
             os.dup2(log_fd, 1)
             os.dup2(log_fd, 2)
             join_in_child(cgroup_fds)
@@ -122,7 +113,8 @@ def run_setup_box(
             os.write(go_w, b"g")
         status = _wait(pid, job.wall_time_s)
     except BaseException:
-        os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         raise
     finally:
@@ -130,12 +122,19 @@ def run_setup_box(
         os.close(go_w)
         detach()
     code = -1 if status is None else os.waitstatus_to_exitcode(status)
-    with open(log_path, errors="replace") as f:
-        tail = "".join(f.readlines()[-20:])
+    tail = _tail(log_path)
     if status is None:
         tail += f"\nstopped after {job.wall_time_s:g}s of wall time"
     shutil.rmtree(work)
     return code, tail
+
+
+def _tail(path: str, lines: int = 20, most: int = 16384) -> str:
+    """The log's last lines, read from its last bytes only: a script may print gigabytes."""
+    with open(path, "rb") as f:
+        f.seek(max(0, os.fstat(f.fileno()).st_size - most))
+        text = f.read().decode("utf-8", "replace")
+    return "".join(text.splitlines(keepends=True)[-lines:])
 
 
 def _read_line(fd: int) -> str:
@@ -188,7 +187,7 @@ def _c_main(lowers: list[str], tmp: str, job: SetupJob, info_w: int, go_r: int) 
         with open(f"/proc/{gpid}/{name}", "w") as f:
             f.write(f"0 {SUBUID_BASE} {SUBUID_COUNT}\n")
     userns = os.open(f"/proc/{gpid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
-    _mount_root(lowers, tmp, job, userns)
+    mount_root(lowers, tmp, job.files, job.local_dirs, userns)
     # G cannot walk to the overlay (the store is 0700, and G's root is not the host's), so it
     # gets the directory itself, as an fd.
     merged = os.open(os.path.join(tmp, "merged"), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -199,84 +198,6 @@ def _c_main(lowers: list[str], tmp: str, job: SetupJob, info_w: int, go_r: int) 
     os.close(info_w)
     _, status = os.waitpid(gpid, 0)
     return os.waitstatus_to_exitcode(status)
-
-
-def _mount_root(lowers: list[str], tmp: str, job: SetupJob, userns: int) -> None:
-    merged = os.path.join(tmp, "merged")
-    mapped = []
-    for i, lower in enumerate(lowers):
-        target = os.path.join(tmp, f"lower{i}")
-        os.mkdir(target, 0o700)
-        idmapped_bind(lower, target, userns)
-        mapped.append(target)
-    upper, work = os.path.join(tmp, "upper"), os.path.join(tmp, "work")
-    sc.mount("overlay", merged, "overlay", 0, overlay_options(mapped, upper, work))
-    own = f"uid={SUBUID_BASE},gid={SUBUID_BASE}"
-    flags = sc.MS_NOSUID | sc.MS_NODEV
-    _mountpoint(merged, "dev", True)
-    sc.mount("tmpfs", f"{merged}/dev", "tmpfs", sc.MS_NOSUID, f"mode=755,{own}")
-    for dev in _DEVICES:
-        open(f"{merged}/dev/{dev}", "w").close()
-        sc.mount(f"/dev/{dev}", f"{merged}/dev/{dev}", None, sc.MS_BIND)
-    for src, name in (("/proc/self/fd", "fd"), ("fd/0", "stdin"), ("fd/1", "stdout")):
-        os.symlink(src, f"{merged}/dev/{name}")
-    os.symlink("fd/2", f"{merged}/dev/stderr")
-    for sub in ("shm", "pts"):
-        os.mkdir(f"{merged}/dev/{sub}")
-        os.chown(f"{merged}/dev/{sub}", SUBUID_BASE, SUBUID_BASE)
-    os.symlink("pts/ptmx", f"{merged}/dev/ptmx")
-    _mountpoint(merged, "proc", True)
-    for sub in _SCRATCH:
-        _mountpoint(merged, sub, True)
-        sc.mount("tmpfs", f"{merged}/{sub}", "tmpfs", flags, f"mode=755,{own}")
-    for sub in ("tmp", "var/tmp"):
-        os.chmod(f"{merged}/{sub}", 0o1777)
-    for sub in ("var/lib/apt/lists/partial", "var/cache/apt/archives/partial"):
-        os.makedirs(f"{merged}/{sub}")
-    for sub in ("var/lib/apt/lists", "var/cache/apt"):
-        _give_to_box(f"{merged}/{sub}")
-    for i, d in enumerate(job.local_dirs):
-        target = f"{merged}{MIRROR_DIR}/{i}"
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        if os.path.isdir(d):
-            os.mkdir(target)
-        else:
-            open(target, "w").close()
-        sc.mount(d, target, None, sc.MS_BIND | sc.MS_REC)
-        sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | flags)
-    for name in ("hosts", "resolv.conf"):
-        _mountpoint(merged, f"etc/{name}", False)
-        sc.mount(os.path.join(tmp, name), f"{merged}/etc/{name}", None, sc.MS_BIND)
-        sc.mount(None, f"{merged}/etc/{name}", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY)
-    _mountpoint(merged, SOURCE_DIR.lstrip("/"), True)
-    sc.mount("tmpfs", f"{merged}{SOURCE_DIR}", "tmpfs", flags, f"mode=755,{own}")
-    for rel, content in job.files:
-        path = os.path.join(f"{merged}{SOURCE_DIR}", rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(content)
-        os.chmod(path, 0o755)
-    _give_to_box(f"{merged}{SOURCE_DIR}")
-
-
-def _give_to_box(top: str) -> None:
-    """What C wrote on a scratch tmpfs belongs to the box's root, as if it had made it."""
-    for dirpath, dirs, files in os.walk(top):
-        for name in [*dirs, *files]:
-            os.lchown(os.path.join(dirpath, name), SUBUID_BASE, SUBUID_BASE)
-
-
-def _mountpoint(merged: str, rel: str, directory: bool) -> None:
-    """Make a missing mount point (it lands in the upper dir; `drop_mountpoints` removes it
-    again unless the script put something there)."""
-    path = os.path.join(merged, rel)
-    if os.path.lexists(path):
-        return
-    if directory:
-        os.makedirs(path, 0o755)
-    else:
-        os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
-        open(path, "w").close()
 
 
 def _g_main(job: SetupJob, sock: socket.socket, go_r: int) -> int:
@@ -328,48 +249,3 @@ def _h_main(job: SetupJob) -> None:
     os.chdir(SOURCE_DIR)
     sc.sethostname("setup")
     os.execve("/bin/sh", ["/bin/sh", "-c", job.command], box_env(job))
-
-
-def shift_owners(upper: str) -> int:
-    """Give the upper dir's entries their in-box owners (host uid SUBUID_BASE + n -> n).
-    Entries overlayfs made itself (whiteouts, made with the mounter's credentials) are root's
-    already. -> entries changed. Raises ValueError on an owner outside both."""
-    changed = 0
-    for dirpath, dirs, files in os.walk(upper):
-        for name in ["", *dirs, *files] if dirpath == upper else [*dirs, *files]:
-            path = os.path.join(dirpath, name) if name else dirpath
-            st = os.lstat(path)
-            uid, gid = _inside(st.st_uid, path), _inside(st.st_gid, path)
-            if (uid, gid) != (st.st_uid, st.st_gid):
-                os.lchown(path, uid, gid)  # clears set-id bits, which the store strips anyway
-                changed += 1
-    return changed
-
-
-def drop_mountpoints(upper: str, lowers: list[str]) -> list[str]:
-    """Remove the mount points C had to make (empty, and in no lower layer). -> removed."""
-    removed = []
-    points = ["dev", "proc", *_SCRATCH, "etc/hosts", "etc/resolv.conf", SOURCE_DIR[1:]]
-    for rel in [*points, os.path.dirname(SOURCE_DIR[1:])]:
-        path = os.path.join(upper, rel)
-        if any(os.path.lexists(os.path.join(lo, rel)) for lo in lowers):
-            continue
-        st = os.lstat(path) if os.path.lexists(path) else None
-        if st is None:
-            continue
-        if stat.S_ISDIR(st.st_mode) and not os.listdir(path):
-            os.rmdir(path)
-        elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
-            os.unlink(path)
-        else:
-            continue
-        removed.append(rel)
-    return removed
-
-
-def _inside(host_id: int, path: str) -> int:
-    if SUBUID_BASE <= host_id < SUBUID_BASE + SUBUID_COUNT:
-        return host_id - SUBUID_BASE
-    if host_id == 0:
-        return 0
-    raise ValueError(f"setup box: {path} is owned by host id {host_id}, outside the box's")

@@ -21,14 +21,9 @@ from sandbox.images.mirrors import (
     local_root,
     resolve,
 )
-from sandbox.images.setupbox import (
-    MIRROR_DIR,
-    SetupJob,
-    drop_mountpoints,
-    run_setup_box,
-    shift_owners,
-)
+from sandbox.images.setupbox import SetupJob, run_setup_box
 from sandbox.images.setupnet import apply_mirror_rules, remove_mirror_rules
+from sandbox.images.setuproot import MIRROR_DIR, drop_mountpoints, shift_owners
 from sandbox.images.store import LayerError, LayerStore, cache_key
 from sandbox.network import GrantedNetwork, NetConfig, plan_box_addresses
 from sandbox.slots import SlotPool

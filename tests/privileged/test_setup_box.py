@@ -23,8 +23,9 @@ import pytest
 from sandbox import cgroups
 from sandbox.config import HostConfig
 from sandbox.images.mirrors import host_apt_uris
-from sandbox.images.setupbox import SUBUID_BASE, SetupJob
+from sandbox.images.setupbox import SetupJob
 from sandbox.images.setuplayer import build_setup_image
+from sandbox.images.setuproot import SUBUID_BASE
 from sandbox.images.store import LayerError, LayerStore
 from sandbox.network import NetConfig, ensure_firewall, remove_firewall
 from worker.grading.gradescope import setup_image
