@@ -32,7 +32,7 @@ def mount_root(
 ) -> None:
     """C's side: tmp/merged made the box's root, the layers idmapped to the user namespace
     userns, scratch on tmpfs, files under SOURCE_DIR, local_dirs bound read-only."""
-    merged = os.path.join(tmp, "merged")
+    merged = os.path.realpath(os.path.join(tmp, "merged"))
     mapped = []
     for i, lower in enumerate(lowers):
         target = os.path.join(tmp, f"lower{i}")
@@ -43,8 +43,7 @@ def mount_root(
     sc.mount("overlay", merged, "overlay", 0, overlay_options(mapped, upper, work))
     own = f"uid={SUBUID_BASE},gid={SUBUID_BASE}"
     flags = sc.MS_NOSUID | sc.MS_NODEV
-    _mountpoint(merged, "dev", True)
-    sc.mount("tmpfs", f"{merged}/dev", "tmpfs", sc.MS_NOSUID, f"mode=755,{own}")
+    sc.mount("tmpfs", _mountpoint(merged, "dev", True), "tmpfs", sc.MS_NOSUID, f"mode=755,{own}")
     for dev in _DEVICES:
         open(f"{merged}/dev/{dev}", "w").close()
         sc.mount(f"/dev/{dev}", f"{merged}/dev/{dev}", None, sc.MS_BIND)
@@ -57,8 +56,7 @@ def mount_root(
     os.symlink("pts/ptmx", f"{merged}/dev/ptmx")
     _mountpoint(merged, "proc", True)
     for sub in _SCRATCH:
-        _mountpoint(merged, sub, True)
-        sc.mount("tmpfs", f"{merged}/{sub}", "tmpfs", flags, f"mode=755,{own}")
+        sc.mount("tmpfs", _mountpoint(merged, sub, True), "tmpfs", flags, f"mode=755,{own}")
     for sub in ("tmp", "var/tmp"):
         os.chmod(f"{merged}/{sub}", 0o1777)
     for sub in ("var/lib/apt/lists/partial", "var/cache/apt/archives/partial"):
@@ -75,18 +73,21 @@ def mount_root(
         sc.mount(d, target, None, sc.MS_BIND | sc.MS_REC)
         sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | flags)
     for name in ("hosts", "resolv.conf"):
-        _mountpoint(merged, f"etc/{name}", False)
-        sc.mount(os.path.join(tmp, name), f"{merged}/etc/{name}", None, sc.MS_BIND)
-        sc.mount(None, f"{merged}/etc/{name}", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY)
-    _mountpoint(merged, SOURCE_DIR.lstrip("/"), True)
-    sc.mount("tmpfs", f"{merged}{SOURCE_DIR}", "tmpfs", flags, f"mode=755,{own}")
+        target = _mountpoint(merged, f"etc/{name}", False)
+        sc.mount(os.path.join(tmp, name), target, None, sc.MS_BIND)
+        sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY)
+    source = _mountpoint(merged, SOURCE_DIR.lstrip("/"), True)
+    sc.mount("tmpfs", source, "tmpfs", flags, f"mode=755,{own}")
     for rel, content in files:
-        path = os.path.join(f"{merged}{SOURCE_DIR}", rel)
+        parts = rel.split("/")
+        if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"setup box: file {rel!r} is not a plain relative path")
+        path = os.path.join(source, rel)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as f:
             f.write(content)
         os.chmod(path, 0o755)
-    _give_to_box(f"{merged}{SOURCE_DIR}")
+    _give_to_box(source)
 
 
 def _give_to_box(top: str) -> None:
@@ -96,17 +97,20 @@ def _give_to_box(top: str) -> None:
             os.lchown(os.path.join(dirpath, name), SUBUID_BASE, SUBUID_BASE)
 
 
-def _mountpoint(merged: str, rel: str, directory: bool) -> None:
-    """Make a missing mount point (it lands in the upper dir; `drop_mountpoints` removes it
-    again unless the script put something there)."""
+def _mountpoint(merged: str, rel: str, directory: bool) -> str:
+    """merged/rel, made when missing (it lands in the upper dir; `drop_mountpoints` removes
+    it again unless the script put something there). C resolves paths in the host's view,
+    so a link in the image on the way (run -> /, say) is refused, never followed."""
     path = os.path.join(merged, rel)
-    if os.path.lexists(path):
-        return
-    if directory:
-        os.makedirs(path, 0o755)
-    else:
-        os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
-        open(path, "w").close()
+    if not os.path.lexists(path):
+        if directory:
+            os.makedirs(path, 0o755)
+        else:
+            os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
+            open(path, "w").close()
+    if os.path.realpath(path) != path:
+        raise ValueError(f"setup box: /{rel} in the image is or passes through a link")
+    return path
 
 
 def shift_owners(upper: str) -> int:
