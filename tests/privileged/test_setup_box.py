@@ -297,3 +297,23 @@ def test_setup_box_has_memory_and_pids_limits(store: LayerStore, tmp_path: Path)
         if name.startswith(f"{os.getpid()}-") and len(name.partition("-")[2]) >= 18
     ]
     assert leftovers == []
+
+
+def test_a_link_in_the_image_where_a_mount_goes_is_refused(
+    store: LayerStore, made: list[str], tmp_path: Path
+) -> None:
+    """C mounts as host root: a link planted in an image (run -> /) must not lead it out."""
+    tree = Path(store.new_tmp()) / "tree"
+    tree.mkdir()
+    (tree / "run").symlink_to("/")
+    with store.locked():
+        meta = store.commit_layer(str(tree), {"name": "test-link", "source": "test"})
+        os.rmdir(tree.parent)
+        name = f"test-link-{secrets.token_hex(4)}"
+        store.save_image(name, [*store.image_digests(PARENT), str(meta["digest"])], "test")
+    made.append(name)
+    lines: list[str] = []
+    with pytest.raises(LayerError, match="status 126"):
+        setup_image(store, HostConfig.from_env(), name, _bundle(tmp_path, "true"), lines.append)
+    assert any("/run in the image is or passes through a link" in line for line in lines), lines
+    assert Path("/run").is_dir() and not Path("/run").is_symlink()
