@@ -102,13 +102,17 @@ def test_a_gradescope_bundle(tmp_path: Path) -> None:
     assert rows[4][1:] == ["", "", ""]
 
 
-def test_a_bundle_whose_setup_installs_needs_an_image(tmp_path: Path) -> None:
+def test_a_bundle_whose_setup_fails_is_not_used(tmp_path: Path) -> None:
+    """setup.sh runs (tests/privileged/test_setup_box.py has the ones that install); one that
+    fails stops the grading before any submission, with its output and status."""
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    (bundle / "setup.sh").write_text("#!/bin/bash\napt-get install -y python3-numpy\n")
+    (bundle / "setup.sh").write_text("#!/bin/bash\necho no such package >&2\nexit 100\n")
     (bundle / "run_autograder").write_text("#!/bin/bash\necho '{\"score\": 1}' > x\n")
     p = grade(bundle, BUNDLE / "submissions" / "full", "--no-cache")
-    assert p.returncode == 2 and "setup.sh: running it is not supported yet" in p.stderr
+    assert p.returncode == 2, p.stderr
+    assert "setup: | no such package" in p.stderr
+    assert "setup.sh: setup: the script ended with status 100" in p.stderr
 
 
 def _zip(src: Path, dest: Path) -> Path:

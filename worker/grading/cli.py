@@ -23,6 +23,7 @@ from worker.grading.gradescope import (
     is_bundle,
     layout_image,
     setup_does_something,
+    setup_image,
 )
 from worker.grading.results import dumps_dict
 from worker.grading.runner import Grader, GradingError
@@ -68,7 +69,7 @@ def add_grade_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--image",
         default="",
-        help="a Gradescope bundle's image (python3); it must hold what setup.sh installs",
+        help="the image a Gradescope bundle's setup.sh runs on (python3)",
     )
 
 
@@ -113,20 +114,18 @@ def run_grade(args: argparse.Namespace) -> int:
 def _bundle_grader(
     launcher: Launcher, args: argparse.Namespace, files: dict[str, bytes]
 ) -> BundleGrader:
-    """A Gradescope bundle on --image (python3 by default) with the /autograder layout."""
-    if setup_does_something(files) and not args.image:
-        raise BundleError(
-            "setup.sh: running it is not supported yet; prepare an image with what it installs "
-            "(stockade layers) and name it with --image"
-        )
-    parent = args.image or DEFAULT_BUNDLE_IMAGE
+    """A Gradescope bundle on --image (python3 by default), with setup.sh's layer when it does
+    anything (built once per bundle content) and the /autograder layout."""
+    image = args.image or DEFAULT_BUNDLE_IMAGE
     store = LayerStore(launcher.config.state_dir)
-    if parent not in store.images():
-        raise BundleError(f"--image: no image {parent!r} (stockade layers ls)")
+    if image not in store.images():
+        raise BundleError(f"--image: no image {image!r} (stockade layers ls)")
     if setup_does_something(files):
-        print(f"stockade grade: setup.sh not run; {parent!r} must hold what it installs",
-              file=sys.stderr)  # fmt: skip
-    return BundleGrader(launcher, files, layout_image(store, parent), args.assignment.name)
+        try:
+            image = setup_image(store, launcher.config, image, files, _setup_progress)
+        except LayerError as e:
+            raise BundleError(f"setup.sh: {e}") from None
+    return BundleGrader(launcher, files, layout_image(store, image), args.assignment.name)
 
 
 def _test_names(graded: list[Graded]) -> list[str]:

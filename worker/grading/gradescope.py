@@ -1,9 +1,7 @@
-"""Gradescope autograder bundles: run_autograder in a fresh box per submission, with
-Gradescope's /autograder layout, and the results.json it wrote read back and validated.
-
-setup.sh is not run yet (it needs root in a box and a network limited to package mirrors):
-a bundle whose setup.sh does anything runs only on an image the operator names, prepared with
-what setup.sh installs. See docs/grading.md."""
+"""Gradescope autograder bundles: setup.sh run once per bundle as an image layer (a setup box:
+root of a user namespace, the package mirrors only), then run_autograder in a fresh box per
+submission, with Gradescope's /autograder layout, and the results.json it wrote read back and
+validated. See docs/grading.md."""
 
 from __future__ import annotations
 
@@ -14,11 +12,17 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from sandbox.config import HostConfig
+from sandbox.images.build import Progress
+from sandbox.images.setupbox import SetupJob
+from sandbox.images.setuplayer import build_setup_image
 from sandbox.images.store import LayerStore, cache_key
 from sandbox.launcher import Launcher
 from sandbox.result import BoxResult, Status
 from sandbox.spec import MIB, BoxSpec, FileIn, Limits
 from worker.grading.results import Results, clip, validate
+from worker.grading.setup import run_script
+from worker.grading.tree import digest
 
 ROOT = "autograder"  # /autograder is a link to /box/autograder in the layout layer
 RESULTS = f"/box/{ROOT}/results/results.json"
@@ -48,6 +52,22 @@ def setup_does_something(files: dict[str, bytes]) -> bool:
     """Whether setup.sh holds any command (not only blank lines, comments and a shebang)."""
     text = files.get("setup.sh", b"").decode("utf-8", "replace")
     return any(line.strip() and not line.strip().startswith("#") for line in text.splitlines())
+
+
+def setup_image(
+    store: LayerStore,
+    config: HostConfig,
+    parent: str,
+    files: dict[str, bytes],
+    progress: Progress,
+) -> str:
+    """parent with setup.sh's layer: run as root in a setup box from /autograder/source (the
+    bundle's files), as Gradescope runs it, once per bundle content; -> the image's name."""
+    recipe: dict[str, object] = {"gradescope-setup": 1, "bundle": digest(files)}
+    name = f"gradescope-setup-{digest({parent: json.dumps(recipe).encode()})[:16]}"
+    job = SetupJob(command=run_script("./setup.sh"), files=tuple(sorted(files.items())))
+    build_setup_image(store, config, parent, name, recipe, job, progress)
+    return name
 
 
 def layout_image(store: LayerStore, parent: str) -> str:

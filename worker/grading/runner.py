@@ -76,7 +76,9 @@ class Grader:
         self.check(assignment)
         store = LayerStore(self.launcher.config.state_dir)
         try:
-            image = build_setup(store, assignment, self.language(assignment), progress)
+            image = build_setup(
+                store, self.launcher.config, assignment, self.language(assignment), progress
+            )
         except SetupError as e:
             raise GradingError(str(e)) from None
         if image is None:

@@ -1,16 +1,30 @@
-"""[setup] apt = [...]: the assignment's image, a layer of Debian packages over the language's,
-built once by the layer store's own builder and found again by its content."""
+"""An assignment's [setup] as image layers over the language's image, each built once and found
+again by its content: `apt` by the layer store's own builder, then `pip` and `script` in a
+setup box (root of a user namespace, a network that reaches only the package mirrors)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import shlex
 
+from sandbox.config import HostConfig
+from sandbox.errors import SandboxError
 from sandbox.images.build import Progress, Recipe, build_images, load_recipes
+from sandbox.images.setupbox import SetupJob
+from sandbox.images.setuplayer import build_setup_image
 from sandbox.images.store import LayerError, LayerStore
 from worker.grading.assignment import Assignment
+from worker.grading.tree import digest
 from worker.jobs.languages import Language
 
 PREFIX = "assignment-"
+REQUIREMENTS = ".stockade-requirements.txt"  # beside the instructor's files, in the setup box
+# pip itself, when the image lacks it: Debian's, from the Debian mirror.
+_PIP = (
+    "python3 -m pip --version >/dev/null 2>&1 || "
+    "{ apt-get -q update && apt-get -q install -y --no-install-recommends python3-pip; }"
+)
 
 
 class SetupError(Exception):
@@ -28,26 +42,72 @@ def parent_image(assignment: Assignment, lang: Language | None) -> str:
 
 
 def build_setup(
-    store: LayerStore, assignment: Assignment, lang: Language | None, progress: Progress
+    store: LayerStore,
+    config: HostConfig,
+    assignment: Assignment,
+    lang: Language | None,
+    progress: Progress,
 ) -> str | None:
-    """The image name the tests run on, built if missing; None when there is no setup.
-    Packages come from the host's Debian mirror, installed the way `stockade layers build`
-    installs a language's (Debian's maintainer scripts, no code of the course's)."""
+    """The image name the tests run on, built if missing; None when there is no setup."""
     setup = assignment.setup
     if setup.empty:
         return None
-    if setup.pip or setup.script:
-        what = "setup.pip" if setup.pip else "setup.script"
-        raise SetupError(f"{what}: not supported yet (only setup.apt: Debian packages)")
+    image = parent_image(assignment, lang)
+    if setup.apt:
+        image = _build_apt(store, image, setup.apt, progress)
+    if not (setup.pip or setup.script):
+        return image
+    for req in setup.pip:
+        if req.lstrip().startswith("-") or "\n" in req:
+            raise SetupError(f"setup.pip: {req!r} is not a requirement (options are not taken)")
+    if setup.script and setup.script not in assignment.files:
+        raise SetupError(f"setup.script: no file {setup.script!r} beside assignment.toml")
+    files = dict(assignment.files)
+    steps = ["set -e"]
+    recipe: dict[str, object] = {"assignment-setup": 1}
+    if setup.pip:
+        files[REQUIREMENTS] = "".join(f"{r}\n" for r in setup.pip).encode()
+        steps += [_PIP, f"python3 -m pip install -r {REQUIREMENTS}"]
+        recipe["pip"] = list(setup.pip)
+    if setup.script:
+        steps.append(run_script(setup.script))
+        # The script may read any of the instructor's files: all of them are its content.
+        recipe["script"] = setup.script
+        recipe["files"] = digest(files)
+    name = PREFIX + _hash(image, recipe)
+    job = SetupJob(command="\n".join(steps), files=tuple(sorted(files.items())))
+    what = "setup.script" if setup.script else "setup.pip"
+    try:
+        build_setup_image(store, config, image, name, recipe, job, progress)
+    except (LayerError, SandboxError, ValueError, OSError) as e:
+        raise SetupError(f"{what}: {e}") from None
+    return name
+
+
+def run_script(path: str) -> str:
+    """A shell line running a setup script as Gradescope does (bash, else sh), from its dir."""
+    q = shlex.quote(path)
+    return f"if [ -x /bin/bash ]; then /bin/bash {q}; else /bin/sh {q}; fi"
+
+
+def _hash(parent: str, recipe: dict[str, object]) -> str:
+    text = json.dumps({"parent": parent, "recipe": recipe}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _build_apt(
+    store: LayerStore, parent: str, packages: tuple[str, ...], progress: Progress
+) -> str:
+    """Packages come from the host's Debian mirror, installed the way `stockade layers build`
+    installs a language's (Debian's maintainer scripts, no code of the course's)."""
     recipes = load_recipes()
-    parent = parent_image(assignment, lang)
     if parent not in recipes:
         raise SetupError(
             f"setup.apt: the image {parent!r} has no recipe in profiles/images.toml to build on"
         )
-    name = image_name(parent, setup.apt)
+    name = image_name(parent, packages)
     try:
-        recipe = Recipe(name, parent=parent, packages=tuple(sorted(set(setup.apt))))
+        recipe = Recipe(name, parent=parent, packages=tuple(sorted(set(packages))))
         build_images(store, {**recipes, name: recipe}, [name], progress)
     except LayerError as e:
         raise SetupError(f"setup.apt: {e}") from None
