@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from sandbox.cgroups.delegation import this_placement
 from sandbox.cgroups.fs import CgroupOps, fail
 from sandbox.cgroups.manager import (
     CgroupManager,
@@ -32,7 +33,10 @@ def probe(
     else:
         choice = _choose(mountinfo, prefix)
     if choice.version == 2:
-        return V2Manager(prefix + choice.v2_mount, ops)
+        mount = prefix + choice.v2_mount
+        # Only this host's own tree has a systemd to ask; a fake tree keeps the root.
+        placement = this_placement(mount) if root_override is None else None
+        return V2Manager(mount, ops, placement)
     return V1Manager({c: prefix + p for c, p in choice.v1_mounts.items()}, ops)
 
 

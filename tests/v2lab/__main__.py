@@ -7,14 +7,21 @@ import os
 import shutil
 import sys
 import tempfile
-from pathlib import Path
 
 from sandbox.config import STATE_DIR
 from sandbox.images.store import LayerStore
 from tests.v2lab.boot import prepare_boot
 from tests.v2lab.image import lab_disks
-from tests.v2lab.vm import CHECKOUT, HERE, LabPlan, guest_env, job_script, make_scratch, run
-from tests.v2lab.vm import shares_for
+from tests.v2lab.vm import (
+    CHECKOUT,
+    HERE,
+    LabPlan,
+    guest_env,
+    job_script,
+    make_scratch,
+    run,
+    shares_for,
+)
 
 
 def main(argv: list[str]) -> int:
@@ -29,7 +36,7 @@ def main(argv: list[str]) -> int:
     r.add_argument("cmd", nargs="+", help="the command (after --)")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
-        print("v2lab: run it as root (the layer store and the scratch disk need it)", file=sys.stderr)
+        print("v2lab: run it as root (the layer store needs it)", file=sys.stderr)
         return 2
     state = STATE_DIR.as_str()
     store = LayerStore(state)

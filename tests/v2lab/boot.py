@@ -71,7 +71,10 @@ def prepare_boot(state_dir: str) -> Boot:
     entries.append(Entry("bin/sh", 0o777, target="busybox"))
     names = [Path(p).name[:-3].replace("-", "_") for p in modules]
     entries.append(Entry("lib/modules.order", 0o644, "".join(f"{n}\n" for n in names).encode()))
-    entries += [Entry(f"lib/{n}.ko", 0o644, Path(p).read_bytes()) for n, p in zip(names, modules)]
+    entries += [
+        Entry(f"lib/{n}.ko", 0o644, Path(p).read_bytes())
+        for n, p in zip(names, modules, strict=True)
+    ]
     data = cpio_newc(entries)
     out = os.path.join(lab_dir, f"initramfs-{hashlib.sha256(data).hexdigest()[:16]}.cpio")
     if not os.path.exists(out):

@@ -3,6 +3,7 @@
 # Runs /scratch/job/cmd.sh with its output on the virtio port the host prints, leaves the
 # exit status in /scratch/job/rc, then reboots, which ends QEMU (-no-reboot).
 set -u
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 if [ "$1" = plain ]; then
   mount -t proc proc /proc
   mount -t sysfs sys /sys

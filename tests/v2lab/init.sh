@@ -48,6 +48,7 @@ if [ "$mode" = systemd ]; then
   mkdir -p /newroot/etc/systemd/system/multi-user.target.wants
   cp /newroot/scratch/job/v2lab-job.service /newroot/etc/systemd/system/
   ln -s ../v2lab-job.service /newroot/etc/systemd/system/multi-user.target.wants/
+  ln -s /dev/null /newroot/etc/systemd/system/serial-getty@ttyS0.service
   exec switch_root /newroot /lib/systemd/systemd
 fi
 exec switch_root /newroot /usr/local/sbin/v2lab-guest plain

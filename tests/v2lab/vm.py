@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -150,6 +151,8 @@ def run(plan: LabPlan, timeout_s: float) -> int:
     sys.stdout.flush()
     Path(plan.output).touch()
     qemu = subprocess.Popen(qemu_argv(plan), stdin=subprocess.DEVNULL)
+    # A SIGTERM to this runner (`timeout`, CI) must not orphan QEMU: end it by its pid.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(TIMED_OUT))
     try:
         with open(plan.output, "rb") as out:
             while qemu.poll() is None:
@@ -159,15 +162,18 @@ def run(plan: LabPlan, timeout_s: float) -> int:
                 time.sleep(0.2)
             _copy(out)
     except subprocess.TimeoutExpired:
-        qemu.kill()
-        qemu.wait()
         print(f"v2lab: timed out after {timeout_s:.0f} s; QEMU {qemu.pid} killed", file=sys.stderr)
         _console_tail(plan)
         return TIMED_OUT
+    finally:
+        if qemu.poll() is None:
+            qemu.kill()
+        qemu.wait()
     status = read_status(plan.scratch)
     took = time.monotonic() - start
     if status is None:
-        print(f"v2lab: the guest left no exit status (QEMU exit {qemu.returncode})", file=sys.stderr)
+        why = f"v2lab: the guest left no exit status (QEMU exit {qemu.returncode})"
+        print(why, file=sys.stderr)
         _console_tail(plan)
         return NO_STATUS
     print(f"v2lab: exit status {status} after {took:.1f} s (boot included)", file=sys.stderr)

@@ -1,0 +1,97 @@
+"""Run in the lab only (make test-v2): box cgroups on a real systemd host with cgroup2 land
+in the worker's delegated subtree, a non-delegated scope is refused with the fix, and a
+private cgroup namespace behaves as deploy/docker/worker-entrypoint.sh intends."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sandbox.cgroups import CgroupLimits, parse_mountinfo, probe
+from sandbox.cgroups.delegation import LEAF, own_cgroup, unit_of
+
+pytestmark = [
+    pytest.mark.privileged,
+    pytest.mark.skipif(
+        os.environ.get("STOCKADE_IN_V2LAB") != "1",
+        reason="needs the cgroup2 lab under systemd (make test-v2)",
+    ),
+]
+CHECKOUT = Path(__file__).resolve().parents[2]
+MOUNT = "/sys/fs/cgroup"
+# Made in a child, so that the child's own cgroup moves, not the test runner's.
+SHOW_BOX = (
+    "from sandbox.cgroups import CgroupLimits, probe\n"
+    "m = probe(); b = m.create('%d-1' % __import__('os').getpid(), CgroupLimits(64 << 20, 8))\n"
+    "print(b.paths[0]); print(open('/proc/self/cgroup').read().strip()); m.close()\n"
+)
+
+
+def _python(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*argv, sys.executable, "-c", SHOW_BOX],
+        capture_output=True,
+        text=True,
+        cwd=CHECKOUT,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_boxes_live_in_the_delegated_unit_and_the_unit_in_its_leaf() -> None:
+    unit_dir, unit = unit_of(own_cgroup(Path("/proc/self/cgroup").read_text()))
+    assert unit == "v2lab-job.service", unit
+    manager = probe()
+    try:
+        assert manager.relative_parent == unit_dir + "/stockade"
+        box = manager.create(f"{os.getpid()}-77", CgroupLimits(64 << 20, 8))
+        assert Path(box.paths[0]).parent == Path(MOUNT + unit_dir, "stockade")
+        # Every process of the unit now sits in the leaf; the unit's node holds none.
+        assert own_cgroup(Path("/proc/self/cgroup").read_text()) == f"{unit_dir}/{LEAF}"
+        assert Path(MOUNT + unit_dir, "cgroup.procs").read_text() == ""
+        assert not Path(MOUNT, "stockade").exists(), "a box node at the hierarchy's root"
+    finally:
+        manager.close()
+
+
+def test_transient_scope_with_delegation_holds_its_boxes() -> None:
+    done = _python("systemd-run", "--scope", "--quiet", "-p", "Delegate=yes", "--")
+    assert done.returncode == 0, done.stderr
+    path, cgroup = done.stdout.split()
+    scope = unit_of(cgroup[3:])[0]
+    assert scope.endswith(".scope") and path.startswith(MOUNT + scope + "/stockade/"), done.stdout
+
+
+def test_scope_without_delegation_is_refused_with_the_fix() -> None:
+    done = _python("systemd-run", "--scope", "--quiet", "-p", "Delegate=no", "--")
+    assert done.returncode != 0, done.stdout
+    assert "is not delegated" in done.stderr and "Delegate=yes" in done.stderr, done.stderr
+
+
+def test_private_cgroup_namespace_uses_the_entrypoint_leaf() -> None:
+    # As docker --cgroupns=private: a new cgroup and mount namespace, cgroup2 mounted afresh
+    # (the namespace's root is the scope), the host's /run out of sight, the entrypoint.
+    entry = CHECKOUT / "deploy/docker/worker-entrypoint.sh"
+    inner = (
+        f'mount -t cgroup2 cgroup2 /sys/fs/cgroup && mount -t tmpfs tmp /run && exec {entry} "$@"'
+    )
+    env = {**os.environ, "STOCKADE_ROOTFS": "host"}
+    argv = ["systemd-run", "--scope", "--quiet", "-p", "Delegate=yes", "--"]
+    argv += ["unshare", "--cgroup", "--mount", "--fork", "sh", "-c", inner, "sh"]
+    done = _python(*argv, env=env)
+    assert done.returncode == 0, done.stderr
+    path, cgroup = done.stdout.split()
+    assert cgroup == "0::/init" and path.startswith(MOUNT + "/stockade/"), done.stdout
+
+
+def test_lab_is_what_production_runs() -> None:
+    assert Path("/proc/1/comm").read_text().strip() == "systemd"
+    mounts = parse_mountinfo(Path("/proc/self/mountinfo").read_text())
+    assert [m.fstype for m in mounts] == ["cgroup2"], mounts
+    assert shutil.which("systemd-run")
