@@ -4,6 +4,7 @@ private cgroup namespace behaves as deploy/docker/worker-entrypoint.sh intends."
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -88,6 +89,22 @@ def test_private_cgroup_namespace_uses_the_entrypoint_leaf() -> None:
     assert done.returncode == 0, done.stderr
     path, cgroup = done.stdout.split()
     assert cgroup == "0::/init" and path.startswith(MOUNT + "/stockade/"), done.stdout
+
+
+def _doctor(*argv: str) -> dict[str, str]:
+    stockade = str(Path(sys.executable).parent / "stockade")
+    done = subprocess.run(
+        [*argv, stockade, "doctor", "--json"], capture_output=True, text=True, timeout=300
+    )
+    return next(f for f in json.loads(done.stdout) if f["check"] == "cgroup placement")
+
+
+def test_doctor_says_where_boxes_go_or_the_fix() -> None:
+    found = _doctor()
+    assert found["level"] == "OK" and "inside v2lab-job.service (delegated)" in found["detail"]
+    found = _doctor("systemd-run", "--scope", "--quiet", "-p", "Delegate=no", "--")
+    assert found["level"] == "FAIL" and "is not delegated" in found["detail"], found
+    assert "Delegate=yes" in found["fix"], found
 
 
 def test_lab_is_what_production_runs() -> None:

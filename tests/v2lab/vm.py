@@ -107,6 +107,7 @@ def guest_env() -> dict[str, str]:
         "TMPDIR": "/scratch/tmp",
         # The checkout is read-only in the guest: no bytecode, no pytest cache.
         "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",  # the output streams as the suite runs
         "PYTEST_ADDOPTS": "-p no:cacheprovider",
         "STOCKADE_IN_V2LAB": "1",
     }
