@@ -9,8 +9,10 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from sandbox.cgroups import CgroupLimits, parse_mountinfo, probe
@@ -80,11 +82,13 @@ def test_private_cgroup_namespace_uses_the_entrypoint_leaf() -> None:
     # (the namespace's root is the scope), the host's /run out of sight, the entrypoint.
     entry = CHECKOUT / "deploy/docker/worker-entrypoint.sh"
     inner = (
-        f'mount -t cgroup2 cgroup2 /sys/fs/cgroup && mount -t tmpfs tmp /run && exec {entry} "$@"'
+        "umount -l /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup && "
+        f'mount -t tmpfs tmp /run && exec {entry} "$@"'
     )
     env = {**os.environ, "STOCKADE_ROOTFS": "host"}
     argv = ["systemd-run", "--scope", "--quiet", "-p", "Delegate=yes", "--"]
-    argv += ["unshare", "--cgroup", "--mount", "--fork", "sh", "-c", inner, "sh"]
+    # No --fork: a waiting unshare parent would hold the scope, which no container has.
+    argv += ["unshare", "--cgroup", "--mount", "sh", "-c", inner, "sh"]
     done = _python(*argv, env=env)
     assert done.returncode == 0, done.stderr
     path, cgroup = done.stdout.split()
@@ -112,3 +116,72 @@ def test_lab_is_what_production_runs() -> None:
     mounts = parse_mountinfo(Path("/proc/self/mountinfo").read_text())
     assert [m.fstype for m in mounts] == ["cgroup2"], mounts
     assert shutil.which("systemd-run")
+
+
+UNITS = ("stockade-redis", "stockade-worker", "stockade-api")
+WORKER_UNIT = MOUNT + "/system.slice/stockade-worker.service"
+
+
+def _install_from_deploy(password: str) -> None:
+    """docs/operating.md "systemd (bare metal)", with this checkout as /opt/stockade."""
+    os.symlink(CHECKOUT, "/opt/stockade")
+    etc = Path("/etc/stockade")
+    etc.mkdir(mode=0o750)
+    shutil.chown(etc, group="redis")
+    env = (CHECKOUT / "deploy/systemd/stockade.env").read_text()
+    # The language self-tests at start-up take minutes under TCG; they are not the subject.
+    (etc / "stockade.env").write_text(
+        env.replace("@REDIS_PASSWORD@", password) + "STOCKADE_SELF_TEST=0\n"
+    )
+    conf = (CHECKOUT / "deploy/systemd/redis.conf").read_text()
+    (etc / "redis.conf").write_text(conf.replace("@REDIS_PASSWORD@", password))
+    os.chmod(etc / "stockade.env", 0o600)
+    os.chmod(etc / "redis.conf", 0o640)
+    shutil.chown(etc / "redis.conf", group="redis")
+    for unit in UNITS:
+        shutil.copy(CHECKOUT / f"deploy/systemd/{unit}.service", "/etc/systemd/system/")
+    subprocess.run(["systemctl", "daemon-reload"], check=True)
+
+
+def _uninstall() -> None:
+    subprocess.run(["systemctl", "stop", *UNITS], check=False, timeout=120)
+    for unit in UNITS:
+        Path(f"/etc/systemd/system/{unit}.service").unlink(missing_ok=True)
+    subprocess.run(["systemctl", "daemon-reload"], check=False)
+    shutil.rmtree("/etc/stockade", ignore_errors=True)
+    Path("/opt/stockade").unlink(missing_ok=True)
+
+
+def test_worker_installed_from_deploy_serves_a_submission_with_boxes_in_its_unit() -> None:
+    _install_from_deploy(os.urandom(16).hex())
+    try:
+        subprocess.run(["systemctl", "start", *UNITS], check=True, timeout=300)
+        deadline = time.monotonic() + 600
+        body: dict[str, object] = {}
+        while int(str(body.get("workers", 0))) < 1:
+            assert time.monotonic() < deadline, (body, _journal())
+            time.sleep(2)
+            try:
+                body = httpx.get("http://127.0.0.1:2358/api/v1/health", timeout=30).json()
+            except httpx.HTTPError:
+                continue
+        job = {"source_code": "print(6 * 7)", "language_id": 71}
+        done = httpx.post("http://127.0.0.1:2358/submissions?wait=true", json=job, timeout=300)
+        assert done.json()["stdout"] == "42\n", (done.text, _journal())
+        # The box was made inside the worker's own delegated subtree, nothing at the root.
+        assert Path(WORKER_UNIT, "stockade").is_dir(), _journal()
+        assert Path(WORKER_UNIT, "cgroup.procs").read_text() == ""
+        assert Path(WORKER_UNIT, LEAF, "cgroup.procs").read_text().split()
+        assert not Path(MOUNT, "stockade").exists()
+    finally:
+        _uninstall()
+
+
+def _journal() -> str:
+    done = subprocess.run(
+        ["journalctl", "--no-pager", "-n", "60", *(f"-u{u}" for u in UNITS)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout
