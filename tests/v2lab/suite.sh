@@ -37,6 +37,9 @@ unset IFS
   tests/privileged/test_accounting.py \
   tests/privileged/test_hostile_limits.py \
   "$@" || rc=$?
+# Last and apart: stopping the worker's unit removes /run/stockade (its RuntimeDirectory).
+.venv/bin/python -m pytest -q -rfEs --basetemp=/scratch/pt-unit tests/v2lab/test_worker_unit.py \
+  || { [ "$rc" -ne 0 ] || rc=1; }
 .venv/bin/python -m tests.leftovers || { [ "$rc" -ne 0 ] || rc=1; }
 echo "v2lab: box cgroups after the suite: $(find /sys/fs/cgroup -type d -path '*/stockade/*' | wc -l)"
 exit "$rc"
