@@ -24,7 +24,7 @@ SYSTEMD_RUNNING = "/run/systemd/system"  # sd_booted(3)
 DELEGATE_XATTR = "trusted.delegate"  # set by systemd (251+) on each delegated cgroup
 FIX = (
     "run it in a unit with Delegate=yes (deploy/systemd/stockade-worker.service), or under "
-    "`systemd-run --scope -p Delegate=yes -- <command>`"
+    "`systemd-run --scope -p Delegate=yes -- <command>` (`stockade worker` does that itself)"
 )
 
 

@@ -140,13 +140,22 @@ def check_delegation(
     return Finding(name, Level.FAIL, detail, fix)
 
 
-def check_placement(version: int, mount_point: str, placement: Placement | SandboxError) -> Finding:
+def check_placement(
+    version: int, mount_point: str, placement: Placement | SandboxError, can_scope: bool = False
+) -> Finding:
     """Where this launcher's box cgroups will go (sandbox/cgroups/delegation.py): the root's
-    stockade/, a delegated unit's, or nowhere yet, with the fix."""
+    stockade/, a delegated unit's, a transient scope `stockade worker` asks systemd for
+    (can_scope: systemd-run is there), or nowhere, with the fix."""
     name = "cgroup placement"
     if version == 1:
         return ok(name, "v1: <hierarchy>/stockade/ in each hierarchy")
     if isinstance(placement, SandboxError):
+        if can_scope:
+            detail = (
+                f"{placement.detail.split(';')[0]}: `stockade worker` re-runs itself in a "
+                "transient scope with Delegate=yes (systemd-run --scope); other launchers fail"
+            )
+            return Finding(name, Level.WARN, detail, FIX)
         return Finding(name, Level.FAIL, placement.detail, FIX)
     if not placement.unit:
         detail = f"{mount_point}/stockade/: no systemd unit holds this process (its root is ours)"

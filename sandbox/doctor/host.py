@@ -100,7 +100,8 @@ def cgroups(_: Options) -> list[Finding]:
             placement = this_placement(point)
         except SandboxError as e:
             placement = e
-    findings.append(doctor.check_placement(choice.version, point, placement))
+    can_scope = shutil.which("systemd-run") is not None
+    findings.append(doctor.check_placement(choice.version, point, placement, can_scope))
     return findings
 
 

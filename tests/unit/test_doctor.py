@@ -82,6 +82,8 @@ def test_placement_says_where_boxes_go_or_the_fix() -> None:
     refused = SandboxError("cgroup", "placement", detail="session-1.scope is not delegated")
     f = doctor.check_placement(2, "/sys/fs/cgroup", refused)
     assert f.level is Level.FAIL and "systemd-run --scope -p Delegate=yes" in f.fix
+    f = doctor.check_placement(2, "/sys/fs/cgroup", refused, can_scope=True)
+    assert f.level is Level.WARN and "re-runs itself in a transient scope" in f.detail
     assert doctor.check_placement(1, "", Placement("")).level is Level.OK
 
 
