@@ -20,7 +20,11 @@ skip_timing() {
     "tests/privileged/test_hostile_limits.py::test_memory_bomb[python-bytearray]" \
     tests/privileged/test_hostile_limits.py::test_tmpfs_bomb \
     tests/privileged/test_hostile_limits.py::test_sysv_shm_left_behind_is_freed \
-    tests/privileged/test_hostile_limits.py::test_sleep_hits_wall_clock; do
+    tests/privileged/test_hostile_limits.py::test_sleep_hits_wall_clock \
+    tests/privileged/test_hostile_limits.py::test_stderr_flood \
+    tests/privileged/test_hostile_limits.py::test_double_fork_daemon \
+    tests/privileged/test_hostile_limits.py::test_python_daemon_that_keeps_forking \
+    tests/privileged/test_hostile_limits.py::test_rlimits_cannot_be_raised; do
     printf -- '--deselect\n%s\n' "$t"
   done
 }
