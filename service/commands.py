@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox.cgroups import delegated_scope_argv
 from sandbox.config import RUN_DIR, STATE_DIR
 from sandbox.settings import setting
 from service.config import AUTH_TOKENS
@@ -128,6 +129,12 @@ def run_worker(concurrency: int) -> int:
             "stockade worker: must run as root (it creates namespaces and cgroups)", file=sys.stderr
         )
         return 1
+    # cgroup2 under systemd, started from a unit that delegates nothing (a root shell's
+    # session scope): the boxes need a subtree of their own, so ask systemd for one.
+    scoped = delegated_scope_argv([sys.executable, *sys.orig_argv[1:]])
+    if scoped is not None:
+        print("stockade worker: re-running in a transient scope with Delegate=yes", file=sys.stderr)
+        os.execvp(scoped[0], scoped)
     make_app().worker_main(worker_argv(concurrency))
     return 0
 

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+from sandbox.cgroups import parse_mountinfo
+
 SLOT_UIDS = range(60000, 60000 + 1024)
 
 
@@ -15,20 +17,16 @@ def stray_mounts() -> list[str]:
 
 
 def stray_cgroups() -> list[str]:
+    """Box cgroups under any stockade/ node of any cgroup mount: at a hierarchy's root (v1, or
+    v2 without systemd) or inside a systemd unit's delegated subtree (v2 under systemd)."""
+    with open("/proc/self/mountinfo") as f:
+        mounts = parse_mountinfo(f.read())
     found: list[str] = []
-    for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
-        if not os.path.isdir(root):
-            continue
-        for ctl in os.listdir(root):
-            base = os.path.join(root, ctl, "stockade")
-            if root.endswith("unified"):
-                base = os.path.join(root, "stockade")
-            if os.path.isdir(base):
-                found += [
-                    os.path.join(base, d)
-                    for d in os.listdir(base)
-                    if os.path.isdir(os.path.join(base, d))
-                ]
+    for point in sorted({m.mount_point for m in mounts}):
+        for top, dirs, _ in os.walk(point):
+            if os.path.basename(top) == "stockade":
+                found += [os.path.join(top, d) for d in dirs]
+                dirs.clear()
     return sorted(set(found))
 
 

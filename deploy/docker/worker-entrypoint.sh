@@ -20,7 +20,8 @@ if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
       /proc/self/mountinfo; then
     mount -o remount,rw /sys/fs/cgroup 2>/dev/null || mount -o remount,bind,rw /sys/fs/cgroup
   fi
-  if [ -s /sys/fs/cgroup/cgroup.procs ]; then
+  # Not `[ -s ]`: cgroupfs files have size 0 whatever they hold (found in the v2 lab).
+  if [ -n "$(cat /sys/fs/cgroup/cgroup.procs)" ]; then
     mkdir -p /sys/fs/cgroup/init
     # Each write moves one process; one that exited meanwhile fails, which is fine.
     while read -r pid; do

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import functools
+import os
+import shutil
 from pathlib import Path
 
-from sandbox.cgroups.fs import CgroupOps, fail
+from sandbox.cgroups.delegation import own_cgroup, this_placement, unit_of
+from sandbox.cgroups.fs import CgroupOps, fail, read_file
 from sandbox.cgroups.manager import (
     CgroupManager,
     HierarchyChoice,
@@ -14,8 +17,10 @@ from sandbox.cgroups.manager import (
 )
 from sandbox.cgroups.v1 import V1Manager
 from sandbox.cgroups.v2 import V2Manager
+from sandbox.errors import SandboxError
 
 MOUNTINFO = "/proc/self/mountinfo"
+SCOPE_PREFIX = "stockade-delegated-"  # the transient scopes delegated_scope_argv asks for
 
 
 def probe(
@@ -32,8 +37,31 @@ def probe(
     else:
         choice = _choose(mountinfo, prefix)
     if choice.version == 2:
-        return V2Manager(prefix + choice.v2_mount, ops)
+        mount = prefix + choice.v2_mount
+        # Only this host's own tree has a systemd to ask; a fake tree keeps the root.
+        placement = this_placement(mount) if root_override is None else None
+        return V2Manager(mount, ops, placement)
     return V1Manager({c: prefix + p for c, p in choice.v1_mounts.items()}, ops)
+
+
+def delegated_scope_argv(argv: list[str]) -> list[str] | None:
+    """The command line that re-runs argv in a transient scope with Delegate=yes, when this
+    host's boxes need cgroup2 and this process sits in a systemd unit not delegated to it (a
+    root shell's session scope); None when nothing needs to change, or when it cannot
+    (no systemd-run, or argv already runs in such a scope: then probe() names the fix)."""
+    try:
+        choice = _this_host()
+        if choice.version != 2:
+            return None
+        this_placement(choice.v2_mount)
+        return None
+    except SandboxError:
+        pass
+    _, unit = unit_of(own_cgroup(read_file("/proc/self/cgroup").decode()))
+    if unit.startswith(SCOPE_PREFIX) or shutil.which("systemd-run") is None:
+        return None
+    scope = f"--unit={SCOPE_PREFIX}{os.getpid()}"
+    return ["systemd-run", "--scope", "--quiet", scope, "-p", "Delegate=yes", "--", *argv]
 
 
 @functools.cache

@@ -85,6 +85,7 @@ class CgroupManager(Protocol):
     """Makes box cgroups under the stockade/ node of each hierarchy."""
 
     version: int
+    relative_parent: str  # that node's path from the hierarchy's root, e.g. /stockade
 
     def create(self, name: str, limits: CgroupLimits) -> BoxCgroup: ...
 

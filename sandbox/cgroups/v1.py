@@ -67,6 +67,7 @@ class V1Manager(BaseManager):
 
     def __init__(self, mounts: Mapping[str, str], ops: CgroupOps | None = None) -> None:
         super().__init__(ops or CgroupOps())
+        self.relative_parent = "/" + PARENT
         self._parents = {c: mounts[c] + "/" + PARENT for c in ORDER if c in mounts}
         for path in dict.fromkeys(self._parents.values()):
             try:

@@ -1,4 +1,5 @@
-"""cgroup v2 backend: per box, one directory under <cgroup2 mount>/stockade/."""
+"""cgroup v2 backend: per box, one directory under <base>/stockade/, base being the root or a
+systemd unit's delegated cgroup (sandbox/cgroups/delegation.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 from collections.abc import Callable
 
 from sandbox.cgroups.base import BaseCgroup, BaseManager, Blank, Plan
+from sandbox.cgroups.delegation import Placement, move_to_leaf
 from sandbox.cgroups.fs import (
     FREEZE_TIMEOUT_S,
     KILL_TIMEOUT_S,
@@ -54,19 +56,29 @@ def plan_limits(
 
 
 class V2Manager(BaseManager):
-    """Box cgroups under <mount>/stockade/ in the unified hierarchy."""
+    """Box cgroups under <base>/stockade/ in the unified hierarchy; placement says where base
+    is (the root unless given: fake trees, a private cgroup namespace)."""
 
     version = 2
 
-    def __init__(self, mount: str, ops: CgroupOps | None = None) -> None:
+    def __init__(
+        self, mount: str, ops: CgroupOps | None = None, placement: Placement | None = None
+    ) -> None:
         super().__init__(ops or CgroupOps())
-        words = frozenset(read_file(mount + "/cgroup.controllers").decode().split())
+        placement = placement or Placement("")
+        base = mount + placement.base
+        words = frozenset(read_file(base + "/cgroup.controllers").decode().split())
         missing = [c for c in V2_REQUIRED if c not in words]
         if missing:
-            detail = f"cgroup2 at {mount} lacks {', '.join(missing)}"
+            detail = f"cgroup2 at {base} lacks {', '.join(missing)}"
             raise SandboxError("cgroup", "probe", detail=detail)
-        self._parent = mount + "/" + PARENT
-        _enable(mount, words)
+        # The unit's own processes go to its leaf before the unit gives its children any
+        # controller; nothing above base is ever written.
+        move_to_leaf(mount, placement, self._ops)
+        self.placement = placement
+        self.relative_parent = placement.base + "/" + PARENT
+        self._parent = mount + self.relative_parent
+        _enable(base, words)
         try:
             self._ops.mkdir(self._parent)
         except FileExistsError:

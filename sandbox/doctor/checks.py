@@ -8,6 +8,7 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 
+from sandbox.cgroups.delegation import FIX, Placement
 from sandbox.cgroups.manager import V1_CONTROLLERS, V1_REQUIRED, V2_REQUIRED, CgroupMount
 from sandbox.errors import SandboxError
 
@@ -137,6 +138,33 @@ def check_delegation(
         return ok(name, detail)
     detail = f"{mount_point}/cgroup.subtree_control is not writable and lacks {', '.join(missing)}"
     return Finding(name, Level.FAIL, detail, fix)
+
+
+def check_placement(
+    version: int, mount_point: str, placement: Placement | SandboxError, can_scope: bool = False
+) -> Finding:
+    """Where this launcher's box cgroups will go (sandbox/cgroups/delegation.py): the root's
+    stockade/, a delegated unit's, a transient scope `stockade worker` asks systemd for
+    (can_scope: systemd-run is there), or nowhere, with the fix."""
+    name = "cgroup placement"
+    if version == 1:
+        return ok(name, "v1: <hierarchy>/stockade/ in each hierarchy")
+    if isinstance(placement, SandboxError):
+        if can_scope:
+            detail = (
+                f"{placement.detail.split(';')[0]}: `stockade worker` re-runs itself in a "
+                "transient scope with Delegate=yes (systemd-run --scope); other launchers fail"
+            )
+            return Finding(name, Level.WARN, detail, FIX)
+        return Finding(name, Level.FAIL, placement.detail, FIX)
+    if not placement.unit:
+        detail = f"{mount_point}/stockade/: no systemd unit holds this process (its root is ours)"
+        return ok(name, detail)
+    detail = (
+        f"{mount_point}{placement.base}/stockade/, inside {placement.unit} (delegated); its "
+        f"processes move to {placement.leaf} first"
+    )
+    return ok(name, detail)
 
 
 # ---- timing disturbances ------------------------------------------------------------------

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from sandbox.cgroups.delegation import Placement, this_placement
 from sandbox.cgroups.manager import choose_hierarchy, parse_mountinfo
 from sandbox.config import HostConfig
 from sandbox.doctor import checks as doctor
@@ -93,6 +94,14 @@ def cgroups(_: Options) -> list[Finding]:
             bool(point) and os.access(point + "/cgroup.subtree_control", os.W_OK),
         )
     )
+    placement: Placement | SandboxError = Placement("")
+    if choice.version == 2:
+        try:
+            placement = this_placement(point)
+        except SandboxError as e:
+            placement = e
+    can_scope = shutil.which("systemd-run") is not None
+    findings.append(doctor.check_placement(choice.version, point, placement, can_scope))
     return findings
 
 

@@ -120,11 +120,14 @@ def read_line(fd: int, timeout_s: float = 10.0) -> str:
 
 def check_cpu_time(boxes: Boxes) -> None:
     cg = boxes.create()
-    pid = boxes.spawn(cg, "import time\nwhile time.process_time() < 0.3: pass\n")
+    # rusage also counts the forked child's work before it joins the cgroup (copy-on-write
+    # faults of the test's own memory): 1 s of burning keeps that share small, also under
+    # the v2 lab's emulation, where it took 32 ms against 0.39 s.
+    pid = boxes.spawn(cg, "import time\nwhile time.process_time() < 1.0: pass\n")
     status, used = boxes.wait(pid)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert used >= 0.3
-    assert cg.cpu_time_s() == pytest.approx(used, rel=0.05)
+    assert used >= 1.0
+    assert cg.cpu_time_s() == pytest.approx(used, rel=0.05), (cg.cpu_time_s(), used)
 
 
 def check_memory_peak(boxes: Boxes) -> None:
@@ -260,7 +263,10 @@ def check_fork_bomb_kill(boxes: Boxes) -> None:
         "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
     )
     pid = boxes.spawn(cg, bomb)
-    time.sleep(0.3)
+    # Until the bomb is under way: 0.3 s natively, longer under emulation (the v2 lab's TCG).
+    deadline = time.monotonic() + 10.0
+    while len(procs(cg)) <= 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert len(procs(cg)) > 10
     cg.kill_all()
     assert procs(cg) == []

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.cgroups import parse_mountinfo
+from sandbox.cgroups.delegation import this_placement
 from sandbox.cgroups.manager import V2_REQUIRED
 from sandbox.cgroups.v2 import V2Manager
 from tests.privileged import cgroup_cases as cases
@@ -44,13 +45,16 @@ def mount() -> str:
         pytest.skip("needs root to create cgroups")
     found, why = find_v2()
     if not found:
+        if os.environ.get("STOCKADE_IN_V2LAB") == "1":
+            pytest.fail(f"the cgroup2 lab has no usable cgroup2: {why}")
         pytest.skip(why)
     return found
 
 
 @pytest.fixture
 def boxes(mount: str) -> Iterator[cases.Boxes]:
-    boxes = cases.Boxes(V2Manager(mount))
+    # Where a launcher on this host would put them: a systemd unit's delegated subtree.
+    boxes = cases.Boxes(V2Manager(mount, placement=this_placement(mount)))
     yield boxes
     boxes.close()
 

@@ -39,6 +39,7 @@ def test_cgroups_v1_with_the_five_controllers(
     assert by["cgroups"]["detail"].startswith("v1: memory, cpu, cpuacct, pids, freezer")
     assert "lacks memory, pids" in by["cgroup2"]["detail"]
     assert by["cgroup delegation"]["level"] == "OK"
+    assert by["cgroup placement"]["detail"].startswith("v1: ")
 
 
 def test_kernel_features_work(run: tuple[int, dict[str, dict[str, str]], float]) -> None:

@@ -6,11 +6,13 @@ import json
 
 import pytest
 
+from sandbox.cgroups.delegation import Placement
 from sandbox.cgroups.manager import parse_mountinfo
 from sandbox.cli.doctor import format_text
 from sandbox.doctor import checks as doctor
 from sandbox.doctor.checks import Finding, Level, ProbeOutcome
 from sandbox.doctor.kvm import KvmReadings, check_kvm, kernel_boot_outcome
+from sandbox.errors import SandboxError
 from service import doctor as service_doctor
 from tests.unit.cgroup_fake import V1_MOUNTINFO
 
@@ -68,6 +70,21 @@ def test_delegation(
     f = doctor.check_delegation(version, "/sys/fs/cgroup", read_only, control, writable)
     assert f.level is level
     assert bool(f.fix) == (level is Level.FAIL)
+
+
+def test_placement_says_where_boxes_go_or_the_fix() -> None:
+    unit = "/system.slice/stockade-worker.service"
+    f = doctor.check_placement(2, "/sys/fs/cgroup", Placement(unit, unit + "/supervisor", "w"))
+    assert f.level is Level.OK and f.detail.startswith(f"/sys/fs/cgroup{unit}/stockade/")
+    assert doctor.check_placement(2, "/sys/fs/cgroup", Placement("")).detail.startswith(
+        "/sys/fs/cgroup/stockade/"
+    )
+    refused = SandboxError("cgroup", "placement", detail="session-1.scope is not delegated")
+    f = doctor.check_placement(2, "/sys/fs/cgroup", refused)
+    assert f.level is Level.FAIL and "systemd-run --scope -p Delegate=yes" in f.fix
+    f = doctor.check_placement(2, "/sys/fs/cgroup", refused, can_scope=True)
+    assert f.level is Level.WARN and "re-runs itself in a transient scope" in f.detail
+    assert doctor.check_placement(1, "", Placement("")).level is Level.OK
 
 
 def test_root() -> None:

@@ -27,7 +27,6 @@ from sandbox.backends.gvisor import bundle, sweep
 from sandbox.backends.gvisor import rootfs as fs
 from sandbox.backends.gvisor.logs import quiet_sandbox_logs, runsc_error, sentry_panic, wait_status
 from sandbox.backends.gvisor.watch import RunscWatch
-from sandbox.cgroups.manager import PARENT
 from sandbox.config import HostConfig
 from sandbox.errors import SandboxError
 from sandbox.images import Images
@@ -180,7 +179,7 @@ class GvisorBackend:
             scratch_dir=scratch,
             uid=self.user.uid,
             gid=self.user.gid,
-            cgroups_path=f"/{PARENT}/{box.cgroup.dir_name}",
+            cgroups_path=f"{self.cgroups.relative_parent}/{box.cgroup.dir_name}",
         )
         config = bundle.oci_config(spec, inputs, self.config.box_path)
         with open(os.path.join(box.box_dir, "config.json"), "w") as f:
