@@ -66,8 +66,8 @@ def setup_image(
     """parent with setup.sh's layer: run as root in a setup box from /autograder/source (the
     bundle's files), as Gradescope runs it, once per bundle content (built under the store's
     lock, so concurrent callers build it once); -> the image's name."""
-    recipe: dict[str, object] = {"gradescope-setup": 1, "bundle": digest(files)}
-    name = f"gradescope-setup-{digest({parent: json.dumps(recipe).encode()})[:16]}"
+    recipe = _setup_recipe(files)
+    name = setup_image_name(parent, files)
     job = SetupJob(
         command=run_script("./setup.sh"),
         files=tuple(sorted(files.items())),
@@ -77,11 +77,25 @@ def setup_image(
     return name
 
 
+def _setup_recipe(files: dict[str, bytes]) -> dict[str, object]:
+    return {"gradescope-setup": 1, "bundle": digest(files)}
+
+
+def setup_image_name(parent: str, files: dict[str, bytes]) -> str:
+    """The name setup_image gives parent with this bundle's setup.sh layer."""
+    recipe = _setup_recipe(files)
+    return f"gradescope-setup-{digest({parent: json.dumps(recipe).encode()})[:16]}"
+
+
+def layout_name(parent: str) -> str:
+    return f"gradescope-{parent}"[:64]
+
+
 def layout_image(store: LayerStore, parent: str) -> str:
     """`parent` with one more layer: the /autograder link. Made once, found by content."""
     digests = store.image_digests(parent)
     key = cache_key(digests[-1] if digests else None, LAYOUT_RECIPE)
-    name = f"gradescope-{parent}"[:64]
+    name = layout_name(parent)
     with store.locked():
         digest = store.find_cached(key)
         if digest is None:
