@@ -114,3 +114,11 @@ def test_a_failed_setup_is_not_graded_with_its_output_above_why() -> None:
     assert outcome.judge0_status() == 13 and outcome.message == why
     assert outcome.results["output"] == f"line 2\nline 3\nline 4\ncould not be graded: {why}"
     assert outcome.results["score"] == 0 and outcome.results["extra_data"]["error"] == why
+
+
+def test_a_long_setup_log_keeps_its_end_and_the_reason() -> None:
+    log = "\n".join(f"{n:05d} " + "x" * 200 for n in range(40))
+    outcome = GradeOutcome.failed("setup.pip: setup: the script ended with status 1", log)
+    out = outcome.results["output"]
+    assert out.startswith("[...]\n") and "00039 " in out and "00000 " not in out
+    assert out.endswith("could not be graded: setup.pip: setup: the script ended with status 1")

@@ -40,6 +40,7 @@ log = logging.getLogger("stockade.worker")
 _KEEP_GRADERS = 8  # assignments whose grader stays prepared in one worker process
 GRADED, NOT_GRADED = 3, 13  # the record's status ids: Accepted (graded) or Internal Error
 SETUP_LOG_LINES = 40  # of a failed setup's output, in the submission's result
+SETUP_LOG_BYTES = 6144  # of those lines, at most (their end), with room for why in OUTPUT_BYTES
 MIN_SETUP_WALL_S = 60
 RETRY_SETUP_S = 60.0  # a failed setup is tried again (a mirror may be back) after this long
 
@@ -61,7 +62,10 @@ class GradeOutcome:
     @classmethod
     def failed(cls, why: str, log: str = "") -> GradeOutcome:
         """Not graded, and why; `log` (a setup's output, its end) goes above the reason."""
-        output = f"{log.rstrip()}\ncould not be graded: {why}".lstrip()
+        tail = log.rstrip().encode()
+        if len(tail) > SETUP_LOG_BYTES:  # its end says what went wrong: keep that
+            tail = b"[...]\n" + tail[-SETUP_LOG_BYTES:]
+        output = f"{tail.decode('utf-8', 'ignore')}\ncould not be graded: {why}".lstrip()
         return cls(Results(error=why, output=clip(output)).to_dict(), why)
 
 
