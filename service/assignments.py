@@ -68,13 +68,14 @@ def _audience(c: Core, assignment: str, info: dict[str, Any]) -> Audience:
 
 @bp.post("")
 def upload() -> tuple[Response, int]:
-    """A native assignment or a Gradescope bundle (base64 of a zip), checked as every archive
-    is and by the grading loader; stored under its digest, which is its id."""
+    """A native assignment or a Gradescope bundle (base64 of a zip, a bundle with its base
+    `image`), checked as every archive is and by the grading loader; stored under its digest
+    (of the files, due date and image), which is its id. Setup runs on the worker."""
     c = core()
     body = read_object()
-    unknown = sorted(set(body) - {"assignment", "due_date"})
+    unknown = sorted(set(body) - {"assignment", "due_date", "image"})
     if unknown:
-        rule = "unknown field (an upload takes assignment and due_date)"
+        rule = "unknown field (an upload takes assignment, due_date and image)"
         raise ApiError.field(422, unknown[0], rule)
     text = body.get("assignment")
     if not isinstance(text, str) or not text:
@@ -91,10 +92,10 @@ def upload() -> tuple[Response, int]:
     keys = {lang.key for lang in c.languages.values()}
     try:
         files = unpack(data, cap)
-        info = check(files, body.get("due_date"), keys)
+        info = check(files, body.get("due_date"), keys, body.get("image"))
     except UploadError as e:
         raise ApiError.field(422, e.field, e.rule) from None
-    assignment, client = digest(files, info["due_date"]), auth.current()
+    assignment, client = digest(files, info["due_date"], info.get("image", "")), auth.current()
     most = c.config.max_problems_per_client
     new = _store(c).put(assignment, data, info, client.owner, client.key, most)
     if new is None:

@@ -191,6 +191,12 @@ DOCUMENT: dict[str, Any] = {
                         "description": "ISO 8601 with an offset; overrides assignment.toml's "
                         "(after_due_date tests show to students from then on)",
                     },
+                    "image": {
+                        "type": "string",
+                        "default": "python3",
+                        "description": "a Gradescope bundle's base image (one of "
+                        "profiles/images.toml's); setup.sh runs on it once, on the worker",
+                    },
                 },
             },
             "GradedSubmission": {

@@ -14,7 +14,7 @@ from celery import current_app
 
 from sandbox.launcher import Launcher
 from worker.callbacks import CallbackSettings
-from worker.grading.uploaded import GradeOutcome, UploadedAssignments
+from worker.grading.uploaded import GradeOutcome, UploadedAssignments, setup_wall_s
 from worker.jobs.assignments import AssignmentStore
 from worker.jobs.heartbeat import Heartbeat
 from worker.jobs.languages import load_languages
@@ -114,6 +114,7 @@ def uploaded_assignments() -> UploadedAssignments:
                 s.max_result_bytes,
                 rootfs=s.rootfs,
                 min_tier=s.min_tier,
+                setup_wall_s=setup_wall_s(s.visibility_timeout_s),
             )
         return _assignments
 

@@ -103,10 +103,16 @@ def test_upload_describes_it_and_hides_hidden_tests_from_students(redis_url: str
         ),
         (b"language = = 1\n", "", "line 1"),
         (
-            b'language = "python3"\n[setup]\npip = ["numpy"]\n[[tests]]\nkind = "command"\n'
-            b'command = ["true"]\n',
+            b'language = "python3"\n[setup]\npip = ["--index-url=http://x/ numpy"]\n'
+            b'[[tests]]\nkind = "command"\ncommand = ["true"]\n',
             "setup.pip",
-            "not supported",
+            "options are not taken",
+        ),
+        (
+            b'language = "python3"\n[setup]\nscript = "install.sh"\n[[tests]]\n'
+            b'kind = "command"\ncommand = ["true"]\n',
+            "setup.script",
+            "no file 'install.sh'",
         ),
     ],
 )
@@ -134,15 +140,50 @@ def test_hostile_or_foreign_zips_are_refused(redis_url: str) -> None:
     assert r.status_code == 422 and "x" in r.get_json()
 
 
-def test_a_bundle_is_taken_unless_its_setup_installs_something(redis_url: str) -> None:
+def test_a_bundle_is_taken_with_a_setup_that_installs_and_its_image(redis_url: str) -> None:
     client, _ = make(redis_url)
     bundle = ROOT / "gsbundle" / "bundle"
     files = {p.name: p.read_bytes() for p in bundle.iterdir()}
     r = upload(client, files)
     assert r.status_code == 201, r.get_json()
-    assert r.get_json()["format"] == "gradescope" and r.get_json()["tests"] == []
-    r = upload(client, {**files, "setup.sh": b"apt-get install -y cowsay\n"})
-    assert r.status_code == 422 and "stockade grade --image" in r.get_json()["setup.sh"][0]
+    body = r.get_json()
+    assert body["format"] == "gradescope" and body["tests"] == []
+    assert body["image"] == "python3"
+    # python3 named is the default: one assignment, the id it had before `image` existed.
+    again = upload(client, files, image="python3")
+    assert again.status_code == 200 and again.get_json()["id"] == body["id"]
+    installs = upload(client, {**files, "setup.sh": b"apt-get install -y cowsay\n"})
+    assert installs.status_code == 201, installs.get_json()
+    # Another image is another assignment: its setup and its tests run on another system.
+    other = upload(client, files, image="debian")
+    assert other.status_code == 201 and other.get_json()["image"] == "debian"
+    assert other.get_json()["id"] != body["id"]
+
+
+def test_a_setup_pip_and_script_assignment_is_taken(redis_url: str) -> None:
+    client, _ = make(redis_url)
+    pysetup = ROOT / "pysetup" / "assignment"
+    files = {p.relative_to(pysetup).as_posix(): p.read_bytes() for p in pysetup.rglob("*")}
+    r = upload(client, {k: v for k, v in files.items() if not k.endswith("/")})
+    assert r.status_code == 201, r.get_json()
+    assert r.get_json()["format"] == "native"
+
+
+@pytest.mark.parametrize("image", ["windows", "", 3, "../python3"])
+def test_an_unknown_image_is_a_422_naming_the_field(redis_url: str, image: Any) -> None:
+    client, _ = make(redis_url)
+    files = {p.name: p.read_bytes() for p in (ROOT / "gsbundle" / "bundle").iterdir()}
+    r = upload(client, files, image=image)
+    assert r.status_code == 422, r.get_json()
+    rule = r.get_json()["image"][0]
+    assert "must be one of the images" in rule and "python3" in rule
+
+
+def test_a_native_assignment_takes_no_image(redis_url: str) -> None:
+    client, _ = make(redis_url)
+    r = upload(client, pycalc(), image="python3")
+    assert r.status_code == 422
+    assert "names its own" in r.get_json()["image"][0]
 
 
 def test_the_due_date_of_the_upload_overrides_and_changes_the_id(redis_url: str) -> None:

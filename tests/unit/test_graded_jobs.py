@@ -11,7 +11,7 @@ import zipfile
 
 from tests.unit.test_tasks import FakeStore
 from worker.grading.results import Results, ScoredTest
-from worker.grading.uploaded import GradeOutcome, UploadedAssignments, fit
+from worker.grading.uploaded import GradeOutcome, SetupLog, UploadedAssignments, fit, setup_wall_s
 from worker.jobs.model import Submission
 from worker.jobs.rules import InvalidSubmission, decode
 from worker.jobs.store import Record
@@ -93,3 +93,32 @@ def test_a_worker_under_a_minimum_tier_grades_nothing() -> None:
     graders = UploadedAssignments(None, {}, None, 1, 1, min_tier="microvm")  # type: ignore[arg-type]
     outcome = graders.grade(graded_record().submission)
     assert outcome.judge0_status() == 13 and "STOCKADE_MIN_TIER is microvm" in outcome.message
+
+
+def test_a_setup_box_for_a_job_fits_the_visibility_timeout() -> None:
+    # The default 900 s leaves 300 s of setup beside a bundle's 600 s run.
+    assert setup_wall_s(900) == 300
+    assert setup_wall_s(600 + 1200) == 1200
+    # Never above a setup box's own limit, never under a minute.
+    assert setup_wall_s(100_000) == 1800
+    assert setup_wall_s(30) == 60
+
+
+def test_a_failed_setup_is_not_graded_with_its_output_above_why() -> None:
+    lines = SetupLog(keep=3)
+    for n in range(5):
+        lines(f"      | line {n}\n")
+    assert lines.tail() == "line 2\nline 3\nline 4"
+    why = "setup.sh: setup: the script ended with status 3 (its output is above)"
+    outcome = GradeOutcome.failed(why, lines.tail())
+    assert outcome.judge0_status() == 13 and outcome.message == why
+    assert outcome.results["output"] == f"line 2\nline 3\nline 4\ncould not be graded: {why}"
+    assert outcome.results["score"] == 0 and outcome.results["extra_data"]["error"] == why
+
+
+def test_a_long_setup_log_keeps_its_end_and_the_reason() -> None:
+    log = "\n".join(f"{n:05d} " + "x" * 200 for n in range(40))
+    outcome = GradeOutcome.failed("setup.pip: setup: the script ended with status 1", log)
+    out = outcome.results["output"]
+    assert out.startswith("[...]\n") and "00039 " in out and "00000 " not in out
+    assert out.endswith("could not be graded: setup.pip: setup: the script ended with status 1")

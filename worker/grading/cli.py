@@ -18,6 +18,7 @@ from worker.grading.assignment import FILE_NAME, AssignmentError, load_assignmen
 from worker.grading.batch import Graded, NativeGrader, Progress, SubmissionGrader, grade_all
 from worker.grading.cache import ResultCache
 from worker.grading.gradescope import (
+    DEFAULT_IMAGE,
     BundleError,
     BundleGrader,
     is_bundle,
@@ -34,7 +35,7 @@ GRADE_ALL_GRADED = 0
 GRADE_SOME_NOT_GRADED = 1
 GRADE_BROKEN = 2  # the assignment (or the host) could not be used: nothing was graded
 DEFAULT_CACHE = Path("~/.cache/stockade/grades")
-DEFAULT_BUNDLE_IMAGE = "python3"
+DEFAULT_BUNDLE_IMAGE = DEFAULT_IMAGE
 
 
 def add_grade_parser(subparsers: argparse._SubParsersAction[Any]) -> None:

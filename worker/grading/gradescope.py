@@ -27,6 +27,7 @@ from worker.grading.tree import digest
 ROOT = "autograder"  # /autograder is a link to /box/autograder in the layout layer
 RESULTS = f"/box/{ROOT}/results/results.json"
 RESULTS_CAP = 1 * MIB
+DEFAULT_IMAGE = "python3"  # a bundle's base image unless it names another
 LAYOUT_RECIPE = {"v": 1, "gradescope-layout": "/autograder -> /box/autograder"}
 # Gradescope's defaults for an autograder: 10 minutes, 768 MB (its "base" machine).
 LIMITS = Limits(
@@ -60,21 +61,41 @@ def setup_image(
     parent: str,
     files: dict[str, bytes],
     progress: Progress,
+    wall_time_s: float = SetupJob.wall_time_s,
 ) -> str:
     """parent with setup.sh's layer: run as root in a setup box from /autograder/source (the
-    bundle's files), as Gradescope runs it, once per bundle content; -> the image's name."""
-    recipe: dict[str, object] = {"gradescope-setup": 1, "bundle": digest(files)}
-    name = f"gradescope-setup-{digest({parent: json.dumps(recipe).encode()})[:16]}"
-    job = SetupJob(command=run_script("./setup.sh"), files=tuple(sorted(files.items())))
+    bundle's files), as Gradescope runs it, once per bundle content (built under the store's
+    lock, so concurrent callers build it once); -> the image's name."""
+    recipe = _setup_recipe(files)
+    name = setup_image_name(parent, files)
+    job = SetupJob(
+        command=run_script("./setup.sh"),
+        files=tuple(sorted(files.items())),
+        wall_time_s=wall_time_s,
+    )
     build_setup_image(store, config, parent, name, recipe, job, progress)
     return name
+
+
+def _setup_recipe(files: dict[str, bytes]) -> dict[str, object]:
+    return {"gradescope-setup": 1, "bundle": digest(files)}
+
+
+def setup_image_name(parent: str, files: dict[str, bytes]) -> str:
+    """The name setup_image gives parent with this bundle's setup.sh layer."""
+    recipe = _setup_recipe(files)
+    return f"gradescope-setup-{digest({parent: json.dumps(recipe).encode()})[:16]}"
+
+
+def layout_name(parent: str) -> str:
+    return f"gradescope-{parent}"[:64]
 
 
 def layout_image(store: LayerStore, parent: str) -> str:
     """`parent` with one more layer: the /autograder link. Made once, found by content."""
     digests = store.image_digests(parent)
     key = cache_key(digests[-1] if digests else None, LAYOUT_RECIPE)
-    name = f"gradescope-{parent}"[:64]
+    name = layout_name(parent)
     with store.locked():
         digest = store.find_cached(key)
         if digest is None:

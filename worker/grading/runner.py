@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from sandbox.images.build import Progress, stderr_progress
+from sandbox.images.setupbox import SetupJob
 from sandbox.images.store import LayerStore
 from sandbox.launcher import Launcher
 from sandbox.result import BoxResult, Status
@@ -48,6 +49,7 @@ class Grader:
     launcher: Launcher
     languages: dict[int, Language] = field(default_factory=dict)
     rootfs: str = "host"
+    setup_wall_s: float = SetupJob.wall_time_s  # a [setup] box's wall-time limit
 
     def __post_init__(self) -> None:
         if not self.languages:
@@ -76,9 +78,9 @@ class Grader:
         self.check(assignment)
         store = LayerStore(self.launcher.config.state_dir)
         try:
-            image = build_setup(
-                store, self.launcher.config, assignment, self.language(assignment), progress
-            )
+            lang = self.language(assignment)
+            config = self.launcher.config
+            image = build_setup(store, config, assignment, lang, progress, self.setup_wall_s)
         except SetupError as e:
             raise GradingError(str(e)) from None
         if image is None:

@@ -47,8 +47,10 @@ def build_setup(
     assignment: Assignment,
     lang: Language | None,
     progress: Progress,
+    wall_time_s: float = SetupJob.wall_time_s,
 ) -> str | None:
-    """The image name the tests run on, built if missing; None when there is no setup."""
+    """The image name the tests run on, built if missing; None when there is no setup.
+    wall_time_s bounds the setup box (pip, script) that builds it."""
     setup = assignment.setup
     if setup.empty:
         return None
@@ -57,11 +59,7 @@ def build_setup(
         image = _build_apt(store, image, setup.apt, progress)
     if not (setup.pip or setup.script):
         return image
-    for req in setup.pip:
-        if req.lstrip().startswith("-") or "\n" in req:
-            raise SetupError(f"setup.pip: {req!r} is not a requirement (options are not taken)")
-    if setup.script and setup.script not in assignment.files:
-        raise SetupError(f"setup.script: no file {setup.script!r} beside assignment.toml")
+    check_setup(assignment)
     files = dict(assignment.files)
     steps = ["set -e"]
     recipe: dict[str, object] = {"assignment-setup": 1}
@@ -75,13 +73,25 @@ def build_setup(
         recipe["script"] = setup.script
         recipe["files"] = digest(files)
     name = PREFIX + _hash(image, recipe)
-    job = SetupJob(command="\n".join(steps), files=tuple(sorted(files.items())))
+    job = SetupJob(
+        command="\n".join(steps), files=tuple(sorted(files.items())), wall_time_s=wall_time_s
+    )
     what = "setup.script" if setup.script else "setup.pip"
     try:
         build_setup_image(store, config, image, name, recipe, job, progress)
     except (LayerError, SandboxError, ValueError, OSError) as e:
         raise SetupError(f"{what}: {e}") from None
     return name
+
+
+def check_setup(assignment: Assignment) -> None:
+    """SetupError, naming the field, for a [setup] pip or script that cannot run at all."""
+    setup = assignment.setup
+    for req in setup.pip:
+        if req.lstrip().startswith("-") or "\n" in req:
+            raise SetupError(f"setup.pip: {req!r} is not a requirement (options are not taken)")
+    if setup.script and setup.script not in assignment.files:
+        raise SetupError(f"setup.script: no file {setup.script!r} beside assignment.toml")
 
 
 def run_script(path: str) -> str:

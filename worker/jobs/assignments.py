@@ -15,9 +15,12 @@ from typing import Any
 
 import redis
 
+from sandbox.images.build import load_recipes
+from sandbox.images.store import LayerError
 from worker.grading.assignment import FILE_NAME, AssignmentError, due_date_of, load_assignment
 from worker.grading.fields import FieldError
-from worker.grading.gradescope import is_bundle, setup_does_something
+from worker.grading.gradescope import DEFAULT_IMAGE, is_bundle
+from worker.grading.setup import SetupError, check_setup
 from worker.grading.tree import LIMITS as SUBMISSION_LIMITS
 from worker.jobs.archives import ArchiveError, ArchiveLimits, extract_zip
 
@@ -94,10 +97,12 @@ def submission_files(data: bytes) -> dict[str, bytes]:
         raise UploadError("files", str(e)) from None
 
 
-def digest(files: dict[str, bytes], due_date: str) -> str:
-    """The assignment's id: of its files' paths and contents and its due date, so that the
-    same assignment zipped twice is one assignment and another due date is another."""
-    h = hashlib.sha256(_TAG + due_date.encode() + b"\0")
+def digest(files: dict[str, bytes], due_date: str, image: str = "") -> str:
+    """The assignment's id: of its files' paths and contents, its due date and a bundle's
+    image, so that the same assignment zipped twice is one assignment and another due date or
+    image is another. The default image adds nothing: ids made before `image` stay valid."""
+    named = b"" if image in ("", DEFAULT_IMAGE) else b"image:" + image.encode() + b"\0"
+    h = hashlib.sha256(_TAG + due_date.encode() + b"\0" + named)
     for path in sorted(files):
         name, content = path.encode(), files[path]
         h.update(len(name).to_bytes(8, "big") + name + len(content).to_bytes(8, "big"))
@@ -105,24 +110,46 @@ def digest(files: dict[str, bytes], due_date: str) -> str:
     return h.hexdigest()
 
 
-def check(files: dict[str, bytes], due_date: Any, languages: set[str]) -> dict[str, Any]:
+def known_images() -> list[str]:
+    """The images a bundle may name: those profiles/images.toml builds (the layer store's)."""
+    try:
+        return sorted(load_recipes())
+    except LayerError:
+        return [DEFAULT_IMAGE]
+
+
+def check_image(image: Any, native: bool) -> str:
+    """The upload's `image` (a bundle's base image), DEFAULT_IMAGE when not given."""
+    if image is None:
+        return "" if native else DEFAULT_IMAGE
+    if native:
+        raise UploadError(
+            "image", f"only a Gradescope bundle takes an image ({FILE_NAME} names its own)"
+        )
+    names = known_images()
+    if not isinstance(image, str) or image not in names:
+        raise UploadError("image", f"must be one of the images: {', '.join(names)}")
+    return image
+
+
+def check(
+    files: dict[str, bytes], due_date: Any, languages: set[str], image: Any = None
+) -> dict[str, Any]:
     """The summary GET /api/v1/assignments/<id> shows, from the grading module's own loader;
     UploadError naming the field and the rule otherwise. `due_date` (the upload's, or None)
-    overrides assignment.toml's; `languages` are the keys the service serves."""
+    overrides assignment.toml's; `languages` are the keys the service serves; `image` (the
+    upload's, or None) is a bundle's base image."""
     try:
         override = None if due_date is None else due_date_of(due_date, "due_date")
     except FieldError as e:
         raise UploadError(e.field, e.rule) from None
+    base = check_image(image, FILE_NAME in files)
     if FILE_NAME not in files:
-        if setup_does_something(files):
-            raise UploadError(
-                "setup.sh",
-                "a bundle whose setup.sh installs anything cannot be graded through the API "
-                "yet (grade it with `stockade grade --image`); see docs/grading.md",
-            )
+        # setup.sh runs on the worker, once per bundle, in a setup box (docs/grading.md).
         return {
             "format": GRADESCOPE,
             "name": "autograder",
+            "image": base,
             "language": "",
             "max_score": None,
             "visibility": "visible",
@@ -138,9 +165,12 @@ def check(files: dict[str, bytes], due_date: Any, languages: set[str]) -> dict[s
         if named is None:
             raise UploadError(FILE_NAME, rest) from None
         raise UploadError(f"{FILE_NAME}: {named[1]}", named[2]) from None
-    if a.setup.pip or a.setup.script:
-        what = "setup.pip" if a.setup.pip else "setup.script"
-        raise UploadError(f"{FILE_NAME}: {what}", "not supported yet (only setup.apt)")
+    try:
+        # [setup] itself runs on the worker, once per content, in a setup box.
+        check_setup(a)
+    except SetupError as e:
+        what, _, rule = str(e).partition(": ")
+        raise UploadError(f"{FILE_NAME}: {what}", rule) from None
     if a.language and a.language not in languages:
         raise UploadError(f"{FILE_NAME}: language", f"no language {a.language!r} on this service")
     return {
