@@ -46,7 +46,8 @@ def run(launcher: Launcher, prog: bytes, *args: str, limits: Limits | None = Non
 
 # Two seconds of CPU in all, not v1's one: the exec, thread start and exit that the cgroup
 # counts beyond the program's clock cost about 15x native under TCG, measured 0.016 to
-# 0.050 s over 1 s of work (4 threads the worst); over 2 s that stays well inside the 5%.
+# 0.050 s over 1 s of work (4 threads the worst: 4.95%, at the bound). Over 2 s the ratio
+# measured 1.003 to 1.010 in twelve runs, and the bound is still the issue's 5%.
 @pytest.mark.parametrize(("threads", "each_s"), [(1, 2.0), (2, 1.0), (4, 0.5)])
 def test_cpu_of_every_thread_within_5_percent_of_the_programs_clock(
     launcher: Launcher, prog: bytes, threads: int, each_s: float
@@ -85,12 +86,12 @@ def test_wall_time_kill(launcher: Launcher, prog: bytes) -> None:
     assert r.status is Status.TO and "wall" in r.message.lower(), r.to_dict()
     # The kill is the launcher waking at its deadline and writing cgroup.kill, then the
     # kernel's SIGKILL and the init's reap: none of it an exec or an interpreter's start-up,
-    # so v1's bounds hold under TCG too (measured in the lab: 1.014 to 1.029 s, took 1.021 to
-    # 1.033 s over three runs).
+    # so v1's bounds hold under TCG too (measured in the lab over nine runs: 1.013 to
+    # 1.052 s, the whole run 1.016 to 1.055 s).
     assert limit <= r.wall_time <= limit + 0.2, r.to_dict()
     assert took <= limit + 0.3, took
     # A sleeper uses no CPU, so the verdict came from the wall clock. v1 bounds this at 0.1 s;
-    # measured here 0.10 to 0.21 s: a kill leaves the box init no chance to report its own
+    # measured here 0.067 to 0.211 s: a kill leaves the box init no chance to report its own
     # share (header["init_cpu"]), so its set-up, ~15x slower under TCG, stays in the figure.
     assert r.time < 0.3, r.to_dict()
 
