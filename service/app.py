@@ -20,7 +20,7 @@ _DRAIN_MAX_BYTES = 256 * 1024 * 1024  # a larger body is cut off, not read
 
 
 # Redis's reply prefixes for "up, but cannot take this write now".
-_REFUSALS = ("MISCONF", "READONLY", "OOM ", "LOADING")
+_REFUSALS = ("MISCONF", "READONLY", "OOM ", "LOADING", "NOREPLICAS", "MASTERDOWN")
 
 
 def create_app(test_config: Config | Mapping[str, Any] | None = None) -> Flask:
@@ -93,7 +93,9 @@ def create_app(test_config: Config | Mapping[str, Any] | None = None) -> Flask:
     @app.errorhandler(redis.exceptions.ResponseError)
     def store_refuses(e: redis.exceptions.ResponseError) -> tuple[Response, int]:
         # Redis up but refusing writes: its disk is full (MISCONF), it is a replica
-        # (READONLY), at maxmemory (OOM) or loading its AOF (LOADING). Nothing was stored;
+        # (READONLY), at maxmemory (OOM), loading its AOF (LOADING), short of the replicas
+        # min-replicas-to-write asks for (NOREPLICAS) or a replica cut off from its primary
+        # (MASTERDOWN). Nothing was stored;
         # the client may retry. Any other reply error is our bug: a 500.
         # redis-py turns the OOM and READONLY replies into classes of their own, their code
         # word dropped from the text.

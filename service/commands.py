@@ -16,6 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from celery.bin.celery import celery as celery_command
+from celery.worker import state as celery_state
+
 from sandbox.cgroups import delegated_scope_argv
 from sandbox.config import RUN_DIR, STATE_DIR
 from sandbox.settings import setting
@@ -62,6 +65,10 @@ def add_service_parsers(subparsers: argparse._SubParsersAction[Any]) -> None:
             p.add_argument("--host", default=DEFAULT_HOST, help="API address (127.0.0.1)")
         if name != "serve":
             p.add_argument("--workers", type=int, default=2, help="concurrent jobs per worker (2)")
+        if name == "worker":
+            # How many times in a row this worker has re-run itself after Celery stopped on
+            # an error (run_worker): carried across exec, never typed by a person.
+            p.add_argument("--restarts", type=int, default=0, help=argparse.SUPPRESS)
 
 
 def auth_notice(host: str, port: int, env: Mapping[str, str] | None = None) -> str | None:
@@ -88,7 +95,7 @@ def run_service(args: argparse.Namespace) -> int:
         say_auth_notice(args.host, args.port)
         os.execv(sys.executable, gunicorn_argv(args.host, args.port))
     if args.command == "worker":
-        return run_worker(args.workers)
+        return run_worker(args.workers, args.restarts)
     return run_up(args.host, args.port, args.workers)
 
 
@@ -123,7 +130,19 @@ def worker_argv(concurrency: int) -> list[str]:
     ]  # fmt: skip
 
 
-def run_worker(concurrency: int) -> int:
+RESTART_MAX_DELAY_S = 30.0
+RESTART_RESET_AFTER_S = 60.0  # a run this long was healthy: the next failure starts over
+
+
+def restart_plan(restarts: int, ran_s: float) -> tuple[int, float]:
+    """After Celery stopped on an error: the count to carry and the delay before re-running,
+    doubling from 1 s to 30 s while failures come back to back."""
+    if ran_s >= RESTART_RESET_AFTER_S:
+        restarts = 0
+    return restarts + 1, min(RESTART_MAX_DELAY_S, float(2**restarts))
+
+
+def run_worker(concurrency: int, restarts: int = 0) -> int:
     if os.geteuid() != 0:
         print(
             "stockade worker: must run as root (it creates namespaces and cgroups)", file=sys.stderr
@@ -135,8 +154,41 @@ def run_worker(concurrency: int) -> int:
     if scoped is not None:
         print("stockade worker: re-running in a transient scope with Delegate=yes", file=sys.stderr)
         os.execvp(scoped[0], scoped)
-    make_app().worker_main(worker_argv(concurrency))
-    return 0
+    started = time.monotonic()
+    code = celery_worker(concurrency)
+    if code in (0, None) or stop_was_asked():
+        return 0 if code is None else int(code)
+    # Celery gives up on errors it cannot retry ("Unrecoverable error": a Redis whose disk
+    # is full answers BRPOP with MISCONF) and stops. The jobs it held are redelivered; this
+    # process runs again, as systemd's Restart=on-failure would, so a worker outside systemd
+    # (stockade up, a container without a restart policy) comes back by itself.
+    count, delay = restart_plan(restarts, time.monotonic() - started)
+    print(
+        f"stockade worker: Celery stopped with exit status {code}; running again in "
+        f"{delay:g} s (restart {count} in a row)",
+        file=sys.stderr,
+        flush=True,
+    )
+    time.sleep(delay)
+    argv = [a for a in sys.orig_argv[1:] if not a.startswith("--restarts")]
+    os.execv(sys.executable, [sys.executable, *argv, f"--restarts={count}"])
+
+
+def stop_was_asked() -> bool:
+    """Whether a signal (TERM, INT, QUIT) asked Celery to stop: Ctrl-C ends with status 1
+    too, and must not bring the worker back."""
+    return celery_state.should_stop is not None or celery_state.should_terminate is not None
+
+
+def celery_worker(concurrency: int) -> Any:
+    """Celery's worker command on Stockade's app, and its exit status (app.worker_main runs
+    the same command but drops the status, so a worker that gave up looked like one that was
+    asked to stop)."""
+    celery_command.params[0].default = make_app()  # what app.start() does to name the app
+    try:
+        return celery_command.main(args=worker_argv(concurrency), standalone_mode=False)
+    finally:
+        celery_command.params[0].default = None
 
 
 # --- up ---------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from sandbox.cli import main as cli
 from sandbox.result import BoxResult, Status
 from sandbox.spec import MIB, BoxSpec, FileIn, Limits, validate
+from service.commands import restart_plan
 
 
 def spec_of(*argv: str) -> BoxSpec:
@@ -217,3 +218,11 @@ def test_a_size_needs_a_unit(flag: str, capsys: pytest.CaptureFixture[str]) -> N
         cli.build_parser().parse_args(["run", flag, "1024", "--", "/bin/true"])
     assert e.value.code == 2
     assert f"argument {flag}: '1024' needs a unit" in capsys.readouterr().err
+
+
+def test_a_worker_that_celery_gave_up_on_runs_again_with_a_growing_delay() -> None:
+    assert restart_plan(0, 0.5) == (1, 1.0)
+    assert restart_plan(1, 0.5) == (2, 2.0)
+    assert restart_plan(4, 3.0) == (5, 16.0)
+    assert restart_plan(9, 3.0) == (10, 30.0)  # capped
+    assert restart_plan(9, 61.0) == (1, 1.0)  # a healthy run: the count starts over
