@@ -43,3 +43,11 @@ def test_runsc_error_and_sentry_panic(tmp_path: Path) -> None:
     assert gl.runsc_error(str(tmp_path)) == "creating container: x"
     (tmp_path / "panic.log").write_text("notice: raw socket\npanic: oh no\n")
     assert gl.sentry_panic(str(tmp_path)) == "panic: oh no"
+
+
+def test_the_wait_status_is_found_at_the_end_of_a_long_run_log(tmp_path: Path) -> None:
+    noise = "I1207 10:00:00.000000 1 main.go:1] a line of runsc's own\n" * 2000  # > 64 KiB
+    (tmp_path / "run.log").write_text(
+        noise + "I1207 10:00:01.0 1 main.go:2] Exiting with status: 139\n"
+    )
+    assert gl.wait_status(str(tmp_path)) == 139

@@ -17,7 +17,7 @@ _FATAL = ("panic:", "fatal error:", "runtime:")
 def runsc_error(box_dir: str) -> str:
     """runsc's own error (its log is JSON lines only when it failed; warnings are not
     logged at the default level)."""
-    for line in reversed(_read_text(os.path.join(box_dir, "runsc.log")).splitlines()):
+    for line in reversed(_read_text(os.path.join(box_dir, "runsc.log"), tail=True).splitlines()):
         try:
             entry = json.loads(line)
         except ValueError:
@@ -47,13 +47,17 @@ def quiet_sandbox_logs(box_dir: str) -> None:
 def wait_status(box_dir: str) -> int | None:
     """The program's wait status as `runsc run` logged it, or None when it did not (runsc
     itself was killed, or failed before the program ran)."""
-    found = _EXIT_LINE.findall(_read_text(os.path.join(box_dir, "run.log")))
+    found = _EXIT_LINE.findall(_read_text(os.path.join(box_dir, "run.log"), tail=True))
     return int(found[-1]) if found else None
 
 
-def _read_text(path: str) -> str:
+def _read_text(path: str, tail: bool = False) -> str:
+    """The first 64 KiB, or with `tail` the last (runsc's last words end its logs, however
+    long they grew)."""
     try:
-        with open(path, errors="replace") as f:
-            return f.read(1 << 16)
+        with open(path, "rb") as f:
+            if tail:
+                f.seek(max(0, os.fstat(f.fileno()).st_size - (1 << 16)))
+            return f.read(1 << 16).decode(errors="replace")
     except FileNotFoundError:
         return ""
