@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 import posixpath
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import redis
 
 from sandbox.images.build import load_recipes
 from sandbox.images.store import LayerError
@@ -23,29 +20,12 @@ from worker.grading.gradescope import DEFAULT_IMAGE, is_bundle
 from worker.grading.setup import SetupError, check_setup
 from worker.grading.tree import LIMITS as SUBMISSION_LIMITS
 from worker.jobs.archives import ArchiveError, ArchiveLimits, extract_zip
+from worker.jobs.uploads import UploadStore
 
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
 NATIVE, GRADESCOPE = "native", "gradescope"
 _TAG = b"stockade-assignment:"
 _FIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_.\[\]]*): (.*)$", re.DOTALL)
-# KEYS: the assignment, its owners, the client's uploads (assignment -> when its upload
-# expires). ARGV: zip, summary, now, ttl, owner, assignment, cap.
-_PUT = """
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[3])
-local held = redis.call('ZSCORE', KEYS[3], ARGV[6])
-if not held and redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[7]) then
-  return -1
-end
-local new = redis.call('HSETNX', KEYS[1], 'zip', ARGV[1])
-redis.call('HSETNX', KEYS[1], 'summary', ARGV[2])
-redis.call('HSETNX', KEYS[1], 'created_at', ARGV[3])
-redis.call('SADD', KEYS[2], ARGV[5])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-redis.call('ZADD', KEYS[3], tonumber(ARGV[3]) + tonumber(ARGV[4]), ARGV[6])
-redis.call('EXPIRE', KEYS[3], ARGV[4])
-return new
-"""
 
 
 class UploadError(ValueError):
@@ -193,69 +173,17 @@ def check(
     }
 
 
-@dataclass
-class AssignmentStore:
+class AssignmentStore(UploadStore):
     """Assignments in Redis: {prefix}assignment:<digest> (zip, summary, published) and
     {prefix}assignment:<digest>:owners (the digests of the tokens that uploaded it)."""
 
-    redis: redis.Redis
-    prefix: str
-    ttl_s: int
-
-    def _key(self, assignment: str) -> str:
-        return f"{self.prefix}assignment:{assignment}"
-
-    def put(
-        self,
-        assignment: str,
-        zip_bytes: bytes,
-        info: dict[str, Any],
-        owner: str,
-        client: str,
-        cap: int,
-    ) -> bool | None:
-        """Stored (as first stored: one digest is one content); True when new, None when the
-        client already holds `cap` others uploaded within the TTL. Each upload adds its owner
-        and restarts the TTL, in one script so concurrent uploads cannot pass the cap."""
-        key = self._key(assignment)
-        keys = [key, f"{key}:owners", f"{self.prefix}assignments:{client}"]
-        now = time.time()
-        summary = json.dumps(info, sort_keys=True)
-        args: list[bytes | str | int] = [
-            zip_bytes,
-            summary,
-            repr(now),
-            self.ttl_s,
-            owner,
-            assignment,
-            cap,
-        ]
-        new = self.redis.register_script(_PUT)(keys=keys, args=args)
-        return None if new == -1 else bool(new)
-
-    def summary(self, assignment: str) -> dict[str, Any] | None:
-        raw = self.redis.hget(self._key(assignment), "summary")
-        return None if raw is None else dict(json.loads(raw))
-
-    def owned_by(self, assignment: str, owner: str) -> bool:
-        return bool(self.redis.sismember(f"{self._key(assignment)}:owners", owner))
+    kind = "assignment"
 
     def published(self, assignment: str) -> bool:
         return self.redis.hget(self._key(assignment), "published") is not None
 
     def publish(self, assignment: str) -> None:
         self.redis.hsetnx(self._key(assignment), "published", repr(time.time()))
-
-    def touch(self, assignment: str) -> None:
-        """A submission keeps it a TTL longer: its worker must still find it."""
-        pipe = self.redis.pipeline()
-        pipe.expire(self._key(assignment), self.ttl_s)
-        pipe.expire(f"{self._key(assignment)}:owners", self.ttl_s)
-        pipe.execute()
-
-    def zip(self, assignment: str) -> bytes | None:
-        raw = self.redis.hget(self._key(assignment), "zip")
-        return raw if isinstance(raw, bytes) else None
 
 
 # --- What a student-facing caller sees ---------------------------------------------------------

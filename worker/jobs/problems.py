@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import posixpath
 import re
 import shutil
 import stat
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import redis
 
 from worker.jobs.archives import ArchiveError, ArchiveLimits, extract_zip
 from worker.jobs.packages.format import MAX_DATA_BYTES, Group, ProblemError
 from worker.jobs.packages.package import Package, load_package
+from worker.jobs.uploads import UploadStore
 
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
 # A package holds more files than a submission's additional_files (every case is two), and
@@ -27,24 +23,6 @@ DIGEST = re.compile(r"^[0-9a-f]{64}$")
 MAX_FILES = 4096
 MAX_UNPACKED_BYTES = 256 << 20
 _TAG = b"stockade-problem:"
-# KEYS: the problem, its owners, the client's uploads (problem -> when its upload expires).
-# ARGV: zip, summary, now, ttl, owner, problem, cap.
-_PUT = """
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[3])
-local held = redis.call('ZSCORE', KEYS[3], ARGV[6])
-if not held and redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[7]) then
-  return -1
-end
-local new = redis.call('HSETNX', KEYS[1], 'zip', ARGV[1])
-redis.call('HSETNX', KEYS[1], 'summary', ARGV[2])
-redis.call('HSETNX', KEYS[1], 'created_at', ARGV[3])
-redis.call('SADD', KEYS[2], ARGV[5])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-redis.call('ZADD', KEYS[3], tonumber(ARGV[3]) + tonumber(ARGV[4]), ARGV[6])
-redis.call('EXPIRE', KEYS[3], ARGV[4])
-return new
-"""
 
 
 def archive_limits(max_package_bytes: int) -> ArchiveLimits:
@@ -136,64 +114,11 @@ def check(files: dict[str, bytes], max_memory_mib: int) -> dict[str, Any]:
         return summary(package)
 
 
-@dataclass
-class ProblemStore:
+class ProblemStore(UploadStore):
     """Packages in Redis: {prefix}problem:<digest> (zip, summary) and
     {prefix}problem:<digest>:owners (the digests of the tokens that uploaded it)."""
 
-    redis: redis.Redis
-    prefix: str
-    ttl_s: int
-
-    def _key(self, problem: str) -> str:
-        return f"{self.prefix}problem:{problem}"
-
-    def put(
-        self,
-        problem: str,
-        zip_bytes: bytes,
-        info: dict[str, Any],
-        owner: str,
-        client: str,
-        cap: int,
-    ) -> bool | None:
-        """Stores it (kept as first stored: the same digest is the same files); True when new,
-        None when the client already holds `cap` other problems uploaded within the TTL.
-        Each upload adds its owner and restarts the TTL; one script, so that concurrent
-        uploads of one client cannot pass its cap."""
-        key = self._key(problem)
-        keys = [key, f"{key}:owners", f"{self.prefix}problems:{client}"]
-        now = time.time()
-        summary = json.dumps(info, sort_keys=True)
-        args: list[bytes | str | int] = [
-            zip_bytes,
-            summary,
-            repr(now),
-            self.ttl_s,
-            owner,
-            problem,
-            cap,
-        ]
-        new = self.redis.register_script(_PUT)(keys=keys, args=args)
-        return None if new == -1 else bool(new)
-
-    def summary(self, problem: str) -> dict[str, Any] | None:
-        raw = self.redis.hget(self._key(problem), "summary")
-        return None if raw is None else dict(json.loads(raw))
-
-    def owned_by(self, problem: str, owner: str) -> bool:
-        return bool(self.redis.sismember(f"{self._key(problem)}:owners", owner))
-
-    def touch(self, problem: str) -> None:
-        """A submission against it keeps it a TTL longer: its worker must still find it."""
-        pipe = self.redis.pipeline()
-        pipe.expire(self._key(problem), self.ttl_s)
-        pipe.expire(f"{self._key(problem)}:owners", self.ttl_s)
-        pipe.execute()
-
-    def zip(self, problem: str) -> bytes | None:
-        raw = self.redis.hget(self._key(problem), "zip")
-        return raw if isinstance(raw, bytes) else None
+    kind = "problem"
 
 
 def unpacked(cache: Path, problem: str, zip_bytes: bytes, max_package_bytes: int) -> Path:
