@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -20,76 +21,15 @@ pytestmark = pytest.mark.privileged
 PYTHON = "/usr/bin/python3"
 MB = 1000 * 1000  # the allocation below is 100 * 10**6 bytes: decimal megabytes
 
-# One host-compiled helper with a mode per measurement. Every CPU burn checks the kernel's
-# own clock for this process or thread (clock_gettime(2)), so the expected figure is exact
-# rather than an estimate from a loop count.
-PROG_C = r"""
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-static double cpu_s(clockid_t clock) {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void burn(clockid_t clock, double seconds) {
-    volatile unsigned long x = 0;
-    while (cpu_s(clock) < seconds)
-        for (int i = 0; i < 1000; i++) x++;
-}
-
-static double per_thread_s;
-
-static void *thread_burn(void *arg) {
-    (void)arg;
-    burn(CLOCK_THREAD_CPUTIME_ID, per_thread_s);
-    return NULL;
-}
-
-int main(int argc, char **argv) {
-    const char *mode = argc > 1 ? argv[1] : "";
-    if (!strcmp(mode, "burn")) {
-        burn(CLOCK_PROCESS_CPUTIME_ID, atof(argv[2]));
-        printf("%.6f\n", cpu_s(CLOCK_PROCESS_CPUTIME_ID));
-    } else if (!strcmp(mode, "threads")) {
-        int n = atoi(argv[2]);
-        pthread_t t[16];
-        per_thread_s = atof(argv[3]);
-        for (int i = 0; i < n; i++) pthread_create(&t[i], NULL, thread_burn, NULL);
-        for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
-        printf("%.6f\n", cpu_s(CLOCK_PROCESS_CPUTIME_ID));
-    } else if (!strcmp(mode, "alloc")) {
-        size_t n = strtoull(argv[2], NULL, 10);
-        char *p = malloc(n ? n : 1);
-        if (!p) return 2;
-        memset(p, 1, n);  /* touch every page: resident, not just reserved */
-        usleep(100000);
-        printf("%d\n", n ? p[n - 1] : 0);
-    } else if (!strcmp(mode, "spin")) {
-        for (volatile unsigned long x = 0;; x++) {}
-    } else if (!strcmp(mode, "segv")) {
-        *(volatile int *)0 = 1;  /* a real fault, not raise(SIGSEGV) */
-    } else if (!strcmp(mode, "abort")) {
-        abort();
-    } else if (!strcmp(mode, "exit")) {
-        return atoi(argv[2]);
-    }
-    return 0;
-}
-"""
+# One host-compiled helper with a mode per measurement (the lab's v2 accounting uses it too).
+PROG_C = Path(__file__).with_name("acct_prog.c")
 
 
 @pytest.fixture(scope="module")
 def prog(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     d = tmp_path_factory.mktemp("accounting")
-    (d / "prog.c").write_text(PROG_C)
     subprocess.run(
-        ["gcc", "-O2", "-pthread", "-o", str(d / "prog"), str(d / "prog.c")],
+        ["gcc", "-O2", "-pthread", "-o", str(d / "prog"), str(PROG_C)],
         check=True,
         timeout=60,
     )

@@ -24,7 +24,7 @@ pytestmark = [
         reason="needs the cgroup2 lab under systemd (make test-v2)",
     ),
 ]
-SOURCE = Path(__file__).with_name("acct_prog.c")
+SOURCE = Path(__file__).parent.parent / "privileged" / "acct_prog.c"
 MB = 1000 * 1000  # 100 * 10**6 bytes are touched: decimal megabytes
 
 
