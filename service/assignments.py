@@ -15,6 +15,7 @@ from service import auth, submissions
 from service.core import Core, core
 from service.errors import ApiError, read_object
 from service.judge0_view import iso
+from service.uploads import zip_field
 from worker.jobs.assignments import (
     DIGEST,
     AssignmentStore,
@@ -77,18 +78,8 @@ def upload() -> tuple[Response, int]:
     if unknown:
         rule = "unknown field (an upload takes assignment, due_date and image)"
         raise ApiError.field(422, unknown[0], rule)
-    text = body.get("assignment")
-    if not isinstance(text, str) or not text:
-        raise ApiError.field(422, "assignment", "must be a base64 string of a zip")
     cap = c.config.max_package_bytes
-    if len(text) > (cap + 2) // 3 * 4:
-        raise ApiError.field(
-            413, "assignment", f"must be at most {cap} bytes (STOCKADE_MAX_PACKAGE_BYTES)"
-        )
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ApiError.field(422, "assignment", "must be valid base64 (of a zip)") from None
+    data = zip_field(body, "assignment", cap)
     keys = {lang.key for lang in c.languages.values()}
     try:
         files = unpack(data, cap)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -12,6 +10,7 @@ from service import auth, submissions
 from service.core import Core, core
 from service.errors import ApiError, read_object
 from service.judge0_view import iso
+from service.uploads import zip_field
 from worker.jobs.archives import ArchiveError
 from worker.jobs.model import JUDGE0_STATUSES, Submission
 from worker.jobs.packages.format import ProblemError
@@ -194,18 +193,8 @@ def upload_problem() -> tuple[Response, int]:
     unknown = sorted(set(body) - {"package"})
     if unknown:
         raise ApiError.field(422, unknown[0], "unknown field (a problem takes only package)")
-    text = body.get("package")
-    if not isinstance(text, str) or not text:
-        raise ApiError.field(422, "package", "must be a base64 string of a zip")
     cap = c.config.max_package_bytes
-    if len(text) > (cap + 2) // 3 * 4:
-        raise ApiError.field(
-            413, "package", f"must be at most {cap} bytes (STOCKADE_MAX_PACKAGE_BYTES)"
-        )
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ApiError.field(422, "package", "must be valid base64 (of a zip)") from None
+    data = zip_field(body, "package", cap)
     try:
         files = unpack(data, cap)
         info = check(files, c.config.package_max_memory_mib)
