@@ -13,7 +13,8 @@ if [ "$1" = plain ]; then
   mount -t tmpfs -o mode=1777 shm /dev/shm
   mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
   mount -t tmpfs -o mode=0755 run /run
-  mount -t tmpfs -o mode=1777 tmp /tmp
+  # No tmpfs on /tmp: the root's writable layer is guest memory already, and a tmpfs there
+  # would hide a checkout shared from under the host's /tmp.
   hostname v2lab
   ip link set lo up
 fi

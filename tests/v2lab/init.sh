@@ -35,10 +35,18 @@ mount -t overlay -o "lowerdir=$lower,upperdir=/rw/t/upper,workdir=/rw/t/work" ro
 mkdir -p /newroot/scratch
 mount -t ext4 "$(disk scratch)" /newroot/scratch || die "scratch disk"
 # Each share: a 9p tag and the host path it is mounted at, read-only (QEMU refuses writes too).
+# The share's root keeps its host mode, 0700 for a clone under mktemp -d, which the API's
+# dynamic user could not enter: an empty 0755 top layer over it (a read-only overlay) gives
+# the root that mode, as a checkout installed under /opt has; every file is the share's.
+n=0
 while read -r tag path; do
-  mkdir -p "/newroot$path"
-  mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose "$tag" "/newroot$path" \
+  n=$((n + 1))
+  mkdir -p "/rw/s$n" "/rw/t/top$n" "/newroot$path"
+  mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose "$tag" "/rw/s$n" \
     || die "9p share $tag"
+  chmod 0755 "/rw/t/top$n"
+  mount -t overlay -o "lowerdir=/rw/t/top$n:/rw/s$n" "share$n" "/newroot$path" \
+    || die "overlay over share $tag"
 done < /newroot/scratch/job/shares
 cp /newroot/scratch/job/guest.sh /newroot/usr/local/sbin/v2lab-guest
 chmod 0755 /newroot/usr/local/sbin/v2lab-guest

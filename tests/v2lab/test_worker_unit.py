@@ -29,6 +29,7 @@ MOUNT = "/sys/fs/cgroup"
 
 UNITS = ("stockade-redis", "stockade-worker", "stockade-api")
 WORKER_UNIT = MOUNT + "/system.slice/stockade-worker.service"
+API_DROPIN = Path("/etc/systemd/system/stockade-api.service.d")
 
 
 def _install_from_deploy(password: str) -> None:
@@ -51,6 +52,12 @@ def _install_from_deploy(password: str) -> None:
     shutil.chown(etc / "redis.conf", group="redis")
     for unit in UNITS:
         shutil.copy(CHECKOUT / f"deploy/systemd/{unit}.service", "/etc/systemd/system/")
+    if CHECKOUT.is_relative_to("/tmp"):
+        # A clone under /tmp (CI's mktemp -d) does not exist in the API unit's PrivateTmp, and
+        # /opt/stockade points there: bound in read-only, where an install under /opt needs
+        # nothing. The unit file itself is used as shipped.
+        API_DROPIN.mkdir(parents=True, exist_ok=True)
+        (API_DROPIN / "checkout.conf").write_text(f"[Service]\nBindReadOnlyPaths={CHECKOUT}\n")
     subprocess.run(["systemctl", "daemon-reload"], check=True)
 
 
@@ -58,6 +65,7 @@ def _uninstall() -> None:
     subprocess.run(["systemctl", "stop", *UNITS], check=False, timeout=120)
     for unit in UNITS:
         Path(f"/etc/systemd/system/{unit}.service").unlink(missing_ok=True)
+    shutil.rmtree(API_DROPIN, ignore_errors=True)
     subprocess.run(["systemctl", "daemon-reload"], check=False)
     shutil.rmtree("/etc/stockade", ignore_errors=True)
     Path("/opt/stockade").unlink(missing_ok=True)
