@@ -120,8 +120,7 @@ def run(vm: MicrovmBackend, *argv: str, limits: Limits = LIM, **spec: object) ->
 def prog(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """test_accounting's burner, static: it runs on any image."""
     d = tmp_path_factory.mktemp("microvm")
-    (d / "prog.c").write_text(PROG_C)
-    cmd = ["gcc", "-static", "-O2", "-pthread", "-o", str(d / "prog"), str(d / "prog.c")]
+    cmd = ["gcc", "-static", "-O2", "-pthread", "-o", str(d / "prog"), str(PROG_C)]
     subprocess.run(cmd, check=True, timeout=60)
     return (d / "prog").read_bytes()
 
